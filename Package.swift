@@ -1,0 +1,21 @@
+// swift-tools-version:6.0
+// forkchat: two-party TCP chat, one process per direction (fork after connect).
+// No package dependencies: the Swift toolchain and Glibc only.
+import PackageDescription
+
+let package = Package(
+  name: "forkchat",
+  products: [
+    .executable(name: "forkchat", targets: ["forkchat"])
+  ],
+  targets: [
+    // The few Linux calls that Glibc's Swift module does not import (prctl is variadic).
+    .target(name: "CForkChat"),
+    // The work: descriptors, sockets, signals, processes, the session.
+    .target(name: "ForkChat", dependencies: ["CForkChat"]),
+    // main and the command line.
+    .executableTarget(name: "forkchat", dependencies: ["ForkChat"]),
+    .testTarget(name: "ForkChatTests", dependencies: ["ForkChat", "forkchat"]),
+  ],
+  swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,17 @@
+#define _GNU_SOURCE
+#include "CForkChat.h"
+
+#include <sys/prctl.h>
+#include <unistd.h>
+
+int forkchat_set_parent_death_signal(int signal) {
+  return prctl(PR_SET_PDEATHSIG, (unsigned long)signal, 0UL, 0UL, 0UL);
+}
+
+int forkchat_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
+  return accept4(fd, address, length, flags);
+}
+
+int forkchat_pipe2(int fds[2], int flags) {
+  return pipe2(fds, flags);
+}

@@ -1,0 +1,20 @@
+#ifndef CFORKCHAT_H
+#define CFORKCHAT_H
+
+#include <sys/socket.h>
+
+/* The few Linux calls that Glibc's Swift module does not import: prctl is
+   variadic, and accept4 and pipe2 are declared only under _GNU_SOURCE.
+   Each returns what the C call returns (-1 with errno set on failure). */
+
+/* prctl(PR_SET_PDEATHSIG, signal): the kernel sends `signal` to this process
+   when its parent dies. */
+int forkchat_set_parent_death_signal(int signal);
+
+/* accept4(fd, address, length, flags). */
+int forkchat_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
+
+/* pipe2(fds, flags). */
+int forkchat_pipe2(int fds[2], int flags);
+
+#endif

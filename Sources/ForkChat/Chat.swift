@@ -1,0 +1,95 @@
+import Glibc
+
+// The two commands: wait for a peer, or call one; then hand the connected
+// socket to a Session (Session/Session.swift), where fork() happens.
+
+/// `forkchat listen`: what to listen on and whom to accept.
+public struct ListenOptions: Equatable, Sendable {
+  public var port: UInt16 = 8080
+  public var bindAddress: String? = nil
+  public var keep = false
+  public var allow: String? = nil
+  public var family: AddressFamily = .any
+  public var session = SessionOptions()
+  public init() {}
+}
+
+/// `forkchat connect`: whom to call.
+public struct ConnectOptions: Equatable, Sendable {
+  public var host = ""
+  public var port: UInt16 = 8080
+  public var retry: Double? = nil
+  public var family: AddressFamily = .any
+  public var session = SessionOptions()
+  public init() {}
+}
+
+/// Exit statuses (documented in the README and the man page).
+public enum ExitStatus {
+  public static let success: CInt = 0
+  /// A runtime failure: network, I/O, or the sending process died.
+  public static let failure: CInt = 1
+  /// A command-line error (EX_USAGE in sysexits.h).
+  public static let usage: CInt = 64
+}
+
+extension SessionResult {
+  var exitStatus: CInt { self == .finished ? ExitStatus.success : ExitStatus.failure }
+}
+
+/// Listens, accepts one peer at a time, and chats with it. Returns the
+/// exit status. Without `keep`, the listening socket is closed as soon as
+/// the peer is accepted, so no third party can even connect.
+public func listenAndChat(_ options: ListenOptions) -> CInt {
+  let listener: Listener
+  var allowed: [SocketAddress] = []
+  do throws(Failure) {
+    if let allow = options.allow { allowed = try resolve(host: allow, port: 0, family: .any) }
+    listener = try Listener.open(port: options.port, bindAddress: options.bindAddress, family: options.family)
+  } catch {
+    notice(error.description)
+    return ExitStatus.failure
+  }
+  notice("listening on \(listener.description)")
+  var session = options.session
+  session.parentClosesInput = !options.keep
+  while true {
+    let socket: FileDescriptor
+    let peer: SocketAddress
+    do {
+      (socket, peer) = try listener.socket.accept()
+    } catch {
+      notice("accept on \(listener.address): \(error)")
+      listener.socket.closeIgnoringErrors()
+      return ExitStatus.failure
+    }
+    if !allowed.isEmpty && !allowed.contains(where: { sameHost($0, peer) }) {
+      notice("refused connection from \(peer) (not --allow \(options.allow!))")
+      socket.closeIgnoringErrors()
+      continue
+    }
+    notice("connection from \(peer)")
+    if !options.keep { listener.socket.closeIgnoringErrors() }
+    let result = Session(
+      socket: socket, peer: peer, options: session,
+      closeInChild: options.keep ? [listener.socket] : []
+    ).run()
+    if !options.keep { return result.exitStatus }
+    notice("waiting for the next peer on \(listener.description)")
+  }
+}
+
+/// Connects to the host and chats. Returns the exit status.
+public func connectAndChat(_ options: ConnectOptions) -> CInt {
+  let socket: FileDescriptor
+  let peer: SocketAddress
+  do throws(Failure) {
+    (socket, peer) = try connect(
+      host: options.host, port: options.port, family: options.family, retryFor: options.retry)
+  } catch {
+    notice(error.description)
+    return ExitStatus.failure
+  }
+  notice("connected to \(peer)")
+  return Session(socket: socket, peer: peer, options: options.session).run().exitStatus
+}

@@ -1,0 +1,63 @@
+import CForkChat
+import Glibc
+
+/// How a child process ended, from the status waitpid(2) reports
+/// (the C macros WIFEXITED, WEXITSTATUS, WTERMSIG decoded by hand, since
+/// Swift does not import function-like macros).
+public enum WaitStatus: Equatable, CustomStringConvertible, Sendable {
+  case exited(CInt)
+  case signaled(CInt)
+
+  init(rawValue status: CInt) {
+    let signal = status & 0x7f
+    self = signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal)
+  }
+
+  public var description: String {
+    switch self {
+    case .exited(let code): "exited with status \(code)"
+    case .signaled(let signal): "killed by signal \(signal) (\(signalName(signal)))"
+    }
+  }
+}
+
+/// Creates a child process, a copy of this one. Returns 0 in the child and
+/// the child's pid in the parent.
+///
+/// Standard output is flushed first, or the child would inherit (and later
+/// write again) whatever the C library still buffers. Call only while this
+/// process has one thread: the child gets a copy of the calling thread
+/// alone, and a lock held by any other thread would stay locked forever.
+///
+/// The corresponding C function is `fork`.
+public func forkProcess() throws(Errno) -> pid_t {
+  fflush(nil)
+  return try valueOrErrno(retryOnInterrupt: false) { fork() }
+}
+
+/// Waits for `pid` to end and returns how it ended. With `noHang`, returns
+/// nil at once if the child is still running. Retries on EINTR.
+///
+/// The corresponding C function is `waitpid`.
+public func waitForChild(_ pid: pid_t, noHang: Bool = false) throws(Errno) -> WaitStatus? {
+  var status: CInt = 0
+  let result = try valueOrErrno { waitpid(pid, &status, noHang ? WNOHANG : 0) }
+  return result == 0 ? nil : WaitStatus(rawValue: status)
+}
+
+/// Sends `signal` to process `pid`.
+///
+/// The corresponding C function is `kill`.
+public func sendSignal(_ signal: CInt, to pid: pid_t) throws(Errno) {
+  try nothingOrErrno { kill(pid, signal) }
+}
+
+/// In a child: asks the kernel to SIGKILL this process as soon as its
+/// parent dies (prctl(2) PR_SET_PDEATHSIG), then checks that the parent is
+/// not already gone (it may have died between fork and prctl, in which
+/// case this process was already re-parented and no signal will come).
+/// Returns false if the parent is gone.
+public func dieWithParent(parentPid: pid_t) -> Bool {
+  _ = forkchat_set_parent_death_signal(SIGKILL)
+  return getppid() == parentPid
+}

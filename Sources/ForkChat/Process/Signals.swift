@@ -1,0 +1,135 @@
+import CForkChat
+import Glibc
+
+// Signals reach the session through a self-pipe: the handler writes the
+// signal's number as one byte into a pipe, and the session's poll(2) loop
+// reads it like any other input. Nothing else happens inside the handler,
+// because only async-signal-safe functions may run there (signal-safety(7)):
+// write(2) is one; Swift allocation, locks and printing are not.
+
+/// The write end of the self-pipe, read by the signal handler.
+///
+/// nonisolated(unsafe): a signal handler cannot take a lock or use an actor;
+/// this is written only while the handled signals are blocked (see
+/// `SignalPipe.install`), and read by the handler, which only calls write(2).
+nonisolated(unsafe) private var signalPipeWriteEnd: CInt = -1
+
+private func forwardSignal(_ signal: CInt) {
+  let savedErrno = errno  // write(2) may change errno under the interrupted code
+  var byte = UInt8(truncatingIfNeeded: signal)
+  _ = write(signalPipeWriteEnd, &byte, 1)  // non-blocking: a full pipe drops the byte
+  errno = savedErrno
+}
+
+/// A set of signals, as sigprocmask(2) and sigaction(2) take it.
+public struct SignalSet {
+  var set = sigset_t()
+
+  public init(_ signals: [CInt]) {
+    sigemptyset(&set)
+    for signal in signals { sigaddset(&set, signal) }
+  }
+
+  /// Blocks these signals and returns the previous mask: a blocked signal
+  /// stays pending until it is unblocked.
+  public func block() -> SignalSet {
+    var old = SignalSet([])
+    var set = self.set
+    sigprocmask(SIG_BLOCK, &set, &old.set)
+    return old
+  }
+
+  /// Makes this set the process's signal mask.
+  public func setAsMask() {
+    var mask = set
+    sigprocmask(SIG_SETMASK, &mask, nil)
+  }
+}
+
+/// The signals a session handles: the child's end, and the three that
+/// ask a program to stop (Ctrl-C, kill's default, a closed terminal).
+public let sessionSignals: [CInt] = [SIGCHLD, SIGINT, SIGTERM, SIGHUP]
+
+/// The read end of the self-pipe, and the signals it carries.
+public struct SignalPipe {
+  public let readEnd: FileDescriptor
+  let writeEnd: FileDescriptor
+  let signals: [CInt]
+
+  /// Creates the pipe (both ends non-blocking and close-on-exec) and
+  /// installs the handler for `signals` with sigaction(2), without
+  /// SA_RESTART so that a blocked read or write returns EINTR.
+  public static func install(_ signals: [CInt] = sessionSignals) throws(Errno) -> SignalPipe {
+    var ends: [CInt] = [-1, -1]
+    try nothingOrErrno { forkchat_pipe2(&ends, O_CLOEXEC | O_NONBLOCK) }
+    let old = SignalSet(signals).block()
+    defer { old.setAsMask() }
+    signalPipeWriteEnd = ends[1]
+    var action = sigaction()
+    action.__sigaction_handler.sa_handler = { forwardSignal($0) }
+    sigemptyset(&action.sa_mask)
+    action.sa_flags = SA_NOCLDSTOP
+    for signal in signals { sigaction(signal, &action, nil) }
+    return SignalPipe(
+      readEnd: FileDescriptor(rawValue: ends[0]), writeEnd: FileDescriptor(rawValue: ends[1]),
+      signals: signals)
+  }
+
+  /// Reads the signals delivered since the last call (oldest first).
+  public func drain() -> [CInt] {
+    var received: [CInt] = []
+    var bytes = [UInt8](repeating: 0, count: 64)
+    while true {
+      let count = bytes.withUnsafeMutableBytes { (try? readEnd.read(into: $0)) ?? 0 }
+      if count <= 0 { return received }
+      received += bytes[..<count].map { CInt($0) }
+    }
+  }
+
+  /// Puts back the default action of every signal and closes the pipe.
+  /// Returns the signals that arrived and were not drained yet.
+  public func uninstall() -> [CInt] {
+    let old = SignalSet(signals).block()
+    restoreDefaultActions(signals)
+    let pending = drain()
+    signalPipeWriteEnd = -1
+    readEnd.closeIgnoringErrors()
+    writeEnd.closeIgnoringErrors()
+    old.setAsMask()
+    return pending
+  }
+
+  /// The child's first act after fork(): it must not run the parent's
+  /// handler (which writes into the parent's pipe), so it takes back the
+  /// default actions and closes both ends.
+  public func releaseInChild() {
+    restoreDefaultActions(signals)
+    signalPipeWriteEnd = -1
+    readEnd.closeIgnoringErrors()
+    writeEnd.closeIgnoringErrors()
+  }
+}
+
+/// Restores SIG_DFL for `signals`.
+public func restoreDefaultActions(_ signals: [CInt]) {
+  var action = sigaction()
+  action.__sigaction_handler.sa_handler = SIG_DFL
+  sigemptyset(&action.sa_mask)
+  for signal in signals { sigaction(signal, &action, nil) }
+}
+
+/// Ends this process the way `signal` would have ended it, so that the
+/// shell sees "killed by SIGINT" (status 128+N) and, for SIGINT, stops a
+/// running script too: restore the default action, unblock, raise.
+public func dieOfSignal(_ signal: CInt) -> Never {
+  restoreDefaultActions([signal])
+  var unblock = SignalSet([signal]).set
+  sigprocmask(SIG_UNBLOCK, &unblock, nil)
+  raise(signal)
+  _exit(128 + signal)  // not reached: the default action of these signals ends the process
+}
+
+/// The name strsignal(3) gives, e.g. "Killed", "Terminated".
+public func signalName(_ signal: CInt) -> String {
+  strsignal(signal).map { String(cString: $0) } ?? "signal \(signal)"
+}

@@ -1,0 +1,52 @@
+import Glibc
+
+/// An error number from a failed system call, as `errno(3)` reports it.
+///
+/// Errors stay typed until the edge of the program, where `description`
+/// gives the text `strerror(3)` would print.
+public struct Errno: Error, Equatable, CustomStringConvertible, Sendable {
+  public let rawValue: CInt
+
+  public init(rawValue: CInt) { self.rawValue = rawValue }
+
+  /// The calling thread's current `errno`.
+  public static var current: Errno { Errno(rawValue: errno) }
+
+  public static let interrupted = Errno(rawValue: EINTR)
+  public static let wouldBlock = Errno(rawValue: EAGAIN)
+  public static let brokenPipe = Errno(rawValue: EPIPE)
+  public static let connectionReset = Errno(rawValue: ECONNRESET)
+  public static let connectionRefused = Errno(rawValue: ECONNREFUSED)
+  public static let notConnected = Errno(rawValue: ENOTCONN)
+  public static let noChild = Errno(rawValue: ECHILD)
+  public static let invalidArgument = Errno(rawValue: EINVAL)
+
+  /// The text of `strerror(3)`, e.g. "Connection refused".
+  public var description: String { String(cString: strerror(rawValue)) }
+}
+
+/// Calls `body` until it does not fail with EINTR (if `retryOnInterrupt`),
+/// and turns the C convention "-1 and errno" into a thrown `Errno`.
+///
+/// This is the one EINTR policy of forkchat: read, write, accept, connect,
+/// poll and waitpid retry; `close` never does (on Linux the descriptor is
+/// already released when close reports EINTR, and a retry could close a
+/// descriptor that another open just reused).
+@inline(__always)
+func valueOrErrno<I: FixedWidthInteger>(
+  retryOnInterrupt: Bool = true, _ body: () -> I
+) throws(Errno) -> I {
+  while true {
+    let result = body()
+    if result != -1 { return result }
+    let error = Errno.current
+    if error == .interrupted && retryOnInterrupt { continue }
+    throw error
+  }
+}
+
+/// The same policy for the calls that return 0 on success.
+@inline(__always)
+func nothingOrErrno(retryOnInterrupt: Bool = true, _ body: () -> CInt) throws(Errno) {
+  _ = try valueOrErrno(retryOnInterrupt: retryOnInterrupt, body)
+}

@@ -1,0 +1,122 @@
+import Glibc
+
+/// An open file descriptor: a small integer naming a kernel object
+/// (terminal, pipe, file or socket) in this process's descriptor table.
+///
+/// Thin wrappers over read(2), write(2), close(2) and shutdown(2). Every
+/// call retries on EINTR except `close`; errors are thrown as `Errno`.
+public struct FileDescriptor: Hashable, Sendable {
+  public let rawValue: CInt
+
+  public init(rawValue: CInt) { self.rawValue = rawValue }
+
+  public static let standardInput = FileDescriptor(rawValue: STDIN_FILENO)
+  public static let standardOutput = FileDescriptor(rawValue: STDOUT_FILENO)
+  public static let standardError = FileDescriptor(rawValue: STDERR_FILENO)
+
+  /// Reads at most `buffer.count` bytes; returns 0 at end of file.
+  ///
+  /// The corresponding C function is `read`.
+  public func read(into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+    try valueOrErrno { Glibc.read(rawValue, buffer.baseAddress, buffer.count) }
+  }
+
+  /// Writes some of `bytes`, returning how many the kernel took (a pipe or
+  /// socket may take fewer than asked: a short write).
+  ///
+  /// With `retryOnInterrupt: false` an EINTR is thrown, so that a caller
+  /// blocked on a full terminal or pipe can look at pending signals.
+  ///
+  /// The corresponding C function is `write`.
+  public func write(
+    _ bytes: UnsafeRawBufferPointer, retryOnInterrupt: Bool = true
+  ) throws(Errno) -> Int {
+    try valueOrErrno(retryOnInterrupt: retryOnInterrupt) {
+      Glibc.write(rawValue, bytes.baseAddress, bytes.count)
+    }
+  }
+
+  /// Writes every byte of `bytes`, looping over short writes; EINTR is
+  /// retried.
+  public func writeAll(_ bytes: UnsafeRawBufferPointer) throws(Errno) {
+    try writeAll(bytes, retryOnInterrupt: true) {}
+  }
+
+  /// Writes every byte of `bytes`, looping over short writes. Each time a
+  /// signal handler interrupts the write (EINTR), `onInterrupt` runs before
+  /// the write is tried again; it may throw, or never return.
+  public func writeAll(
+    _ bytes: UnsafeRawBufferPointer, onInterrupt: () throws(Errno) -> Void
+  ) throws(Errno) {
+    try writeAll(bytes, retryOnInterrupt: false, onInterrupt: onInterrupt)
+  }
+
+  private func writeAll(
+    _ bytes: UnsafeRawBufferPointer, retryOnInterrupt: Bool, onInterrupt: () throws(Errno) -> Void
+  ) throws(Errno) {
+    var done = 0
+    while done < bytes.count {
+      let written = Glibc.write(rawValue, bytes.baseAddress! + done, bytes.count - done)
+      if written >= 0 {
+        done += written
+        continue
+      }
+      let error = Errno.current
+      guard error == .interrupted else { throw error }
+      if !retryOnInterrupt { try onInterrupt() }
+    }
+  }
+
+  public func writeAll(_ bytes: [UInt8]) throws(Errno) {
+    try bytes.withUnsafeBytes { buffer in Result { () throws(Errno) in try writeAll(buffer) } }.get()
+  }
+
+  /// Closes the descriptor. Never retried: see `valueOrErrno`.
+  ///
+  /// The corresponding C function is `close`.
+  public func close() throws(Errno) {
+    try nothingOrErrno(retryOnInterrupt: false) { Glibc.close(rawValue) }
+  }
+
+  /// Closes the descriptor when the caller has nothing to do about a failure
+  /// (EBADF here would be a double close: a bug, caught by the assertion).
+  public func closeIgnoringErrors() {
+    let result = Glibc.close(rawValue)
+    assert(result == 0 || errno != EBADF, "double close of descriptor \(rawValue)")
+  }
+
+  /// Ends one or both directions of a socket for every process holding it.
+  /// `SHUT_WR` sends FIN once queued data is out; unlike `close`, it acts
+  /// even while another process still has the socket open.
+  ///
+  /// The corresponding C function is `shutdown`.
+  public func shutdown(_ how: CInt) throws(Errno) {
+    try nothingOrErrno { Glibc.shutdown(rawValue, how) }
+  }
+
+  /// Whether the descriptor refers to a terminal (isatty(3)).
+  public var isTerminal: Bool { isatty(rawValue) == 1 }
+
+  /// Makes `target` refer to the same open file as this descriptor.
+  ///
+  /// The corresponding C function is `dup2`.
+  public func duplicate(as target: FileDescriptor) throws(Errno) {
+    _ = try valueOrErrno { dup2(rawValue, target.rawValue) }
+  }
+
+  /// Opens `path` read-only (close-on-exec).
+  public static func open(_ path: String, _ flags: CInt = O_RDONLY) throws(Errno) -> FileDescriptor {
+    FileDescriptor(rawValue: try valueOrErrno { Glibc.open(path, flags | O_CLOEXEC) })
+  }
+}
+
+/// Writes a notice or error line to standard error: "forkchat: TEXT\n".
+///
+/// Unbuffered (one write(2)), so it is safe right after fork() and never
+/// mixes with the peer's bytes on standard output.
+public func notice(_ text: String) {
+  var line = Array("forkchat: \(text)\n".utf8)
+  line.withUnsafeMutableBytes { buffer in
+    try? FileDescriptor.standardError.writeAll(UnsafeRawBufferPointer(buffer))
+  }
+}

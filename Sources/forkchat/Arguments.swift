@@ -1,0 +1,229 @@
+import ForkChat
+
+// The command line, by hand, in the conventions of swift-argument-parser
+// tools: OVERVIEW / USAGE / ARGUMENTS / OPTIONS help, "Error: ..." plus the
+// usage line and exit 64 on a mistake. Options may stand before or after
+// the positional arguments; "--" ends the options.
+
+let version = "forkchat 0.1.0"
+
+/// What the command line asks for.
+enum Command: Equatable {
+  case listen(ListenOptions)
+  case connect(ConnectOptions)
+  case help(String)
+  case version
+}
+
+/// A command-line mistake: the reason, and the usage of the subcommand.
+struct UsageError: Error, Equatable {
+  let reason: String
+  let subcommand: String?
+
+  /// What is printed on stderr before exiting with status 64.
+  var text: String {
+    let usage = subcommand.map { usageLine(for: $0) } ?? "forkchat <subcommand>"
+    let helpCommand = subcommand.map { "forkchat \($0) --help" } ?? "forkchat --help"
+    return "Error: \(reason)\nUsage: \(usage)\n  See '\(helpCommand)' for more information.\n"
+  }
+}
+
+func usageLine(for subcommand: String) -> String {
+  switch subcommand {
+  case "listen":
+    "forkchat listen [<port>] [--bind <address>] [--keep] [--allow <address>] [-4|-6] [--quit <word>] [--linger <seconds>]"
+  default:
+    "forkchat connect <host> [<port>] [--retry <seconds>] [-4|-6] [--quit <word>] [--linger <seconds>]"
+  }
+}
+
+let mainHelp = """
+  OVERVIEW: Chat over TCP from two terminals, one process per direction.
+
+  After the connection is made, forkchat calls fork(): the child copies
+  standard input to the socket, the parent copies the socket to standard
+  output. The peer may be another forkchat, nc, socat or telnet.
+
+  USAGE: forkchat <subcommand>
+
+  OPTIONS:
+    --version               Show the version.
+    -h, --help              Show help information.
+
+  SUBCOMMANDS:
+    listen                  Wait for a peer on a TCP port, then chat with it.
+    connect                 Connect to a listening peer, then chat with it.
+
+    See 'forkchat help <subcommand>' for detailed help.
+
+  """
+
+let commonOptionsHelp = """
+    --quit <word>           A line equal to <word>, typed on a terminal, is sent
+                            and ends your side of the chat; '' disables it.
+                            (default: exit)
+    --linger <seconds>      After your input ends, wait at most this long for the
+                            peer to close. (default: 2 on a terminal, no limit
+                            otherwise)
+    --version               Show the version.
+    -h, --help              Show help information.
+  """
+
+let listenHelp = """
+  OVERVIEW: Wait for a peer on a TCP port, then chat with it.
+
+  Listens on every interface, IPv4 and IPv6, with SO_REUSEADDR. One chat at
+  a time: the listening socket is closed once a peer is accepted, unless
+  --keep is given.
+
+  USAGE: \(usageLine(for: "listen"))
+
+  ARGUMENTS:
+    <port>                  The TCP port to listen on, 1 to 65535. (default: 8080)
+
+  OPTIONS:
+    --bind <address>        Listen on this local address only.
+    --keep                  After a chat ends, wait for the next peer.
+    --allow <address>       Accept only this peer address; close any other at once.
+    -4                      Use IPv4 only.
+    -6                      Use IPv6 only.
+  \(commonOptionsHelp)
+
+  """
+
+let connectHelp = """
+  OVERVIEW: Connect to a listening peer, then chat with it.
+
+  Tries each address of <host> in turn (localhost works whether ::1 or
+  127.0.0.1 answers).
+
+  USAGE: \(usageLine(for: "connect"))
+
+  ARGUMENTS:
+    <host>                  The peer's name or address.
+    <port>                  The peer's TCP port, 1 to 65535. (default: 8080)
+
+  OPTIONS:
+    --retry <seconds>       While the connection is refused, try again for up to
+                            this long (the server may not have started yet).
+    -4                      Use IPv4 only.
+    -6                      Use IPv6 only.
+  \(commonOptionsHelp)
+
+  """
+
+/// Parses the arguments after the program name.
+func parse(_ arguments: [String]) throws(UsageError) -> Command {
+  guard let first = arguments.first else {
+    throw UsageError(reason: "Missing subcommand: listen or connect.", subcommand: nil)
+  }
+  switch first {
+  case "-h", "--help": return .help(mainHelp)
+  case "--version": return .version
+  case "help":
+    switch arguments.dropFirst().first {
+    case nil: return .help(mainHelp)
+    case "listen": return .help(listenHelp)
+    case "connect": return .help(connectHelp)
+    case let other?: throw UsageError(reason: "Unknown subcommand '\(other)'.", subcommand: nil)
+    }
+  case "listen", "connect":
+    return try parseSubcommand(first, Array(arguments.dropFirst()))
+  default:
+    let reason =
+      first.hasPrefix("-") ? "Unknown option '\(first)'." : "Unknown subcommand '\(first)'."
+    throw UsageError(reason: reason, subcommand: nil)
+  }
+}
+
+private func parseSubcommand(_ name: String, _ arguments: [String]) throws(UsageError) -> Command {
+  func fail(_ reason: String) -> UsageError { UsageError(reason: reason, subcommand: name) }
+  var positionals: [String] = []
+  var family: AddressFamily? = nil
+  var listen = ListenOptions()
+  var connect = ConnectOptions()
+  var session = SessionOptions()
+
+  var index = 0
+  var optionsEnded = false
+  while index < arguments.count {
+    let argument = arguments[index]
+    index += 1
+    if optionsEnded || !argument.hasPrefix("-") || argument == "-" {
+      positionals.append(argument)
+      continue
+    }
+    // "--name=value" or "--name value"
+    var option = argument
+    var inlineValue: String? = nil
+    if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
+      option = String(argument[..<equals])
+      inlineValue = String(argument[argument.index(after: equals)...])
+    }
+    func value() throws(UsageError) -> String {
+      if let inlineValue { return inlineValue }
+      guard index < arguments.count else { throw fail("Missing value for '\(option)'.") }
+      index += 1
+      return arguments[index - 1]
+    }
+    func seconds() throws(UsageError) -> Double {
+      let text = try value()
+      guard let number = Double(text), number.isFinite, number >= 0, number < 1e9 else {
+        throw fail("Invalid value '\(text)' for '\(option)': expected a number of seconds.")
+      }
+      return number
+    }
+    func noValue() throws(UsageError) {
+      if inlineValue != nil { throw fail("'\(option)' takes no value.") }
+    }
+    func setFamily(_ requested: AddressFamily) throws(UsageError) {
+      try noValue()
+      if let family, family != requested { throw fail("Cannot use -4 and -6 together.") }
+      family = requested
+    }
+
+    switch (option, name) {
+    case ("--", _): optionsEnded = true
+    case ("-h", _), ("--help", _): return .help(name == "listen" ? listenHelp : connectHelp)
+    case ("--version", _): return .version
+    case ("-4", _): try setFamily(.inet4)
+    case ("-6", _): try setFamily(.inet6)
+    case ("--quit", _):
+      let word = try value()
+      if word.contains("\n") || word.contains("\r") { throw fail("The quit word cannot contain a newline.") }
+      session.quitWord = word.isEmpty ? nil : Array(word.utf8)
+    case ("--linger", _): session.linger = try seconds()
+    case ("--bind", "listen"): listen.bindAddress = try value()
+    case ("--allow", "listen"): listen.allow = try value()
+    case ("--keep", "listen"):
+      try noValue()
+      listen.keep = true
+    case ("--retry", "connect"): connect.retry = try seconds()
+    default:
+      throw fail("Unknown option '\(option)'.")
+    }
+  }
+
+  func port(_ text: String) throws(UsageError) -> UInt16 {
+    guard text.allSatisfy(\.isASCII), let number = Int(text), (1...65535).contains(number) else {
+      throw fail("Invalid port '\(text)': expected a number from 1 to 65535.")
+    }
+    return UInt16(number)
+  }
+
+  if name == "listen" {
+    if positionals.count > 1 { throw fail("Unexpected argument '\(positionals[1])'.") }
+    if let text = positionals.first { listen.port = try port(text) }
+    listen.family = family ?? .any
+    listen.session = session
+    return .listen(listen)
+  }
+  guard let host = positionals.first else { throw fail("Missing expected argument '<host>'.") }
+  if host.isEmpty { throw fail("The host cannot be empty.") }
+  if positionals.count > 2 { throw fail("Unexpected argument '\(positionals[2])'.") }
+  connect.host = host
+  if positionals.count == 2 { connect.port = try port(positionals[1]) }
+  connect.family = family ?? .any
+  connect.session = session
+  return .connect(connect)
+}
