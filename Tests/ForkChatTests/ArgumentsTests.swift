@@ -1,0 +1,124 @@
+import ForkChat
+import Testing
+
+@testable import forkchat
+
+@Suite("Command line")
+struct ArgumentsTests {
+  func listenOptions(_ arguments: [String]) throws -> ListenOptions {
+    guard case .listen(let options) = try parse(["listen"] + arguments) else {
+      Issue.record("not a listen command")
+      return ListenOptions()
+    }
+    return options
+  }
+
+  func connectOptions(_ arguments: [String]) throws -> ConnectOptions {
+    guard case .connect(let options) = try parse(["connect"] + arguments) else {
+      Issue.record("not a connect command")
+      return ConnectOptions()
+    }
+    return options
+  }
+
+  func reason(_ arguments: [String]) -> String? {
+    do {
+      _ = try parse(arguments)
+      return nil
+    } catch {
+      return error.reason
+    }
+  }
+
+  @Test func listenDefaults() throws {
+    let options = try listenOptions([])
+    #expect(options.port == 8080)
+    #expect(options.bindAddress == nil)
+    #expect(options.keep == false)
+    #expect(options.allow == nil)
+    #expect(options.family == .any)
+    #expect(options.session.quitWord == Array("exit".utf8))
+    #expect(options.session.linger == nil)
+  }
+
+  @Test func optionsBeforeAndAfterPositionals() throws {
+    let before = try listenOptions(["--keep", "--bind", "127.0.0.1", "9000"])
+    let after = try listenOptions(["9000", "--keep", "--bind=127.0.0.1"])
+    #expect(before == after)
+    #expect(after.port == 9000 && after.keep && after.bindAddress == "127.0.0.1")
+  }
+
+  @Test func connectHostPortAndOptions() throws {
+    let options = try connectOptions(["-6", "--retry", "2.5", "::1", "4242", "--quit", "fin", "--linger=0"])
+    #expect(options.host == "::1")
+    #expect(options.port == 4242)
+    #expect(options.retry == 2.5)
+    #expect(options.family == .inet6)
+    #expect(options.session.quitWord == Array("fin".utf8))
+    #expect(options.session.linger == 0)
+  }
+
+  @Test func emptyQuitWordDisablesIt() throws {
+    #expect(try connectOptions(["h", "--quit", ""]).session.quitWord == nil)
+    #expect(try connectOptions(["h", "--quit="]).session.quitWord == nil)
+  }
+
+  @Test func doubleDashEndsOptions() throws {
+    #expect(try connectOptions(["--", "-host"]).host == "-host")
+  }
+
+  @Test func helpAndVersion() throws {
+    #expect(try parse(["--version"]) == .version)
+    #expect(try parse(["listen", "--version"]) == .version)
+    #expect(try parse(["--help"]) == .help(mainHelp))
+    #expect(try parse(["-h"]) == .help(mainHelp))
+    #expect(try parse(["help"]) == .help(mainHelp))
+    #expect(try parse(["help", "connect"]) == .help(connectHelp))
+    #expect(try parse(["listen", "7000", "-h"]) == .help(listenHelp))
+  }
+
+  @Test func helpHasTheArgumentParserSections() {
+    for section in ["OVERVIEW:", "USAGE:", "OPTIONS:", "SUBCOMMANDS:"] { #expect(mainHelp.contains(section)) }
+    for help in [listenHelp, connectHelp] {
+      for section in ["OVERVIEW:", "USAGE:", "ARGUMENTS:", "OPTIONS:", "--version", "-h, --help"] {
+        #expect(help.contains(section))
+      }
+    }
+  }
+
+  @Test(arguments: [
+    (["listen", "http"], "Invalid port 'http': expected a number from 1 to 65535."),
+    (["listen", "0"], "Invalid port '0': expected a number from 1 to 65535."),
+    (["listen", "65536"], "Invalid port '65536': expected a number from 1 to 65535."),
+    (["listen", "-1"], "Unknown option '-1'."),
+    (["listen", "80", "81"], "Unexpected argument '81'."),
+    (["connect"], "Missing expected argument '<host>'."),
+    (["connect", ""], "The host cannot be empty."),
+    (["connect", "h", "1", "2"], "Unexpected argument '2'."),
+    (["connect", "h", "--keep"], "Unknown option '--keep'."),
+    (["listen", "--retry", "1"], "Unknown option '--retry'."),
+    (["listen", "-4", "-6"], "Cannot use -4 and -6 together."),
+    (["connect", "h", "--retry"], "Missing value for '--retry'."),
+    (
+      ["connect", "h", "--retry", "soon"], "Invalid value 'soon' for '--retry': expected a number of seconds."
+    ),
+    (["connect", "h", "--linger", "-1"], "Invalid value '-1' for '--linger': expected a number of seconds."),
+    (["listen", "--keep=yes"], "'--keep' takes no value."),
+    (["chat"], "Unknown subcommand 'chat'."),
+    (["--frobnicate"], "Unknown option '--frobnicate'."),
+    ([], "Missing subcommand: listen or connect."),
+  ])
+  func usageErrors(arguments: [String], expected: String) {
+    #expect(reason(arguments) == expected)
+  }
+
+  @Test func usageErrorTextPointsToHelp() {
+    let error = UsageError(
+      reason: "Invalid port 'x': expected a number from 1 to 65535.", subcommand: "listen")
+    let lines = error.text.split(separator: "\n")
+    #expect(lines.count == 3)
+    #expect(lines[0] == "Error: Invalid port 'x': expected a number from 1 to 65535.")
+    #expect(lines[1].hasPrefix("Usage: forkchat listen [<port>]"))
+    #expect(lines[2] == "  See 'forkchat listen --help' for more information.")
+  }
+}
