@@ -77,6 +77,10 @@ public struct Session {
       socket.closeIgnoringErrors()
       return .failed
     }
+    if inputIsTerminal {
+      let quit = options.quitWord.map { " or a line \"\(String(decoding: $0, as: UTF8.self))\"" } ?? ""
+      notice("type a line and press Enter to send it; Ctrl-D\(quit) ends the chat")
+    }
     let parentPid = getpid()
     // SIGCHLD stays blocked from before fork() until the child's pid is
     // recorded: a child that dies at once cannot be missed or mistaken.
