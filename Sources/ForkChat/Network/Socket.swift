@@ -64,8 +64,9 @@ public struct Listener {
   /// IPV6_V6ONLY off takes peers of both families ("::"), falling back to
   /// "0.0.0.0" where the kernel has no IPv6. SO_REUSEADDR lets a server be
   /// restarted at once while old connections sit in TIME_WAIT.
-  /// Throws a `Failure` naming the address: "bind to :: port 8080: Address
-  /// already in use".
+  /// With `bindAddress`, each of its addresses is tried in turn. Throws a
+  /// `Failure` naming the last address tried: "bind to :: port 8080:
+  /// Address already in use".
   public static func open(port: UInt16, bindAddress: String?, family: AddressFamily)
     throws(Failure) -> Listener
   {
@@ -79,14 +80,14 @@ public struct Listener {
       candidates = try resolve(host: host, port: port, family: family, passive: true).map { ($0, false) }
     }
     var lastFailure = Failure("no address to listen on")
-    for (index, (address, dualStack)) in candidates.enumerated() {
+    for (address, dualStack) in candidates {
       do {
         return try listen(on: address, dualStack: dualStack)
       } catch let failure {
         lastFailure = failure
-        // No IPv6 in this kernel: try the IPv4 wildcard next, silently.
-        let noIPv6 = failure.errno == Errno(rawValue: EAFNOSUPPORT) && dualStack
-        if !noIPv6 && index < candidates.count - 1 { notice(failure.description) }
+        // The "::" wildcard gives way to "0.0.0.0" only where the kernel
+        // has no IPv6; any other failure (a port in use) is the answer.
+        if dualStack && failure.errno != Errno(rawValue: EAFNOSUPPORT) { break }
       }
     }
     throw lastFailure
