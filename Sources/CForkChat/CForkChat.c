@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CForkChat.h"
 
+#include <fcntl.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -14,4 +15,8 @@ int forkchat_accept4(int fd, struct sockaddr *address, socklen_t *length, int fl
 
 int forkchat_pipe2(int fds[2], int flags) {
   return pipe2(fds, flags);
+}
+
+long forkchat_splice(int in, int out, unsigned long length) {
+  return (long)splice(in, NULL, out, NULL, length, SPLICE_F_MOVE);
 }

@@ -17,4 +17,9 @@ int forkchat_accept4(int fd, struct sockaddr *address, socklen_t *length, int fl
 /* pipe2(fds, flags). */
 int forkchat_pipe2(int fds[2], int flags);
 
+/* splice(in, NULL, out, NULL, length, SPLICE_F_MOVE): moves
+   up to `length` bytes between two descriptors, one of them a pipe, inside
+   the kernel. Returns the bytes moved, 0 at end of input. */
+long forkchat_splice(int in, int out, unsigned long length);
+
 #endif

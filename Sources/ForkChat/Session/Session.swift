@@ -52,7 +52,10 @@ public struct Session {
   let inputIsTerminal = FileDescriptor.standardInput.isTerminal
   let outputIsTerminal = FileDescriptor.standardOutput.isTerminal
 
+  /// Bytes per read(2) and write(2): 64 KiB, four times nc's 16 KiB.
   static let bufferSize = 64 * 1024
+  /// Bytes asked of one splice(2); a pipe holds 64 KiB by default.
+  static let spliceSize = 1 << 20
 
   public init(
     socket: FileDescriptor, peer: SocketAddress, options: SessionOptions,
@@ -121,35 +124,63 @@ public struct Session {
   /// the peer reads end of file while our parent can still receive.
   /// Returns the child's exit status: 0 when everything was sent.
   func copyInputToSocket() -> CInt {
+    let input = FileDescriptor.standardInput
+    do throws(Failure) {
+      if input.isPipe {
+        try spliceInputToSocket()
+      } else {
+        try readInputWriteSocket()
+      }
+      do {
+        try socket.shutdown(CInt(SHUT_WR))
+      } catch {
+        throw Failure("shutdown to \(peer)", error)
+      }
+      return 0
+    } catch {
+      notice(error.description)
+      return 1
+    }
+  }
+
+  /// From a pipe: splice(2) moves the bytes from the pipe to the socket in
+  /// the kernel, never copying them into this process.
+  func spliceInputToSocket() throws(Failure) {
+    while true {
+      let moved: Int
+      do {
+        moved = try FileDescriptor.standardInput.splice(to: socket, count: Self.spliceSize)
+      } catch {
+        throw Failure("write to \(peer)", error)
+      }
+      if moved == 0 { return }
+    }
+  }
+
+  /// From a terminal or a file: read(2) into a buffer, write(2) it all.
+  /// On a terminal, the quit word ends the input after its line is sent.
+  func readInputWriteSocket() throws(Failure) {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferSize, alignment: 16)
+    defer { buffer.deallocate() }
     var quit = options.quitWord.flatMap { inputIsTerminal ? QuitWordDetector(word: $0) : nil }
     while true {
       let count: Int
       do {
         count = try FileDescriptor.standardInput.read(into: buffer)
       } catch {
-        notice("read from standard input: \(error)")
-        return 1
+        throw Failure("read from standard input", error)
       }
-      if count == 0 { break }
+      if count == 0 { return }
       var chunk = UnsafeRawBufferPointer(rebasing: buffer[..<count])
       let quitLineEnd = quit?.scan(chunk)
       if let quitLineEnd { chunk = UnsafeRawBufferPointer(rebasing: chunk[..<quitLineEnd]) }
       do {
         try socket.writeAll(chunk)
       } catch {
-        notice("write to \(peer): \(error)")
-        return 1
+        throw Failure("write to \(peer)", error)
       }
-      if quitLineEnd != nil { break }
+      if quitLineEnd != nil { return }
     }
-    do {
-      try socket.shutdown(CInt(SHUT_WR))
-    } catch {
-      notice("shutdown to \(peer): \(error)")
-      return 1
-    }
-    return 0
   }
 }
 
@@ -172,6 +203,7 @@ struct Parent {
   /// peer to close (nil: no limit).
   var lingerDeadline: Double? = nil
   var printer: TerminalPrinter?
+  let outputIsPipe = FileDescriptor.standardOutput.isPipe
 
   init(session: Session, child: pid_t, signals: SignalPipe) {
     self.session = session
@@ -211,10 +243,10 @@ struct Parent {
       guard peerOpen, waiting[1].revents != 0 else { continue }
 
       let count: Int
-      do {
-        count = try session.socket.read(into: buffer)
+      do throws(Failure) {
+        count = try copyOnce(buffer: buffer, rendered: &rendered)
       } catch {
-        notice("read from \(session.peer): \(error)")
+        notice(error.description)
         stopChild()
         return .failed
       }
@@ -224,27 +256,52 @@ struct Parent {
         // A person at a terminal is not left typing to nobody; a pipe's
         // data goes on (the peer may only have shut down its sending side).
         if session.inputIsTerminal { stopChild() }
-        continue
-      }
-      let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])
-      if printer != nil {
-        rendered.removeAll(keepingCapacity: true)
-        printer!.render(bytes, into: &rendered)
-      }
-      do throws(Errno) {
-        if printer != nil {
-          let copy = rendered  // (a copy shares storage: no bytes are copied)
-          try copy.withUnsafeBytes { r in Result { () throws(Errno) in try writeOutput(r) } }.get()
-        } else {
-          try writeOutput(bytes)
-        }
-      } catch {
-        notice("write to standard output: \(error)")
-        stopChild()
-        return .failed
       }
     }
     return failed ? .failed : .finished
+  }
+
+  /// Copies what the socket has to standard output: spliced in the kernel
+  /// when stdout is a pipe, rendered by `TerminalPrinter` when it is a
+  /// terminal, else read and written unchanged. Returns the bytes taken
+  /// from the socket, 0 at its end.
+  mutating func copyOnce(buffer: UnsafeMutableRawBufferPointer, rendered: inout [UInt8])
+    throws(Failure) -> Int
+  {
+    if outputIsPipe {
+      while true {
+        do {
+          return try session.socket.splice(
+            to: .standardOutput, count: Session.spliceSize, retryOnInterrupt: false)
+        } catch .interrupted {
+          handleSignals()
+        } catch .brokenPipe {
+          throw Failure("write to standard output", .brokenPipe)
+        } catch {
+          throw Failure("read from \(session.peer)", error)
+        }
+      }
+    }
+    let count: Int
+    do {
+      count = try session.socket.read(into: buffer)
+    } catch {
+      throw Failure("read from \(session.peer)", error)
+    }
+    let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])
+    do throws(Errno) {
+      if printer != nil {
+        rendered.removeAll(keepingCapacity: true)
+        printer!.render(bytes, into: &rendered)
+        let copy = rendered  // (shares the storage: no bytes are copied)
+        try copy.withUnsafeBytes { r in Result { () throws(Errno) in try writeOutput(r) } }.get()
+      } else {
+        try writeOutput(bytes)
+      }
+    } catch {
+      throw Failure("write to standard output", error)
+    }
+    return count
   }
 
   /// Writes to stdout; while a full pipe or a stopped terminal blocks the

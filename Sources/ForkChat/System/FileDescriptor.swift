@@ -1,3 +1,4 @@
+import CForkChat
 import Glibc
 
 /// An open file descriptor: a small integer naming a kernel object
@@ -92,6 +93,26 @@ public struct FileDescriptor: Hashable, Sendable {
   /// The corresponding C function is `shutdown`.
   public func shutdown(_ how: CInt) throws(Errno) {
     try nothingOrErrno { Glibc.shutdown(rawValue, how) }
+  }
+
+  /// Whether the descriptor is a pipe or FIFO (fstat(2), S_IFIFO).
+  public var isPipe: Bool {
+    var status = stat()
+    return fstat(rawValue, &status) == 0 && status.st_mode & S_IFMT == S_IFIFO
+  }
+
+  /// Moves up to `count` bytes from this descriptor to `target` inside the
+  /// kernel, without copying them through this process; one of the two
+  /// must be a pipe. Returns the bytes moved, 0 at end of input. With
+  /// `retryOnInterrupt: false` an EINTR is thrown, as for `write`.
+  ///
+  /// The corresponding C function is `splice`.
+  public func splice(
+    to target: FileDescriptor, count: Int, retryOnInterrupt: Bool = true
+  ) throws(Errno) -> Int {
+    try valueOrErrno(retryOnInterrupt: retryOnInterrupt) {
+      forkchat_splice(rawValue, target.rawValue, UInt(count))
+    }
   }
 
   /// Whether the descriptor refers to a terminal (isatty(3)).

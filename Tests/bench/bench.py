@@ -1,0 +1,447 @@
+#!/usr/bin/env python3
+"""make bench: forkchat, nc (netcat-openbsd) and socat side by side, in one run.
+
+Every measurement alternates the tools round by round (A, B, C, A, B, C ...)
+so that whatever the machine does meanwhile hits all of them alike. The
+report gives medians and the ratio to nc, and is written to
+docs/benchmarks.md with a bar chart, docs/benchmarks.svg.
+
+Usage: bench.py FORKCHAT_BINARY [--quick] [--out DIR]
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import select
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+GiB = 1 << 30
+MiB = 1 << 20
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tools(forkchat):
+    """How each tool listens on 127.0.0.1 and connects to it, sending FIN at
+    the end of its input and exiting when the peer has closed too."""
+    return {
+        "forkchat": (
+            lambda p: [forkchat, "listen", "--bind", "127.0.0.1", str(p)],
+            lambda p: [forkchat, "connect", "127.0.0.1", str(p)],
+        ),
+        "nc": (
+            lambda p: ["nc", "-N", "-l", "127.0.0.1", str(p)],
+            lambda p: ["nc", "-N", "127.0.0.1", str(p)],
+        ),
+        # -t 60: socat's default 0.5 s after the first EOF would cut the
+        # other direction off.
+        "socat": (
+            lambda p: ["socat", "-t", "60", f"TCP-LISTEN:{p},bind=127.0.0.1,reuseaddr", "STDIO"],
+            lambda p: ["socat", "-t", "60", "STDIO", f"TCP:127.0.0.1:{p}"],
+        ),
+    }
+
+
+def wait_listening(port, timeout=5.0):
+    """Waits until something listens on 127.0.0.1:port, without connecting
+    (a probe connection would be taken as the chat): /proc/net/tcp, state 0A."""
+    want = f":{port:04X}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[1].endswith(want) and fields[3] == "0A":
+                    return
+        time.sleep(0.002)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def process_tree(pid):
+    pids = [pid]
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                pids += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return pids
+
+
+def vm_hwm_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Side:
+    """One end's standard streams, driven by the harness: a thread writes
+    `send` bytes into its stdin (a pipe), and keeps it open until this end
+    has read all it should receive, then closes it (end of input). Another
+    thread counts what comes out of its stdout (a pipe) to the end.
+
+    Holding stdin open until everything has arrived gives every tool the
+    same job: no end sends its FIN early, so nc's listener, which exits on
+    the peer's FIN, cannot cut the other direction off, and a tool that
+    loses bytes is caught by the count instead of looking fast."""
+
+    block = bytes(MiB)
+
+    def __init__(self, send, receive):
+        self.send, self.receive = send, receive
+        self.stdin_read, self.stdin_write = os.pipe()
+        self.stdout_read, self.stdout_write = os.pipe()
+        self.received = 0
+        self.complete = threading.Event()
+        if receive == 0:
+            self.complete.set()
+
+    def start(self):
+        os.close(self.stdin_read)
+        os.close(self.stdout_write)
+        self.threads = [threading.Thread(target=self.feed), threading.Thread(target=self.count)]
+        for t in self.threads:
+            t.start()
+
+    def feed(self):
+        left = self.send
+        view = memoryview(self.block)
+        try:
+            while left:
+                left -= os.write(self.stdin_write, view[: min(left, MiB)])
+            self.complete.wait(120)
+        except OSError:
+            pass
+        os.close(self.stdin_write)
+
+    def count(self):
+        # splice(2) moves the bytes on to /dev/null without copying them
+        # through Python: the harness costs every tool as little as it can.
+        sink = os.open(os.devnull, os.O_WRONLY)
+        while True:
+            moved = os.splice(self.stdout_read, sink, MiB)
+            if not moved:
+                break
+            self.received += moved
+            if self.received >= self.receive:
+                self.complete.set()
+        self.complete.set()
+        os.close(self.stdout_read)
+        os.close(sink)
+
+    def join(self):
+        for t in self.threads:
+            t.join(130)
+
+
+def bulk(tool, up, down, memory):
+    """One session: `up` bytes client → server and `down` bytes server →
+    client at once. Returns seconds from the client's start to both ends'
+    exit, or raises if a byte is missing; records peak VmHWM."""
+    listen, connect = tool
+    port = free_port()
+    server_side, client_side = Side(down, up), Side(up, down)
+    server = subprocess.Popen(listen(port), stdin=server_side.stdin_read,
+                              stdout=server_side.stdout_write, stderr=subprocess.DEVNULL)
+    server_side.start()
+    wait_listening(port)
+    start = time.perf_counter()
+    client = subprocess.Popen(connect(port), stdin=client_side.stdin_read,
+                              stdout=client_side.stdout_write, stderr=subprocess.DEVNULL)
+    client_side.start()
+    peaks = {}
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            for top in (server.pid, client.pid):
+                for pid in process_tree(top):
+                    peaks[pid] = max(peaks.get(pid, 0), vm_hwm_kib(pid))
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    # wait() without a timeout blocks in waitpid(2); with one, Python polls
+    # with sleeps of up to 50 ms, which would round every time measured.
+    watchdog = threading.Timer(120, lambda: [p.kill() for p in (client, server)])
+    watchdog.start()
+    try:
+        codes = (client.wait(), server.wait())
+        elapsed = time.perf_counter() - start
+    finally:
+        watchdog.cancel()
+        done.set()
+        sampler.join()
+        for p in (client, server):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        server_side.join()
+        client_side.join()
+    name = os.path.basename(listen(port)[0])
+    if codes != (0, 0):
+        raise RuntimeError(f"{name} exited {codes}")
+    if (server_side.received, client_side.received) != (up, down):
+        raise RuntimeError(f"{name} delivered {server_side.received} and {client_side.received} bytes, "
+                           f"not {up} and {down}")
+    memory.append(max(peaks.values()) if peaks else 0)
+    return elapsed
+
+
+def read_line(fd, buffer):
+    while b"\n" not in buffer:
+        ready, _, _ = select.select([fd], [], [], 10)
+        if not ready:
+            raise RuntimeError("line did not arrive within 10 s")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            raise RuntimeError("end of file while waiting for a line")
+        buffer += chunk
+    line, _, rest = buffer.partition(b"\n")
+    return line, rest
+
+
+def latency(tool, count):
+    """Line latency both ways: a line written to one side's stdin until it
+    is read from the other's stdout. Returns (client→server, server→client)
+    lists of seconds."""
+    listen, connect = tool
+    port = free_port()
+    pipe = subprocess.PIPE
+    server = subprocess.Popen(listen(port), stdin=pipe, stdout=pipe, stderr=subprocess.DEVNULL)
+    wait_listening(port)
+    client = subprocess.Popen(connect(port), stdin=pipe, stdout=pipe, stderr=subprocess.DEVNULL)
+    results = ([], [])
+    buffers = {server.stdout.fileno(): b"", client.stdout.fileno(): b""}
+    try:
+        for i in range(count + 10):
+            for direction, (writer, reader) in enumerate(((client, server), (server, client))):
+                line = b"line %d %s" % (i, b"x" * 40)
+                fd = reader.stdout.fileno()
+                start = time.perf_counter()
+                os.write(writer.stdin.fileno(), line + b"\n")
+                got, buffers[fd] = read_line(fd, buffers[fd])
+                elapsed = time.perf_counter() - start
+                if got != line:
+                    raise RuntimeError(f"sent {line!r}, received {got!r}")
+                if i >= 10:  # the first lines warm up caches and pages
+                    results[direction].append(elapsed)
+            time.sleep(0.001)
+    finally:
+        for p in (client, server):
+            p.stdin.close()
+        for p in (client, server):
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+    return results
+
+
+class Sink:
+    """A listening socket that reads each connection to its end, then closes."""
+
+    def __init__(self):
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(128)
+        self.port = self.socket.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            with connection:
+                while connection.recv(65536):
+                    pass
+
+
+def connect_send_exit(tool, sink):
+    _, connect = tool
+    start = time.perf_counter()
+    client = subprocess.Popen(connect(sink.port), stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client.stdin.write(b"hello\n")
+    client.stdin.close()
+    code = client.wait()  # (no timeout: see bulk)
+    elapsed = time.perf_counter() - start
+    if code != 0:
+        raise RuntimeError(f"{connect(sink.port)[0]} exited {code}")
+    return elapsed
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("forkchat")
+    parser.add_argument("--quick", action="store_true", help="small sizes, few rounds (a smoke test)")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "docs"))
+    args = parser.parse_args()
+    for needed in ("nc", "socat", "dd"):
+        if not shutil.which(needed):
+            sys.exit(f"bench: {needed} is missing (apt-get install netcat-openbsd socat)")
+    forkchat = os.path.abspath(args.forkchat)
+    all_tools = tools(forkchat)
+    names = list(all_tools)
+    size = 64 * MiB if args.quick else GiB
+    rounds = 2 if args.quick else 5
+    lines = 50 if args.quick else 300
+    connects = 20 if args.quick else 100
+
+    rows = {}  # metric -> tool -> value
+    memory = {n: [] for n in names}
+
+    def record(metric, name, value):
+        rows.setdefault(metric, {}).setdefault(name, []).append(value)
+
+    scenarios = [
+        ("bulk client → server", size, 0),
+        ("bulk server → client", 0, size),
+        ("bulk full duplex (both ways summed)", size // 2, size // 2),
+    ]
+    for title, up, down in scenarios:
+        for r in range(rounds):
+            for name in names:
+                seconds = bulk(all_tools[name], up, down, memory[name])
+                record(f"{title}, MB/s", name, (up + down) / seconds / 1e6)
+                print(f"  {title} round {r + 1} {name}: {(up + down) / seconds / 1e6:.0f} MB/s", flush=True)
+
+    for r in range(3):
+        for name in names:
+            there, back = latency(all_tools[name], lines // 3)
+            record("line latency client → server p50, µs", name, there)
+            record("line latency server → client p50, µs", name, back)
+            print(f"  latency round {r + 1} {name}: {statistics.median(there) * 1e6:.0f} µs", flush=True)
+    for direction in ("client → server", "server → client"):
+        for name in names:
+            samples = [s for chunk in rows[f"line latency {direction} p50, µs"][name] for s in chunk]
+            rows[f"line latency {direction} p50, µs"][name] = [statistics.median(samples) * 1e6]
+            rows.setdefault(f"line latency {direction} p99, µs", {})[name] = [percentile(samples, 99) * 1e6]
+
+    sink = Sink()
+    for r in range(connects):
+        for name in names:
+            record("connect, send a line, exit, ms", name, connect_send_exit(all_tools[name], sink) * 1e3)
+    for name in names:
+        rows.setdefault("peak resident memory per process, MB", {})[name] = [
+            max(memory[name]) / 1024 if memory[name] else 0
+        ]
+
+    table = {metric: {n: statistics.median(v) for n, v in by.items()} for metric, by in rows.items()}
+    write_report(args, table, names, size, rounds, lines, connects)
+
+
+HIGHER_IS_BETTER = ("MB/s",)
+
+
+def write_report(args, table, names, size, rounds, lines, connects):
+    header = "| measure | " + " | ".join(names) + " | forkchat / nc |"
+    out = [header, "|---|" + "---|" * (len(names) + 1)]
+    for metric, values in table.items():
+        ratio = values["forkchat"] / values["nc"] if values["nc"] else float("nan")
+        cells = " | ".join(f"{values[n]:.1f}" for n in names)
+        out.append(f"| {metric} | {cells} | {ratio:.2f}× |")
+    text = "\n".join(out)
+    print()
+    print(text)
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    nc_version = subprocess.run(["nc", "-h"], capture_output=True, text=True).stderr.splitlines()[0]
+    socat_version = subprocess.run(["socat", "-V"], capture_output=True, text=True).stdout.splitlines()[1]
+    report = f"""# Benchmarks
+
+Written by `make bench` (`Tests/bench/bench.py`) on {datetime.date.today().isoformat()}:
+{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, {nc_version}, {socat_version.strip()}.
+{"**Quick run (--quick): small sizes, few rounds; not for comparison.**" if args.quick else ""}
+
+Each measure runs forkchat, nc and socat in turn, round after round, in the
+same run; the table gives medians and the ratio of forkchat to nc (higher is
+better for MB/s, lower for µs, ms and MB).
+
+- bulk: {size // MiB} MiB client → server, then server → client, then {size // 2 // MiB} MiB
+  each way at once; stdin and stdout are pipes to the harness, which writes
+  1 MiB blocks, counts every byte that comes out, and closes an end's stdin
+  only once that end has received everything (so no tool's teardown can cut
+  a transfer short, and a lost byte fails the run); timed from the client's
+  start to both ends' exit; {rounds} rounds. Commands:
+  `forkchat listen --bind 127.0.0.1 P` / `forkchat connect 127.0.0.1 P`,
+  `nc -N -l 127.0.0.1 P` / `nc -N 127.0.0.1 P`,
+  `socat -t 60 TCP-LISTEN:P,bind=127.0.0.1,reuseaddr STDIO` / `socat -t 60 STDIO TCP:127.0.0.1:P`.
+- line latency: a 50-byte line written to one side's stdin until it is read
+  from the other's stdout (pipes), {lines} lines each way per tool.
+- connect, send a line, exit: whole-process time of the client against a
+  listening sink that reads to the end and closes; {connects} runs per tool.
+- peak resident memory: the largest VmHWM (/proc/PID/status) of any one
+  process of the tool (forkchat has two per side), sampled during the bulk runs.
+
+{text}
+
+![forkchat / nc ratios](benchmarks.svg)
+"""
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "benchmarks.md"), "w") as f:
+        f.write(report)
+    with open(os.path.join(args.out, "benchmarks.svg"), "w") as f:
+        f.write(svg_chart(table, names))
+    print(f"\nwrote {os.path.join(args.out, 'benchmarks.md')} and benchmarks.svg")
+
+
+def svg_chart(table, names):
+    """A bar chart of each tool's value relative to nc (nc = 1), one group
+    of bars per measure; drawn by hand, no packages."""
+    colours = {"forkchat": "#2a7ab0", "nc": "#999999", "socat": "#e0a030"}
+    metrics = list(table)
+    bar, gap, left, top, width = 14, 16, 330, 40, 360
+    height = top + len(metrics) * (len(names) * bar + gap) + 40
+    ratios = {m: {n: (table[m][n] / table[m]["nc"] if table[m]["nc"] else 0) for n in names} for m in metrics}
+    scale_max = max(2.5, max(max(r.values()) for r in ratios.values()))
+    x = lambda v: left + v / scale_max * width
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 60}" height="{height}" '
+        'font-family="sans-serif" font-size="12">',
+        '<rect width="100%" height="100%" fill="white"/>',
+        f'<text x="10" y="20" font-size="14" font-weight="bold">Relative to nc (nc = 1; '
+        'MB/s: longer is better; latency, time, memory: shorter is better)</text>',
+    ]
+    y = top
+    for m in metrics:
+        parts.append(f'<text x="{left - 8}" y="{y + bar * len(names) / 2 + 4}" text-anchor="end">{m}</text>')
+        for n in names:
+            v = ratios[m][n]
+            parts.append(f'<rect x="{left}" y="{y}" width="{max(1, x(v) - left):.1f}" height="{bar - 2}" '
+                         f'fill="{colours[n]}"/>')
+            parts.append(f'<text x="{x(v) + 4:.1f}" y="{y + bar - 4}">{n} {v:.2f}</text>')
+            y += bar
+        y += gap
+    parts.append(f'<line x1="{x(1):.1f}" y1="{top - 6}" x2="{x(1):.1f}" y2="{y}" stroke="black" '
+                 'stroke-dasharray="3,3"/>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":
+    main()
