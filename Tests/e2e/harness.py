@@ -1,0 +1,743 @@
+"""Helpers for the forkchat end-to-end tests (standard library only).
+
+- Proc / Forkchat: a process in its own session, with stdin a pipe, a
+  pseudo-terminal or /dev/null, and background threads collecting stdout and
+  stderr so that a test can wait for a line with a timeout.
+- Peer: a raw Python TCP peer (send, half-close, RST, read with timeouts).
+- start_chat / forkchat_pair: a connected forkchat and its peer.
+- Leftover tracking: every process started here is remembered with its
+  session id; conftest.py checks after each test that no process of those
+  sessions is left (zombies included).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import hashlib
+import os
+import pty
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import termios
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+FORKCHAT = os.environ.get("FORKCHAT") or str((HERE / ".." / ".." / ".build" / "debug" / "forkchat").resolve())
+
+# Upper bound for any single wait on a process or a socket.
+WAIT = 20.0
+# How long leftovers may take to disappear after a test.
+SETTLE = 2.0
+
+HAVE_IPV6 = True
+try:
+    _s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    _s.bind(("::1", 0))
+    _s.close()
+except OSError:
+    HAVE_IPV6 = False
+
+
+# ---------------------------------------------------------------------------
+# Processes: /proc scanning, subreaper, leftover bookkeeping
+
+def become_subreaper() -> None:
+    """Orphans of our sessions are reparented to us (not to a PID 1 that may
+    never reap them), so they can be reaped and told apart from leftovers."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except Exception:
+        pass
+
+
+class ProcInfo:
+    __slots__ = ("pid", "comm", "state", "ppid", "pgrp", "session")
+
+    def __init__(self, pid, comm, state, ppid, pgrp, session):
+        self.pid, self.comm, self.state, self.ppid, self.pgrp, self.session = pid, comm, state, ppid, pgrp, session
+
+    def __repr__(self):
+        return f"pid {self.pid} ({self.comm}) state {self.state} ppid {self.ppid} session {self.session}"
+
+
+def proc_table() -> list[ProcInfo]:
+    table = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        try:
+            close = data.rindex(b")")
+            comm = data[data.index(b"(") + 1 : close].decode(errors="replace")
+            fields = data[close + 2 :].split()
+            table.append(ProcInfo(int(name), comm, fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3])))
+        except (ValueError, IndexError):
+            continue
+    return table
+
+
+def children_of(pid: int) -> list[ProcInfo]:
+    return [p for p in proc_table() if p.ppid == pid]
+
+
+def in_sessions(sids) -> list[ProcInfo]:
+    sids = set(sids)
+    return [p for p in proc_table() if p.session in sids]
+
+
+_POPEN_PIDS: set[int] = set()
+# Processes of our sessions that their own parent did not reap: they were
+# reparented to us (the subreaper) and we reaped them. (pid, comm, status)
+_ORPHANS: list[tuple[int, str, str]] = []
+_ORPHANS_EXPECTED = False
+
+
+def expect_orphans() -> None:
+    """The test kills a parent with SIGKILL: its child is reaped by us."""
+    global _ORPHANS_EXPECTED
+    _ORPHANS_EXPECTED = True
+
+
+def _status_text(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exited {os.WEXITSTATUS(status)}"
+
+
+def reap_orphans(sids) -> None:
+    """Reaps zombies of the given sessions that were reparented to us."""
+    me = os.getpid()
+    for p in in_sessions(sids):
+        if p.ppid == me and p.state == "Z" and p.pid not in _POPEN_PIDS:
+            try:
+                pid, status = os.waitpid(p.pid, os.WNOHANG)
+            except ChildProcessError:
+                continue
+            if pid:
+                _ORPHANS.append((pid, p.comm, _status_text(status)))
+
+
+def live_in_sessions(sids) -> list[ProcInfo]:
+    reap_orphans(sids)
+    return [p for p in in_sessions(sids) if not (p.pid in _POPEN_PIDS and p.state == "Z")]
+
+
+def wait_sessions_empty(sids, timeout=SETTLE) -> list[ProcInfo]:
+    """Polls until no process of these sessions remains; returns what is left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = live_in_sessions(sids)
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.02)
+
+
+_TRACKED: list["Proc"] = []
+_SOCKETS: list[socket.socket] = []
+
+
+def begin_test() -> None:
+    global _ORPHANS_EXPECTED
+    _TRACKED.clear()
+    _SOCKETS.clear()
+    _ORPHANS.clear()
+    _ORPHANS_EXPECTED = False
+
+
+def end_test() -> list[str]:
+    """Cleans up after a test; returns the problems found (processes left)."""
+    problems = []
+    for s in _SOCKETS:
+        try:
+            s.close()
+        except OSError:
+            pass
+    for proc in _TRACKED:
+        if proc.popen.poll() is None:
+            problems.append(
+                f"{proc.name} (pid {proc.pid}) still running at the end of the test; stderr:\n{proc.err_text()}"
+            )
+            proc.kill_session()
+            try:
+                proc.popen.wait(5)
+            except subprocess.TimeoutExpired:
+                problems.append(f"{proc.name} (pid {proc.pid}) survived SIGKILL")
+    sids = [p.pid for p in _TRACKED]
+    left = wait_sessions_empty(sids)
+    if left:
+        problems.append("processes left behind: " + "; ".join(map(repr, left)))
+        for p in left:
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        wait_sessions_empty(sids)
+    if _ORPHANS and not _ORPHANS_EXPECTED:
+        problems.append(
+            "processes not reaped by their parent (left to init; reaped by the test instead): "
+            + "; ".join(f"pid {pid} ({comm}) {how}" for pid, comm, how in _ORPHANS)
+        )
+    for proc in _TRACKED:
+        proc._close()
+        _POPEN_PIDS.discard(proc.pid)
+    _TRACKED.clear()
+    _SOCKETS.clear()
+    return problems
+
+
+# ---------------------------------------------------------------------------
+# Processes with collected output
+
+def _become_tty_session_leader():  # runs in the child, after the dup2s
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def signaled(returncode, sig) -> bool:
+    """Death by `sig`: -N as Python's direct child, or 128+N."""
+    return returncode in (-sig, 128 + sig)
+
+
+class Proc:
+    """A process in its own session.
+
+    stdin: "pipe", "pty" or "devnull". stdout: "pipe", "pty" (only with a
+    pty stdin), "devnull" or "closed" (a pipe whose reading end is closed).
+    stderr is always collected.
+    """
+
+    def __init__(self, argv, *, stdin="pipe", stdout=None, env=None, name=None):
+        self.argv = [str(a) for a in argv]
+        self.name = name or os.path.basename(self.argv[0])
+        if stdout is None:
+            stdout = "pty" if stdin == "pty" else "pipe"
+        assert stdout != "pty" or stdin == "pty"
+        self.stdin_kind, self.stdout_kind = stdin, stdout
+        self.out = bytearray()  # stdout (the terminal's output when stdout is the pty)
+        self.err = bytearray()
+        self.tty = bytearray()  # the terminal's output (echo) when stdout is not the pty
+        self._cond = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._feeders: list[threading.Thread] = []
+        self.feed_error = None
+        self.master = None
+        self.started = time.monotonic()
+        self.ended = None
+
+        full_env = dict(os.environ)
+        full_env["NO_COLOR"] = "1"
+        full_env.setdefault("TERM", "xterm")
+        for key, value in (env or {}).items():
+            if value is None:
+                full_env.pop(key, None)
+            else:
+                full_env[key] = value
+
+        kwargs = dict(env=full_env, stderr=subprocess.PIPE, close_fds=True)
+        to_close = []
+        if stdin == "pty":
+            master, slave = pty.openpty()
+            self.master = master
+            to_close.append(slave)
+            kwargs["stdin"] = slave
+            kwargs["preexec_fn"] = _become_tty_session_leader
+        else:
+            kwargs["start_new_session"] = True
+            kwargs["stdin"] = {"pipe": subprocess.PIPE, "devnull": subprocess.DEVNULL}[stdin]
+        if stdout == "pty":
+            kwargs["stdout"] = kwargs["stdin"]
+        elif stdout == "closed":
+            r, w = os.pipe()
+            os.close(r)
+            to_close.append(w)
+            kwargs["stdout"] = w
+        else:
+            kwargs["stdout"] = {"pipe": subprocess.PIPE, "devnull": subprocess.DEVNULL}[stdout]
+        try:
+            self.popen = subprocess.Popen(self.argv, **kwargs)
+        finally:
+            for fd in to_close:
+                os.close(fd)
+        self.pid = self.popen.pid
+        _POPEN_PIDS.add(self.pid)
+        _TRACKED.append(self)
+
+        self._reader(self.popen.stderr.fileno(), self.err)
+        if self.popen.stdout is not None:
+            self._reader(self.popen.stdout.fileno(), self.out)
+        if self.master is not None:
+            self._reader(self.master, self.out if stdout == "pty" else self.tty)
+
+    # -- output ------------------------------------------------------------
+
+    def _reader(self, fd, buf):
+        def run():
+            while True:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError as e:  # EIO: every slave descriptor is closed
+                    if e.errno == errno.EINTR:
+                        continue
+                    data = b""
+                with self._cond:
+                    if not data:
+                        self._cond.notify_all()
+                        return
+                    buf.extend(data)
+                    self._cond.notify_all()
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _view(self, stream):
+        if stream == "err":
+            return bytes(self.err)
+        data = bytes(self.out if stream == "out" else self.tty)
+        if (stream == "out" and self.stdout_kind == "pty") or stream == "tty":
+            data = data.replace(b"\r\n", b"\n")
+        return data
+
+    def out_bytes(self) -> bytes:
+        """stdout as written ("\\r\\n" from the terminal's ONLCR turned back to "\\n")."""
+        with self._cond:
+            return self._view("out")
+
+    def err_text(self) -> str:
+        with self._cond:
+            return bytes(self.err).decode(errors="replace")
+
+    def out_text(self) -> str:
+        return self.out_bytes().decode(errors="replace")
+
+    def describe(self) -> str:
+        out = self.out_bytes()
+        if len(out) > 2000:
+            out = out[:1000] + b"...[%d bytes]..." % len(out) + out[-500:]
+        return (
+            f"\n--- {self.name} {' '.join(self.argv[1:])} (pid {self.pid}, stdin {self.stdin_kind}, "
+            f"returncode {self.popen.returncode})\n--- stderr:\n{self.err_text()}--- stdout:\n{out!r}\n"
+        )
+
+    def wait_for(self, stream, pattern, timeout=10.0):
+        """Waits until the regex `pattern` (str or bytes) matches the stream
+        ("out", "err" or "tty"); returns the match."""
+        if isinstance(pattern, str):
+            pattern = pattern.encode()
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                m = rx.search(self._view(stream))
+                if m:
+                    return m
+                remaining = deadline - time.monotonic()
+                done = self.popen.poll() is not None and not any(t.is_alive() for t in self._threads)
+                if remaining <= 0 or done:
+                    why = "exited" if done else f"nothing after {timeout} s"
+                    raise AssertionError(f"{self.name}: expected {pattern!r} on std{stream}, {why}" + self.describe())
+                self._cond.wait(min(remaining, 0.05))
+
+    def wait_err(self, pattern, timeout=10.0):
+        return self.wait_for("err", pattern, timeout)
+
+    def wait_out(self, pattern, timeout=10.0):
+        return self.wait_for("out", pattern, timeout)
+
+    def wait_out_bytes(self, data: bytes, timeout=10.0):
+        return self.wait_for("out", re.escape(data), timeout)
+
+    # -- input -------------------------------------------------------------
+
+    def send(self, data: bytes):
+        if self.stdin_kind == "pty":
+            view = memoryview(data)
+            while view:
+                n = os.write(self.master, view)
+                view = view[n:]
+        else:
+            self.popen.stdin.write(data)
+            self.popen.stdin.flush()
+
+    def type(self, data: bytes):
+        """Types on the terminal, a little at a time, as a person would."""
+        assert self.stdin_kind == "pty"
+        self.send(data)
+        time.sleep(0.05)
+
+    def close_stdin(self):
+        if self.stdin_kind == "pty":
+            self.send(b"\x04")
+        elif self.popen.stdin is not None and not self.popen.stdin.closed:
+            self.popen.stdin.close()
+
+    def feed(self, data: bytes, close=True):
+        """Writes `data` to the stdin pipe in a background thread."""
+        assert self.stdin_kind == "pipe"
+
+        def run():
+            try:
+                view = memoryview(data)
+                fd = self.popen.stdin.fileno()
+                while view:
+                    n = os.write(fd, view[: 1 << 20])
+                    view = view[n:]
+                if close:
+                    self.popen.stdin.close()
+            except OSError as e:
+                self.feed_error = e
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        self._feeders.append(t)
+        return t
+
+    # -- end ---------------------------------------------------------------
+
+    def wait(self, timeout=WAIT) -> int:
+        """Waits for the exit (and the end of the output); returns the code."""
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} did not exit within {timeout} s" + self.describe()) from None
+        self.ended = self.ended or time.monotonic()
+        self.join_output()
+        return self.popen.returncode
+
+    def join_output(self, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        for t in self._threads + self._feeders:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    def assert_running(self, why=""):
+        assert self.popen.poll() is None, f"{self.name} exited, but should still run {why}" + self.describe()
+
+    def assert_exit(self, expected: int, timeout=WAIT):
+        rc = self.wait(timeout)
+        assert rc == expected, f"{self.name}: exit status {rc}, expected {expected}" + self.describe()
+        return rc
+
+    def assert_signaled(self, sig, timeout=WAIT):
+        rc = self.wait(timeout)
+        assert signaled(rc, sig), (
+            f"{self.name}: exit status {rc}, expected death by {signal.Signals(sig).name} (-{sig} or {128 + sig})"
+            + self.describe()
+        )
+        return rc
+
+    def exited_within(self, seconds) -> bool:
+        try:
+            self.popen.wait(seconds)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def child_pid(self, timeout=5.0) -> int:
+        """The pid of forkchat's forked child (the sending process)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            kids = [p for p in children_of(self.pid) if p.state != "Z"]
+            if len(kids) == 1:
+                return kids[0].pid
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"{self.name}: expected one child process, found {kids}" + self.describe())
+            time.sleep(0.02)
+
+    def signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def kill_session(self):
+        for p in in_sessions([self.pid]):
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _close(self):
+        for f in (self.popen.stdin,):
+            try:
+                if f is not None:
+                    f.close()
+            except OSError:
+                pass
+        self.join_output(2.0)
+        for f in (self.popen.stdout, self.popen.stderr):
+            try:
+                if f is not None:
+                    f.close()
+            except OSError:
+                pass
+        if self.master is not None:
+            try:
+                os.close(self.master)
+            except OSError:
+                pass
+            self.master = None
+
+
+class Forkchat(Proc):
+    def __init__(self, *args, **kwargs):
+        super().__init__([FORKCHAT, *args], name="forkchat", **kwargs)
+
+    def check_notices(self):
+        """Once a chat command runs, every line on stderr is a notice."""
+        bad = [l for l in self.err_text().splitlines() if not l.startswith("forkchat: ")]
+        assert not bad, f"stderr lines without the 'forkchat: ' prefix: {bad}" + self.describe()
+
+    def assert_exit(self, expected: int, timeout=WAIT):
+        rc = super().assert_exit(expected, timeout)
+        self.check_notices()
+        return rc
+
+    def assert_signaled(self, sig, timeout=WAIT):
+        rc = super().assert_signaled(sig, timeout)
+        self.check_notices()
+        return rc
+
+
+def run_forkchat(*args, timeout=WAIT, stdin="devnull"):
+    """Runs forkchat to completion; returns the Proc (waited for)."""
+    p = Forkchat(*args, stdin=stdin)
+    p.wait(timeout)
+    return p
+
+
+# ---------------------------------------------------------------------------
+# Network
+
+_GIVEN_PORTS: set[int] = set()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 and on ::, not handed out before."""
+    for _ in range(100):
+        s4 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s4.bind(("127.0.0.1", 0))
+            port = s4.getsockname()[1]
+            if port in _GIVEN_PORTS:
+                continue
+            if HAVE_IPV6:
+                s6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+                try:
+                    s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    s6.bind(("::", port))
+                except OSError:
+                    continue
+                finally:
+                    s6.close()
+            _GIVEN_PORTS.add(port)
+            return port
+        finally:
+            s4.close()
+    raise RuntimeError("no free port found")
+
+
+def track_socket(s: socket.socket) -> socket.socket:
+    _SOCKETS.append(s)
+    return s
+
+
+def listen_socket(port, host="127.0.0.1") -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = track_socket(socket.socket(family, socket.SOCK_STREAM))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if host == "::" else 1)
+    s.bind((host, port))
+    s.listen(8)
+    s.settimeout(WAIT)
+    return s
+
+
+class Peer:
+    """A raw TCP peer with a receive buffer and deadlines everywhere."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = track_socket(sock)
+        self.buf = bytearray()
+        self.eof = False
+        self.local = sock.getsockname()
+        self.remote = sock.getpeername()
+
+    @classmethod
+    def connect(cls, host, port, timeout=5.0):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect((host, port))
+        return cls(s)
+
+    @classmethod
+    def accept(cls, server: socket.socket, timeout=WAIT):
+        server.settimeout(timeout)
+        conn, _ = server.accept()
+        return cls(conn)
+
+    @property
+    def port(self) -> int:
+        return self.local[1]
+
+    def send(self, data: bytes):
+        self.sock.settimeout(WAIT)
+        self.sock.sendall(data)
+
+    def send_async(self, data: bytes):
+        t = threading.Thread(target=self.send, args=(data,), daemon=True)
+        t.start()
+        return t
+
+    def _fill(self, deadline) -> bool:
+        """Reads once (before the deadline). False on timeout."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(1 << 20)
+        except socket.timeout:
+            return False
+        if not data:
+            self.eof = True
+        self.buf += data
+        return True
+
+    def expect(self, data: bytes, timeout=10.0, what=""):
+        """Asserts that exactly `data` comes next."""
+        deadline = time.monotonic() + timeout
+        while len(self.buf) < len(data) and not self.eof:
+            if not self._fill(deadline):
+                break
+        got = bytes(self.buf[: len(data)])
+        assert got == data, (
+            f"peer expected {_short(data)} {what}, got {_short(got)} "
+            f"({'EOF' if self.eof else 'timeout'} after {len(self.buf)} bytes)"
+        )
+        del self.buf[: len(data)]
+
+    def read_to_eof(self, timeout=10.0) -> bytes:
+        deadline = time.monotonic() + timeout
+        while not self.eof:
+            if not self._fill(deadline):
+                raise AssertionError(f"peer: no EOF within {timeout} s; got {_short(bytes(self.buf))}")
+        data = bytes(self.buf)
+        self.buf.clear()
+        return data
+
+    def expect_eof(self, timeout=10.0, what=""):
+        rest = self.read_to_eof(timeout)
+        assert rest == b"", f"peer expected EOF {what}, got more data first: {_short(rest)}"
+
+    def expect_nothing(self, seconds=0.3, what=""):
+        """Asserts that neither data nor EOF arrives within `seconds`."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self.eof and not self.buf:
+            self._fill(deadline)
+        assert not self.buf and not self.eof, (
+            f"peer expected nothing {what}, got {_short(bytes(self.buf))}{' and EOF' if self.eof else ''}"
+        )
+
+    def closed_by_other_side(self, timeout=10.0) -> str:
+        """Reads until EOF or reset; returns "eof" or "reset"."""
+        try:
+            self.read_to_eof(timeout)
+            return "eof"
+        except ConnectionResetError:
+            return "reset"
+
+    def shutdown_write(self):
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def close(self):
+        self.sock.close()
+
+    def reset(self):
+        """Closes with an RST instead of a FIN."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        self.sock.close()
+
+
+def _short(data: bytes) -> str:
+    if len(data) <= 200:
+        return repr(data)
+    return f"{len(data)} bytes {data[:60]!r}...{data[-40:]!r} sha256 {hashlib.sha256(data).hexdigest()[:16]}"
+
+
+def sha(data) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# Chats
+
+LISTEN_RE = r"forkchat: listening on :: port %d \(IPv6 and IPv4\)\n"
+
+
+def start_listener(port, *args, stdin="pipe", stdout=None, env=None, expect=None) -> Forkchat:
+    p = Forkchat("listen", str(port), *args, stdin=stdin, stdout=stdout, env=env)
+    p.wait_err(expect or (LISTEN_RE % port))
+    return p
+
+
+class Chat:
+    """A forkchat process connected to a raw Python peer."""
+
+    def __init__(self, fc: Forkchat, peer: Peer, role: str, peer_name: str):
+        self.fc, self.peer, self.role = fc, peer, role
+        self.peer_name = peer_name  # how forkchat names the peer: "127.0.0.1 port N"
+
+
+def start_chat(role, stdin="pipe", *args, stdout=None, env=None) -> Chat:
+    """role "listen": forkchat listens, the Python peer connects.
+    role "connect": the Python peer listens, forkchat connects."""
+    port = free_port()
+    if role == "listen":
+        fc = start_listener(port, *args, stdin=stdin, stdout=stdout, env=env)
+        peer = Peer.connect("127.0.0.1", port)
+        peer_name = f"127.0.0.1 port {peer.port}"
+        fc.wait_err(rf"forkchat: connection from {re.escape(peer_name)}\n")
+    else:
+        server = listen_socket(port)
+        fc = Forkchat("connect", "127.0.0.1", str(port), *args, stdin=stdin, stdout=stdout, env=env)
+        try:
+            peer = Peer.accept(server, timeout=10)
+        except socket.timeout:
+            raise AssertionError("forkchat did not connect" + fc.describe()) from None
+        server.close()
+        peer_name = f"127.0.0.1 port {port}"
+        fc.wait_err(rf"forkchat: connected to {re.escape(peer_name)}\n")
+    return Chat(fc, peer, role, peer_name)
+
+
+def forkchat_pair(listen_args=(), connect_args=(), listen_stdin="pipe", connect_stdin="pipe"):
+    """forkchat listen <-> forkchat connect on 127.0.0.1; returns (L, C)."""
+    port = free_port()
+    listener = start_listener(port, *listen_args, stdin=listen_stdin)
+    client = Forkchat("connect", "127.0.0.1", str(port), *connect_args, stdin=connect_stdin)
+    client.wait_err(rf"forkchat: connected to 127\.0\.0\.1 port {port}\n")
+    listener.wait_err(r"forkchat: connection from 127\.0\.0\.1 port \d+\n")
+    return listener, client
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        message = f"!!! {name} is not installed: the interop test with {name} did NOT run !!!"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (CI=true: a missing tool is a failure)")
+        pytest.skip(message)
+    return path

@@ -1,0 +1,53 @@
+"""Interop with nc (netcat-openbsd) and socat, forkchat in both roles, data
+both ways. A missing tool skips loudly, or fails when CI=true."""
+
+import pytest
+
+from harness import Forkchat, Proc, free_port, require_tool, start_listener
+
+FC_DATA = b"from forkchat\x00\xff binary\r\n" + bytes(range(256)) + b"\nend of forkchat\n"
+TOOL_DATA = b"from the tool\n\x01\x02\xfe\nend of tool\n"
+
+
+def tool_command(tool, role, port):
+    """The tool's command line; role is the TOOL's role."""
+    if tool == "nc":
+        path = require_tool("nc")
+        return [path, "-N", "127.0.0.1", str(port)] if role == "connect" else [path, "-l", "127.0.0.1", str(port)]
+    path = require_tool("socat")
+    if role == "connect":
+        return [path, "-", f"TCP:127.0.0.1:{port}"]
+    return [path, f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr", "-"]
+
+
+@pytest.mark.parametrize("tool_role", ["connect", "listen"], ids=["forkchat-listens", "forkchat-connects"])
+@pytest.mark.parametrize("tool", ["nc", "socat"])
+def test_interop(tool, tool_role):
+    port = free_port()
+    argv = tool_command(tool, tool_role, port)
+    if tool_role == "connect":
+        fc = start_listener(port, "--bind", "127.0.0.1", stdin="pipe",
+                            expect=rf"forkchat: listening on 127\.0\.0\.1 port {port}\n")
+        other = Proc(argv, stdin="pipe", name=tool)
+        fc.wait_err(r"forkchat: connection from 127\.0\.0\.1 port \d+\n")
+    else:
+        other = Proc(argv, stdin="pipe", name=tool)
+        # The tool prints nothing when it is ready: --retry covers its start.
+        fc = Forkchat("connect", "127.0.0.1", str(port), "--retry", "10", stdin="pipe")
+        fc.wait_err(rf"forkchat: connected to 127\.0\.0\.1 port {port}\n")
+
+    fc.send(FC_DATA)
+    other.send(TOOL_DATA)
+    other.wait_out_bytes(FC_DATA)
+    fc.wait_out_bytes(TOOL_DATA)
+    fc.send(b"second from forkchat\n")
+    other.wait_out_bytes(FC_DATA + b"second from forkchat\n")
+    other.send(b"second from the tool\n")
+    fc.wait_out_bytes(TOOL_DATA + b"second from the tool\n")
+
+    other.close_stdin()
+    fc.close_stdin()
+    fc.assert_exit(0)
+    other.assert_exit(0)
+    assert fc.out_bytes() == TOOL_DATA + b"second from the tool\n", fc.describe()
+    assert other.out_bytes() == FC_DATA + b"second from forkchat\n", other.describe()

@@ -1,0 +1,263 @@
+"""listen --keep, one chat at a time, connect --retry, listen --allow,
+IPv6 and localhost, -4 and -6."""
+
+import re
+import signal
+import socket
+import time
+
+import pytest
+
+from harness import (
+    HAVE_IPV6,
+    LISTEN_RE,
+    Forkchat,
+    Peer,
+    free_port,
+    start_listener,
+)
+
+needs_ipv6 = pytest.mark.skipif(not HAVE_IPV6, reason="no IPv6 loopback on this machine")
+
+
+def connection_from(fc, peer: Peer, host="127.0.0.1"):
+    fc.wait_err(rf"forkchat: connection from {re.escape(host)} port {peer.port}\n")
+
+
+def exchange(fc, peer, tag: str, terminal: bool):
+    """One line each way between forkchat and a raw peer."""
+    fc.send(f"to {tag}\n".encode())
+    peer.expect(f"to {tag}\n".encode(), what=f"(forkchat -> {tag})")
+    peer.send(f"from {tag}\n".encode())
+    fc.wait_out_bytes(f"{'< ' if terminal else ''}from {tag}\n".encode())
+
+
+# --- --keep ------------------------------------------------------------------
+
+
+def test_keep_serves_peers_in_turn_and_queues_the_third():
+    port = free_port()
+    fc = start_listener(port, "--keep", stdin="pty")
+    first = Peer.connect("127.0.0.1", port)
+    connection_from(fc, first)
+    exchange(fc, first, "first", terminal=True)
+
+    # A third party connects while the first chat is live: it is queued, and
+    # what it sends must not reach the live chat.
+    third = Peer.connect("127.0.0.1", port)
+    third.send(b"third was here\n")
+    fc.type(b"only for first\n")
+    first.expect(b"only for first\n")
+    time.sleep(0.3)
+    assert b"third was here" not in fc.out_bytes(), "the queued peer's data leaked into the live chat" + fc.describe()
+    third.expect_nothing(0.1, "(the queued peer gets nothing while the first chat is live)")
+    assert f"port {third.port}" not in fc.err_text(), fc.describe()
+
+    first.send(b"first leaves\n")
+    first.close()
+    fc.wait_err(rf"forkchat: 127\.0\.0\.1 port {first.port} closed the connection\n")
+    fc.wait_err(rf"forkchat: waiting for the next peer on :: port {port} \(IPv6 and IPv4\)\n")
+    # Now the queued peer is served.
+    connection_from(fc, third)
+    fc.wait_out_bytes(b"< third was here\n")
+    exchange(fc, third, "third", terminal=True)
+    third.expect_nothing(0.1, "(nothing typed for the first chat goes to the next peer)")
+    third.shutdown_write()
+    fc.wait_err(rf"forkchat: 127\.0\.0\.1 port {third.port} closed the connection\n")
+    third.expect_eof(what="(forkchat ends its side once the peer has closed on a terminal)")
+    fc.wait_err(r"(?s)(.*?waiting for the next peer on :: port \d+ \(IPv6 and IPv4\)\n){2}")
+
+    # And a fourth, after both.
+    fourth = Peer.connect("127.0.0.1", port)
+    connection_from(fc, fourth)
+    exchange(fc, fourth, "fourth", terminal=True)
+    fc.send(b"\x03")
+    fc.assert_signaled(signal.SIGINT, timeout=5)
+    assert fourth.closed_by_other_side() == "eof"
+    out = fc.out_text()
+    order = [out.index(s) for s in ("< from first", "< first leaves", "< third was here", "< from third", "< from fourth")]
+    assert order == sorted(order), fc.describe()
+
+
+def test_keep_with_empty_input_serves_several_peers():
+    port = free_port()
+    fc = start_listener(port, "--keep", stdin="devnull")
+    for n in range(3):
+        peer = Peer.connect("127.0.0.1", port)
+        connection_from(fc, peer)
+        peer.expect_eof(what="(stdin is empty)")
+        peer.send(f"peer {n}\n".encode())
+        peer.close()
+        fc.wait_err(rf"forkchat: 127\.0\.0\.1 port {peer.port} closed the connection\n")
+        fc.wait_out_bytes(f"peer {n}\n".encode())
+    fc.wait_err(r"(?s)(.*?waiting for the next peer on :: port \d+ \(IPv6 and IPv4\)\n){3}")
+    fc.signal(signal.SIGTERM)
+    fc.assert_signaled(signal.SIGTERM, timeout=5)
+    assert fc.out_bytes() == b"peer 0\npeer 1\npeer 2\n", fc.describe()
+
+
+def test_without_keep_a_second_connection_is_refused():
+    port = free_port()
+    fc = start_listener(port, stdin="pipe")
+    first = Peer.connect("127.0.0.1", port)
+    connection_from(fc, first)
+    exchange(fc, first, "first", terminal=False)
+    with pytest.raises(ConnectionRefusedError):
+        Peer.connect("127.0.0.1", port)
+    if HAVE_IPV6:
+        with pytest.raises(ConnectionRefusedError):
+            Peer.connect("::1", port)
+    exchange(fc, first, "first again", terminal=False)
+    fc.close_stdin()
+    first.expect_eof()
+    first.close()
+    fc.assert_exit(0)
+    assert "connection from" in fc.err_text() and fc.err_text().count("connection from") == 1, fc.describe()
+
+
+# --- --retry -----------------------------------------------------------------
+
+
+def test_retry_until_the_server_starts():
+    port = free_port()
+    client = Forkchat("connect", "127.0.0.1", str(port), "--retry", "5", stdin="pipe")
+    client.wait_err(rf"\Aforkchat: connect to 127\.0\.0\.1 port {port}: Connection refused; retrying for 5 s\n")
+    time.sleep(0.5)
+    listener = start_listener(port, stdin="pipe")
+    listening_at = time.monotonic()
+    client.wait_err(rf"forkchat: connected to 127\.0\.0\.1 port {port}\n")
+    delay = time.monotonic() - listening_at
+    assert delay < 1.0, f"connected {delay:.2f} s after the server started (retries every 100 ms)" + client.describe()
+    listener.wait_err(r"forkchat: connection from 127\.0\.0\.1 port \d+\n")
+    client.send(b"from client\n")
+    listener.wait_out_bytes(b"from client\n")
+    listener.send(b"from listener\n")
+    client.wait_out_bytes(b"from listener\n")
+    client.close_stdin()
+    listener.close_stdin()
+    client.assert_exit(0)
+    listener.assert_exit(0)
+    assert client.err_text().count("retrying") == 1, client.describe()
+    assert client.out_bytes() == b"from listener\n" and listener.out_bytes() == b"from client\n"
+
+
+# (the retry that times out is in test_cli.py)
+
+
+# --- --allow -----------------------------------------------------------------
+
+
+def test_allow_accepts_the_allowed_address():
+    port = free_port()
+    fc = start_listener(port, "--allow", "127.0.0.1", stdin="pipe")
+    peer = Peer.connect("127.0.0.1", port)
+    connection_from(fc, peer)
+    exchange(fc, peer, "allowed", terminal=False)
+    fc.close_stdin()
+    peer.expect_eof()
+    peer.close()
+    fc.assert_exit(0)
+    assert "refused" not in fc.err_text(), fc.describe()
+
+
+@needs_ipv6
+def test_allow_refuses_others_and_keeps_waiting():
+    port = free_port()
+    fc = start_listener(port, "--allow", "::1", stdin="pipe")
+    stranger = Peer.connect("127.0.0.1", port)
+    fc.wait_err(rf"forkchat: refused connection from 127\.0\.0\.1 port {stranger.port} \(not --allow ::1\)\n")
+    assert stranger.closed_by_other_side(timeout=3) in ("eof", "reset"), "the refused peer is closed at once"
+    fc.assert_running("(it keeps waiting for an allowed peer)")
+    friend = Peer.connect("::1", port)
+    connection_from(fc, friend, host="::1")
+    exchange(fc, friend, "friend", terminal=False)
+    fc.close_stdin()
+    friend.expect_eof()
+    friend.close()
+    fc.assert_exit(0)
+    assert "forkchat: connection from 127.0.0.1" not in fc.err_text(), fc.describe()
+
+
+# --- IPv6, localhost, -4, -6 -------------------------------------------------
+
+
+def chat_both_ways(listener, client):
+    client.send(b"c->l\n")
+    listener.wait_out_bytes(b"c->l\n")
+    listener.send(b"l->c\n")
+    client.wait_out_bytes(b"l->c\n")
+    client.close_stdin()
+    listener.close_stdin()
+    client.assert_exit(0)
+    listener.assert_exit(0)
+
+
+@needs_ipv6
+def test_connect_to_ipv6_loopback():
+    port = free_port()
+    listener = start_listener(port, stdin="pipe")
+    client = Forkchat("connect", "::1", str(port), stdin="pipe")
+    client.wait_err(rf"forkchat: connected to ::1 port {port}\n")
+    listener.wait_err(r"forkchat: connection from ::1 port \d+\n")
+    chat_both_ways(listener, client)
+
+
+@pytest.mark.parametrize("listen_args", [[], ["-4"]], ids=["dual-stack", "listen-4"])
+def test_connect_to_localhost(listen_args):
+    """localhost works whether ::1 or 127.0.0.1 answers."""
+    port = free_port()
+    expect = (LISTEN_RE % port) if not listen_args else rf"forkchat: listening on 0\.0\.0\.0 port {port}\n"
+    listener = start_listener(port, *listen_args, stdin="pipe", expect=expect)
+    client = Forkchat("connect", "localhost", str(port), stdin="pipe")
+    client.wait_err(rf"forkchat: connected to (127\.0\.0\.1|::1) port {port}\n")
+    listener.wait_err(r"forkchat: connection from (127\.0\.0\.1|::1) port \d+\n")
+    chat_both_ways(listener, client)
+
+
+@needs_ipv6
+def test_listen_ipv4_only():
+    port = free_port()
+    listener = start_listener(port, "-4", stdin="pipe", expect=rf"\Aforkchat: listening on 0\.0\.0\.0 port {port}\n")
+    with pytest.raises(ConnectionRefusedError):
+        Peer.connect("::1", port)
+    client = Forkchat("connect", "-4", "localhost", str(port), stdin="pipe")
+    client.wait_err(rf"forkchat: connected to 127\.0\.0\.1 port {port}\n")
+    listener.wait_err(r"forkchat: connection from 127\.0\.0\.1 port \d+\n")
+    chat_both_ways(listener, client)
+
+
+@needs_ipv6
+def test_listen_ipv6_only():
+    port = free_port()
+    listener = start_listener(port, "-6", stdin="pipe", expect=rf"\Aforkchat: listening on :: port {port}\n")
+    with pytest.raises(ConnectionRefusedError):
+        Peer.connect("127.0.0.1", port)
+    client = Forkchat("connect", "-6", "::1", str(port), stdin="pipe")
+    client.wait_err(rf"forkchat: connected to ::1 port {port}\n")
+    listener.wait_err(r"forkchat: connection from ::1 port \d+\n")
+    chat_both_ways(listener, client)
+
+
+def test_ipv4_mapped_peer_shown_as_ipv4():
+    port = free_port()
+    fc = start_listener(port, stdin="devnull")
+    peer = Peer.connect("127.0.0.1", port)
+    connection_from(fc, peer)
+    assert "::ffff:" not in fc.err_text(), fc.describe()
+    peer.expect_eof()
+    peer.close()
+    fc.assert_exit(0)
+
+
+def test_bind_loopback_only():
+    port = free_port()
+    fc = start_listener(port, "--bind", "127.0.0.1", stdin="devnull",
+                        expect=rf"\Aforkchat: listening on 127\.0\.0\.1 port {port}\n")
+    if HAVE_IPV6:
+        with pytest.raises(ConnectionRefusedError):
+            Peer.connect("::1", port)
+    peer = Peer.connect("127.0.0.1", port)
+    connection_from(fc, peer)
+    peer.expect_eof()
+    peer.close()
+    fc.assert_exit(0)

@@ -1,0 +1,290 @@
+"""The teardown contract, row by row, in both roles (forkchat listening or
+connecting, against a raw Python peer) and with stdin a pipe or a terminal.
+Every test also gets the automatic "no process left behind" check."""
+
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from harness import expect_orphans, live_in_sessions, signaled, start_chat, wait_sessions_empty
+
+ROLES = ["listen", "connect"]
+STDINS = ["pipe", "pty"]
+
+
+def peer_line(chat, text: bytes) -> bytes:
+    """How a line from the peer shows up on forkchat's stdout."""
+    return b"< " + text if chat.fc.stdout_kind == "pty" else text
+
+
+def establish(chat):
+    """Proves the chat is live both ways before the ending under test."""
+    chat.fc.send(b"ping\n")
+    chat.peer.expect(b"ping\n", what="(forkchat -> peer)")
+    chat.peer.send(b"pong\n")
+    chat.fc.wait_out_bytes(peer_line(chat, b"pong\n"))
+
+
+def closed_notice(chat) -> str:
+    return f"forkchat: {chat.peer_name} closed the connection\n"
+
+
+# --- local input ends --------------------------------------------------------
+
+
+@pytest.mark.parametrize("stdin", STDINS)
+@pytest.mark.parametrize("role", ROLES)
+def test_input_ends(role, stdin):
+    chat = start_chat(role, stdin)
+    fc, peer = chat.fc, chat.peer
+    establish(chat)
+    fc.send(b"last words\n")
+    fc.close_stdin()  # Ctrl-D at the start of a line, or the pipe closed
+    peer.expect(b"last words\n")
+    peer.expect_eof(what="(forkchat's input ended: shutdown(SHUT_WR))")
+    eof_at = time.monotonic()
+    # The parent goes on printing what the peer sends.
+    peer.send(b"late reply\n")
+    fc.wait_out_bytes(peer_line(chat, b"late reply\n"))
+    if stdin == "pty":
+        # Bounded by the default linger of 2 s; the peer never closes.
+        fc.assert_exit(0, timeout=10)
+        waited = fc.ended - eof_at
+        assert 1.5 <= waited <= 4.0, f"linger should be about 2 s, was {waited:.2f} s" + fc.describe()
+        assert f"forkchat: {chat.peer_name} did not close within 2 s; closing\n" in fc.err_text(), fc.describe()
+        assert chat.peer.closed_by_other_side() == "eof"
+    else:
+        # Unbounded with a pipe: still there well past 2 s.
+        time.sleep(2.5)
+        fc.assert_running("(pipe stdin: no linger limit unless --linger)")
+        peer.send(b"later still\n")
+        fc.wait_out_bytes(b"later still\n")
+        peer.close()
+        fc.assert_exit(0)
+        assert fc.out_bytes() == b"pong\nlate reply\nlater still\n", fc.describe()
+        assert closed_notice(chat) in fc.err_text(), fc.describe()
+
+
+@pytest.mark.parametrize("stdin", STDINS)
+@pytest.mark.parametrize("role", ROLES)
+def test_linger_option_bounds_the_wait(role, stdin):
+    chat = start_chat(role, stdin, "--linger", "0.5")
+    establish(chat)
+    chat.fc.close_stdin()
+    chat.peer.expect_eof()
+    eof_at = time.monotonic()
+    chat.fc.assert_exit(0, timeout=10)
+    waited = chat.fc.ended - eof_at
+    assert 0.3 <= waited <= 2.0, f"--linger 0.5 waited {waited:.2f} s" + chat.fc.describe()
+    assert f"forkchat: {chat.peer_name} did not close within 0.5 s; closing\n" in chat.fc.err_text(), chat.fc.describe()
+    assert chat.peer.closed_by_other_side() == "eof"
+
+
+# --- the quit word -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_quit_word_on_terminal(role):
+    chat = start_chat(role, "pty")
+    fc, peer = chat.fc, chat.peer
+    establish(chat)
+    # Lines that only look like the word are ordinary data.
+    fc.type(b"exit now\n")
+    fc.type(b" exit\n")
+    fc.type(b"exits\n")
+    peer.expect(b"exit now\n exit\nexits\n")
+    peer.expect_nothing(0.2, "(no quit yet)")
+    fc.type(b"exit\n")
+    peer.expect(b"exit\n", what="(the quit line itself is sent)")
+    peer.expect_eof(what="(after the quit word)")
+    fc.type(b"typed after quitting\n")
+    peer.send(b"see you\n")
+    fc.wait_out_bytes(b"< see you\n")
+    peer.close()
+    fc.assert_exit(0, timeout=5)
+    assert closed_notice(chat) in fc.err_text(), fc.describe()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_custom_quit_word_and_disabled_quit_word(role):
+    chat = start_chat(role, "pty", "--quit", "bye")
+    chat.fc.type(b"exit\n")
+    chat.peer.expect(b"exit\n")
+    chat.peer.expect_nothing(0.2, "('exit' is data with --quit bye)")
+    chat.fc.type(b"bye\n")
+    chat.peer.expect(b"bye\n")
+    chat.peer.expect_eof(what="(after --quit bye)")
+    chat.peer.close()
+    chat.fc.assert_exit(0, timeout=5)
+
+    chat = start_chat(role, "pty", "--quit=")
+    chat.fc.type(b"exit\n")
+    chat.peer.expect(b"exit\n")
+    chat.peer.expect_nothing(0.3, "(--quit '' disables the quit word)")
+    chat.fc.close_stdin()
+    chat.peer.expect_eof()
+    chat.peer.close()
+    chat.fc.assert_exit(0, timeout=5)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_quit_word_on_pipe_is_data(role):
+    chat = start_chat(role, "pipe")
+    fc, peer = chat.fc, chat.peer
+    fc.send(b"exit\n")
+    peer.expect(b"exit\n")
+    peer.expect_nothing(0.3, "('exit' on a pipe is not a quit)")
+    fc.send(b"more\n")
+    peer.expect(b"more\n")
+    fc.close_stdin()
+    peer.expect_eof()
+    peer.close()
+    fc.assert_exit(0)
+
+
+# --- the peer closes ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("stdin", STDINS)
+@pytest.mark.parametrize("role", ROLES)
+def test_peer_closes(role, stdin):
+    chat = start_chat(role, stdin)
+    fc, peer = chat.fc, chat.peer
+    establish(chat)
+    peer.send(b"goodbye\n")
+    peer.shutdown_write()  # FIN; the peer can still receive
+    fc.wait_err(re.escape(closed_notice(chat)))
+    fc.wait_out_bytes(peer_line(chat, b"goodbye\n"))
+    if stdin == "pty":
+        # Nobody to talk to: the child is killed and reaped, exit at once.
+        start = time.monotonic()
+        fc.assert_exit(0, timeout=5)
+        assert fc.ended - start < 1.0, f"exit took {fc.ended - start:.2f} s after the peer closed" + fc.describe()
+        assert peer.closed_by_other_side() == "eof"
+    else:
+        # The child goes on until its input ends: a half-closed peer still
+        # receives what is sent after its FIN.
+        time.sleep(0.3)
+        fc.assert_running("(pipe stdin: the child sends until its input ends)")
+        fc.send(b"after your FIN\n")
+        peer.expect(b"after your FIN\n", what="(data sent after the peer's FIN)")
+        fc.close_stdin()
+        peer.expect_eof()
+        fc.assert_exit(0)
+        assert fc.out_bytes() == b"pong\ngoodbye\n", fc.describe()
+
+
+# --- connection reset / write failure ----------------------------------------
+
+
+@pytest.mark.parametrize("stdin", STDINS)
+@pytest.mark.parametrize("role", ROLES)
+def test_connection_reset_by_peer(role, stdin):
+    chat = start_chat(role, stdin)
+    establish(chat)
+    chat.peer.reset()
+    chat.fc.assert_exit(1, timeout=5)
+    err = chat.fc.err_text()
+    assert f"forkchat: read from {chat.peer_name}: Connection reset by peer\n" in err, chat.fc.describe()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_write_to_peer_fails(role):
+    chat = start_chat(role, "pipe")
+    fc, peer = chat.fc, chat.peer
+    establish(chat)
+    peer.close()  # full close: what forkchat sends next is answered with RST
+    fc.wait_err(re.escape(closed_notice(chat)))
+    deadline = time.monotonic() + 5
+    while fc.popen.poll() is None and time.monotonic() < deadline:
+        try:
+            fc.send(b"anyone there?\n")
+        except BrokenPipeError:
+            break
+        time.sleep(0.05)
+    fc.assert_exit(1, timeout=5)
+    err = fc.err_text()
+    assert re.search(
+        rf"forkchat: write to {re.escape(chat.peer_name)}: (Broken pipe|Connection reset by peer)\n", err
+    ), fc.describe()
+
+
+@pytest.mark.parametrize("stdin", STDINS)
+@pytest.mark.parametrize("role", ROLES)
+def test_write_to_stdout_fails(role, stdin):
+    chat = start_chat(role, stdin, stdout="closed")
+    chat.fc.send(b"ping\n")
+    chat.peer.expect(b"ping\n")
+    chat.peer.send(b"nobody reads this\n")
+    chat.fc.assert_exit(1, timeout=5)
+    assert "forkchat: write to standard output: Broken pipe\n" in chat.fc.err_text(), chat.fc.describe()
+    assert chat.peer.closed_by_other_side() in ("eof", "reset")
+
+
+# --- signals -----------------------------------------------------------------
+
+SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: signal.Signals(s).name)
+@pytest.mark.parametrize("stdin", STDINS)
+@pytest.mark.parametrize("role", ROLES)
+def test_signal_to_parent(role, stdin, sig):
+    chat = start_chat(role, stdin)
+    establish(chat)
+    child = chat.fc.child_pid()
+    chat.fc.signal(sig)
+    chat.fc.assert_signaled(sig, timeout=5)
+    left = wait_sessions_empty([chat.fc.pid], timeout=1.0)
+    assert not left, f"sending process {child} survived: {left}" + chat.fc.describe()
+    assert chat.peer.closed_by_other_side() == "eof"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_ctrl_c_on_terminal(role):
+    chat = start_chat(role, "pty")
+    establish(chat)
+    chat.fc.child_pid()
+    chat.fc.send(b"half a li")
+    chat.fc.send(b"\x03")  # SIGINT to the whole foreground process group
+    chat.fc.assert_signaled(signal.SIGINT, timeout=5)
+    assert chat.peer.closed_by_other_side() == "eof"
+    assert b"half a li" not in chat.peer.buf, "an unfinished line must not be sent"
+
+
+@pytest.mark.parametrize("stdin", STDINS)
+@pytest.mark.parametrize("role", ROLES)
+def test_parent_killed(role, stdin):
+    chat = start_chat(role, stdin)
+    establish(chat)
+    child = chat.fc.child_pid()
+    expect_orphans()  # nobody is left to reap the child but init (here: the test)
+    chat.fc.signal(signal.SIGKILL)
+    rc = chat.fc.wait(5)
+    assert signaled(rc, signal.SIGKILL), chat.fc.describe()
+    left = wait_sessions_empty([chat.fc.pid], timeout=1.0)
+    assert not left, f"the sending process {child} outlived its SIGKILLed parent: {left}" + chat.fc.describe()
+    assert chat.peer.closed_by_other_side() == "eof"
+
+
+@pytest.mark.parametrize("stdin", STDINS)
+@pytest.mark.parametrize("role", ROLES)
+def test_child_killed(role, stdin):
+    chat = start_chat(role, stdin)
+    fc, peer = chat.fc, chat.peer
+    establish(chat)
+    child = fc.child_pid()
+    os.kill(child, signal.SIGKILL)
+    fc.wait_err(rf"forkchat: sending process {child} killed by signal 9 \(Killed\)\n")
+    peer.expect_eof(what="(the parent shuts down the sending side when the child dies)")
+    assert live_in_sessions([fc.pid]) and fc.popen.poll() is None, "the parent keeps running" + fc.describe()
+    peer.send(b"still here\n")
+    fc.wait_out_bytes(peer_line(chat, b"still here\n"))
+    time.sleep(0.2)
+    fc.assert_running("(it prints what the peer sends until the peer closes)")
+    peer.close()
+    fc.assert_exit(1, timeout=5)
+    assert closed_notice(chat) in fc.err_text(), fc.describe()
