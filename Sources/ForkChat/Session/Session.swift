@@ -84,6 +84,9 @@ public struct Session {
       let quit = options.quitWord.map { " or a line \"\(String(decoding: $0, as: UTF8.self))\"" } ?? ""
       notice("type a line and press Enter to send it; Ctrl-D\(quit) ends the chat")
     }
+    // A line is sent the moment it is typed: no Nagle delay (tcp(7)),
+    // which would hold a small segment back until the last one is acked.
+    try? socket.setOption(CInt(IPPROTO_TCP), TCP_NODELAY, 1)
     let parentPid = getpid()
     // SIGCHLD stays blocked from before fork() until the child's pid is
     // recorded: a child that dies at once cannot be missed or mistaken.
