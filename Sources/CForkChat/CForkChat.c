@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int forkchat_set_parent_death_signal(int signal) {
@@ -19,4 +20,8 @@ int forkchat_pipe2(int fds[2], int flags) {
 
 long forkchat_splice(int in, int out, unsigned long length) {
   return (long)splice(in, NULL, out, NULL, length, SPLICE_F_MOVE);
+}
+
+int forkchat_gettid(void) {
+  return (int)syscall(SYS_gettid);
 }

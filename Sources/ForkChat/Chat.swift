@@ -1,7 +1,7 @@
 import Glibc
 
 // The two commands: wait for a peer, or call one; then hand the connected
-// socket to a Session (Session/Session.swift), where fork() happens.
+// socket to a Session (Session/Session.swift), where the chat is driven.
 
 /// `forkchat listen`: what to listen on and whom to accept.
 public struct ListenOptions: Equatable, Sendable {
@@ -9,7 +9,9 @@ public struct ListenOptions: Equatable, Sendable {
   public var bindAddress: String? = nil
   public var keep = false
   public var allow: String? = nil
+  public var echo = false
   public var family: AddressFamily = .any
+  public var trace = false
   public var session = SessionOptions()
   public init() {}
 }
@@ -20,6 +22,7 @@ public struct ConnectOptions: Equatable, Sendable {
   public var port: UInt16 = 8080
   public var retry: Double? = nil
   public var family: AddressFamily = .any
+  public var trace = false
   public var session = SessionOptions()
   public init() {}
 }
@@ -37,9 +40,10 @@ extension SessionResult {
   var exitStatus: CInt { self == .finished ? ExitStatus.success : ExitStatus.failure }
 }
 
-/// Listens, accepts one peer at a time, and chats with it. Returns the
-/// exit status. Without `keep`, the listening socket is closed as soon as
-/// the peer is accepted, so no third party can even connect.
+/// Listens, accepts one peer at a time, and chats with it (or echoes, with
+/// --echo). Returns the exit status. Without `keep`, the listening socket
+/// is closed as soon as the peer is accepted, so no third party can even
+/// connect.
 public func listenAndChat(_ options: ListenOptions) -> CInt {
   let listener: Listener
   var allowed: [SocketAddress] = []
@@ -51,8 +55,28 @@ public func listenAndChat(_ options: ListenOptions) -> CInt {
     return ExitStatus.failure
   }
   notice("listening on \(listener.description)")
+  if options.echo { return serveEcho(listener, options: options, allowed: allowed) }
   var session = options.session
   session.parentClosesInput = !options.keep
+  while true {
+    guard let (socket, peer) = acceptAllowed(listener, options: options, allowed: allowed) else {
+      return ExitStatus.failure
+    }
+    if !options.keep { listener.socket.closeIgnoringErrors() }
+    let result = Session(
+      socket: socket, peer: peer, options: session, accepted: true,
+      closeInChild: options.keep ? [listener.socket] : []
+    ).run()
+    if !options.keep { return result.exitStatus }
+    notice("waiting for the next peer on \(listener.description)")
+  }
+}
+
+/// Accepts the next peer that --allow lets in; any other is closed at once,
+/// with a notice. Returns nil if accept(2) fails (reported).
+func acceptAllowed(_ listener: Listener, options: ListenOptions, allowed: [SocketAddress])
+  -> (FileDescriptor, SocketAddress)?
+{
   while true {
     let socket: FileDescriptor
     let peer: SocketAddress
@@ -61,21 +85,17 @@ public func listenAndChat(_ options: ListenOptions) -> CInt {
     } catch {
       notice("accept on \(listener.address): \(error)")
       listener.socket.closeIgnoringErrors()
-      return ExitStatus.failure
+      return nil
     }
+    Trace.event("main", "accept", "fd=\(socket.rawValue) \(peer)")
     if !allowed.isEmpty && !allowed.contains(where: { sameHost($0, peer) }) {
       notice("refused connection from \(peer) (not --allow \(options.allow!))")
       socket.closeIgnoringErrors()
+      Trace.event("main", "close", "fd=\(socket.rawValue) not allowed")
       continue
     }
     notice("connection from \(peer)")
-    if !options.keep { listener.socket.closeIgnoringErrors() }
-    let result = Session(
-      socket: socket, peer: peer, options: session,
-      closeInChild: options.keep ? [listener.socket] : []
-    ).run()
-    if !options.keep { return result.exitStatus }
-    notice("waiting for the next peer on \(listener.description)")
+    return (socket, peer)
   }
 }
 
@@ -91,5 +111,5 @@ public func connectAndChat(_ options: ConnectOptions) -> CInt {
     return ExitStatus.failure
   }
   notice("connected to \(peer)")
-  return Session(socket: socket, peer: peer, options: options.session).run().exitStatus
+  return Session(socket: socket, peer: peer, options: options.session, accepted: false).run().exitStatus
 }

@@ -31,11 +31,13 @@ struct UsageError: Error, Equatable {
 func usageLine(for subcommand: String) -> String {
   switch subcommand {
   case "listen":
-    "forkchat listen [<port>] [--bind <address>] [--keep] [--allow <address>] [-4|-6] [--quit <word>] [--linger <seconds>]"
+    "forkchat listen [<port>] [--bind <address>] [--keep] [--allow <address>] [--echo] [-4|-6] \(commonUsage)"
   default:
-    "forkchat connect <host> [<port>] [--retry <seconds>] [-4|-6] [--quit <word>] [--linger <seconds>]"
+    "forkchat connect <host> [<port>] [--retry <seconds>] [-4|-6] \(commonUsage)"
   }
 }
+
+let commonUsage = "[--mode <mode>] [--first <turn>] [--quit <word>] [--linger <seconds>] [--trace]"
 
 let mainHelp = """
   OVERVIEW: Chat over TCP from two terminals, one process per direction.
@@ -59,12 +61,20 @@ let mainHelp = """
   """
 
 let commonOptionsHelp = """
+    --mode <mode>           How the two directions are driven: fork (a process
+                            each), threads (a thread each), poll (one thread,
+                            poll(2)) or alternate (one line each way in turn).
+                            (default: fork)
+    --first <turn>          alternate mode: send or receive first. (default:
+                            send when connecting, receive when listening)
     --quit <word>           A line equal to <word>, typed on a terminal, is sent
                             and ends your side of the chat; '' disables it.
                             (default: exit)
     --linger <seconds>      After your input ends, wait at most this long for the
                             peer to close. (default: 2 on a terminal, no limit
                             otherwise)
+    --trace                 Print process events (socket, fork, signals, waitpid,
+                            exit ...) on standard error, with times in ms.
     --version               Show the version.
     -h, --help              Show help information.
   """
@@ -85,6 +95,9 @@ let listenHelp = """
     --bind <address>        Listen on this local address only.
     --keep                  After a chat ends, wait for the next peer.
     --allow <address>       Accept only this peer address; close any other at once.
+    --echo                  Send every byte received back to the client (the
+                            course's ping-pong server); with --keep, one process
+                            per client.
     -4                      Use IPv4 only.
     -6                      Use IPv6 only.
   \(commonOptionsHelp)
@@ -143,6 +156,7 @@ private func parseSubcommand(_ name: String, _ arguments: [String]) throws(Usage
   var listen = ListenOptions()
   var connect = ConnectOptions()
   var session = SessionOptions()
+  var trace = false
 
   var index = 0
   var optionsEnded = false
@@ -193,6 +207,24 @@ private func parseSubcommand(_ name: String, _ arguments: [String]) throws(Usage
       if word.contains("\n") || word.contains("\r") { throw fail("The quit word cannot contain a newline.") }
       session.quitWord = word.isEmpty ? nil : Array(word.utf8)
     case ("--linger", _): session.linger = try seconds()
+    case ("--mode", _):
+      let text = try value()
+      guard let mode = Mode(rawValue: text) else {
+        throw fail("Invalid value '\(text)' for '--mode': expected fork, threads, poll or alternate.")
+      }
+      session.mode = mode
+    case ("--first", _):
+      let text = try value()
+      guard let turn = Turn(rawValue: text) else {
+        throw fail("Invalid value '\(text)' for '--first': expected send or receive.")
+      }
+      session.first = turn
+    case ("--trace", _):
+      try noValue()
+      trace = true
+    case ("--echo", "listen"):
+      try noValue()
+      listen.echo = true
     case ("--bind", "listen"): listen.bindAddress = try value()
     case ("--allow", "listen"): listen.allow = try value()
     case ("--keep", "listen"):
@@ -211,10 +243,17 @@ private func parseSubcommand(_ name: String, _ arguments: [String]) throws(Usage
     return UInt16(number)
   }
 
+  if session.first != nil && session.mode != .alternate {
+    throw fail("'--first' needs '--mode alternate'.")
+  }
+  if listen.echo && session.mode != .fork {
+    throw fail("Cannot use --echo with --mode.")
+  }
   if name == "listen" {
     if positionals.count > 1 { throw fail("Unexpected argument '\(positionals[1])'.") }
     if let text = positionals.first { listen.port = try port(text) }
     listen.family = family ?? .any
+    listen.trace = trace
     listen.session = session
     return .listen(listen)
   }
@@ -224,6 +263,7 @@ private func parseSubcommand(_ name: String, _ arguments: [String]) throws(Usage
   connect.host = host
   if positionals.count == 2 { connect.port = try port(positionals[1]) }
   connect.family = family ?? .any
+  connect.trace = trace
   connect.session = session
   return .connect(connect)
 }

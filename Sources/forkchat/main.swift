@@ -15,12 +15,15 @@ do {
     try? FileDescriptor.standardOutput.writeAll(Array("\(version)\n".utf8))
     status = ExitStatus.success
   case .listen(let options):
+    if options.trace { Trace.start() }
     status = listenAndChat(options)
   case .connect(let options):
+    if options.trace { Trace.start() }
     status = connectAndChat(options)
   }
 } catch {
   try? FileDescriptor.standardError.writeAll(Array(error.text.utf8))
   status = ExitStatus.usage
 }
+Trace.event("main", "exit", "\(status)")
 exit(status)

@@ -22,4 +22,8 @@ int forkchat_pipe2(int fds[2], int flags);
    the kernel. Returns the bytes moved, 0 at end of input. */
 long forkchat_splice(int in, int out, unsigned long length);
 
+/* gettid(): the kernel's id of the calling thread (equal to the pid in a
+   process's first thread). */
+int forkchat_gettid(void);
+
 #endif

@@ -11,7 +11,9 @@ extension FileDescriptor {
   /// The corresponding C function is `socket`.
   static func tcpSocket(family: CInt) throws(Errno) -> FileDescriptor {
     let type = CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue)
-    return FileDescriptor(rawValue: try valueOrErrno { socket(family, type, CInt(IPPROTO_TCP)) })
+    let fd = try valueOrErrno { socket(family, type, CInt(IPPROTO_TCP)) }
+    Trace.event("main", "socket", "fd=\(fd) \(family == AF_INET6 ? "AF_INET6" : "AF_INET") SOCK_STREAM")
+    return FileDescriptor(rawValue: fd)
   }
 
   /// Sets an integer socket option.
@@ -112,8 +114,10 @@ public struct Listener {
       socket.closeIgnoringErrors()
       throw Failure("bind to \(address)", error)
     }
+    Trace.event("main", "bind", "\(address)")
     do {
       try nothingOrErrno { Glibc.listen(socket.rawValue, SOMAXCONN) }
+      Trace.event("main", "listen", "backlog=\(SOMAXCONN)")
       return Listener(socket: socket, address: try socket.localAddress(), dualStack: dualStack)
     } catch {
       socket.closeIgnoringErrors()
@@ -137,8 +141,11 @@ public func connect(host: String, port: UInt16, family: AddressFamily, retryFor:
     var failures: [Failure] = []
     for address in addresses {
       do {
-        return (try connect(to: address), address)
+        let socket = try connect(to: address)
+        Trace.event("main", "connect", "fd=\(socket.rawValue) \(address)")
+        return (socket, address)
       } catch {
+        Trace.event("main", "connect", "\(address) failed: \(error)")
         failures.append(Failure("connect to \(address)", error))
       }
     }

@@ -13,6 +13,14 @@ public enum WaitStatus: Equatable, CustomStringConvertible, Sendable {
     self = signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal)
   }
 
+  /// "exited 0", "signaled SIGTERM": the form --trace prints.
+  public var traceDescription: String {
+    switch self {
+    case .exited(let code): "exited \(code)"
+    case .signaled(let signal): "signaled \(signalAbbreviation(signal))"
+    }
+  }
+
   public var description: String {
     switch self {
     case .exited(let code): "exited with status \(code)"

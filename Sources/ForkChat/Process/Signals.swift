@@ -121,7 +121,8 @@ public func restoreDefaultActions(_ signals: [CInt]) {
 /// Ends this process the way `signal` would have ended it, so that the
 /// shell sees "killed by SIGINT" (status 128+N) and, for SIGINT, stops a
 /// running script too: restore the default action, unblock, raise.
-public func dieOfSignal(_ signal: CInt) -> Never {
+public func dieOfSignal(_ signal: CInt, role: String) -> Never {
+  Trace.event(role, "exit", "signal \(signalAbbreviation(signal))")
   restoreDefaultActions([signal])
   var unblock = SignalSet([signal]).set
   sigprocmask(SIG_UNBLOCK, &unblock, nil)

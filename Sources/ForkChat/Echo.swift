@@ -1,0 +1,134 @@
+import Glibc
+
+// listen --echo: the course's ping-pong server. Every byte a client sends
+// comes back to it unchanged (so every line is answered with itself).
+//
+// One client at a time by default. With --keep, the server forks one
+// process per client, so that several clients can ping at once:
+//
+//   main: poll([listening socket, signals])
+//     ├─ accept → fork ─ child: echo one client, _exit
+//     └─ SIGCHLD → waitpid(-1, WNOHANG) until no child is left to reap
+//
+// Ctrl-C, SIGTERM or SIGHUP: every child is stopped and reaped, then the
+// server dies of the signal.
+
+/// Serves echo clients on `listener`. Returns the exit status.
+func serveEcho(_ listener: Listener, options: ListenOptions, allowed: [SocketAddress]) -> CInt {
+  guard options.keep else {
+    guard let (socket, peer) = acceptAllowed(listener, options: options, allowed: allowed) else {
+      return ExitStatus.failure
+    }
+    listener.socket.closeIgnoringErrors()
+    return echo(socket, peer: peer, role: "main") ? ExitStatus.success : ExitStatus.failure
+  }
+  let signals: SignalPipe
+  do {
+    signals = try SignalPipe.install()
+  } catch {
+    notice("pipe: \(error)")
+    return ExitStatus.failure
+  }
+  var children: Set<pid_t> = []
+  while true {
+    var waiting = [
+      pollfd(fd: signals.readEnd.rawValue, events: Int16(POLLIN), revents: 0),
+      pollfd(fd: listener.socket.rawValue, events: Int16(POLLIN), revents: 0),
+    ]
+    do {
+      _ = try valueOrErrno { poll(&waiting, 2, -1) }
+    } catch {
+      notice("poll: \(error)")
+      return ExitStatus.failure
+    }
+    if waiting[0].revents != 0 {
+      let received = signals.drain()
+      for signal in received { Trace.event("main", "signal", signalAbbreviation(signal)) }
+      if let stop = received.first(where: { $0 != SIGCHLD }) {
+        for child in children {
+          Trace.event("main", "kill", "\(child) SIGTERM")
+          try? sendSignal(SIGTERM, to: child)
+        }
+        for child in children {
+          if let status = try? waitForChild(child) {
+            Trace.event("main", "waitpid", "\(child) \(status.traceDescription)")
+          }
+        }
+        _ = signals.uninstall()
+        dieOfSignal(stop, role: "main")
+      }
+      reapEchoChildren(&children)
+    }
+    guard waiting[1].revents != 0 else { continue }
+    guard let (socket, peer) = acceptAllowed(listener, options: options, allowed: allowed) else {
+      return ExitStatus.failure  // (reported; the children die with us: PR_SET_PDEATHSIG)
+    }
+    let parentPid = getpid()
+    let oldMask = SignalSet(sessionSignals).block()
+    let pid: pid_t
+    do {
+      pid = try forkProcess()
+    } catch {
+      oldMask.setAsMask()
+      notice("fork: \(error)")
+      socket.closeIgnoringErrors()
+      continue
+    }
+    if pid == 0 {
+      signals.releaseInChild()
+      oldMask.setAsMask()
+      guard dieWithParent(parentPid: parentPid) else { _exit(1) }
+      listener.socket.closeIgnoringErrors()
+      let status: CInt = echo(socket, peer: peer, role: "echo") ? 0 : 1
+      Trace.event("echo", "exit", "\(status)")
+      _exit(status)
+    }
+    oldMask.setAsMask()
+    Trace.event("main", "fork", "child=\(pid) for \(peer)")
+    children.insert(pid)
+    socket.closeIgnoringErrors()  // the child has it
+  }
+}
+
+/// Reaps every child that has ended (one SIGCHLD may stand for several).
+private func reapEchoChildren(_ children: inout Set<pid_t>) {
+  while true {
+    var status: CInt = 0
+    let pid = waitpid(-1, &status, WNOHANG)
+    if pid <= 0 { return }
+    Trace.event("main", "waitpid", "\(pid) \(WaitStatus(rawValue: status).traceDescription)")
+    children.remove(pid)
+  }
+}
+
+/// Sends back everything `socket` receives until the client's FIN, then
+/// sends ours. Returns false after an error (reported).
+func echo(_ socket: FileDescriptor, peer: SocketAddress, role: String) -> Bool {
+  defer { socket.closeIgnoringErrors() }
+  let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Session.bufferSize, alignment: 16)
+  defer { buffer.deallocate() }
+  do throws(Failure) {
+    while true {
+      let count: Int
+      do {
+        count = try socket.read(into: buffer)
+      } catch {
+        throw Failure("read from \(peer)", error)
+      }
+      if count == 0 { break }
+      do {
+        try socket.writeAll(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+      } catch {
+        throw Failure("write to \(peer)", error)
+      }
+    }
+    Trace.event(role, "eof", "socket")
+    notice("\(peer) closed the connection")
+    try? socket.shutdown(CInt(SHUT_WR))
+    Trace.event(role, "shutdown", "SHUT_WR")
+    return true
+  } catch {
+    notice(error.description)
+    return false
+  }
+}

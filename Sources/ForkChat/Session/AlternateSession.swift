@@ -1,0 +1,146 @@
+import Glibc
+
+// The alternate mode: the course's turn-taking chat. One process, one
+// thread, and a fixed order:
+//
+//   repeat: read a line from stdin, send it; wait for the peer's line,
+//           print it
+//
+// The listening side starts by waiting, the connecting side by sending
+// (--first changes that). If both start by waiting, each blocks in read(2)
+// on the socket for a line the other will never send: a deadlock, which
+// the course asks about. Only a signal (Ctrl-C) gets them out; --trace
+// shows both sides waiting on the socket.
+
+final class AlternateSession {
+  let session: Session
+  var input = LineReader(.standardInput)
+  var received = LineReader(FileDescriptor(rawValue: -1))
+  var quit: QuitWordDetector?
+
+  init(session: Session) {
+    self.session = session
+    self.received = LineReader(session.socket)
+    self.quit = session.quitWordDetector()
+  }
+
+  /// Alternates until the peer closes. When our input ends, FIN goes out
+  /// and we only receive, at most the linger time.
+  func run() -> SessionResult {
+    defer { session.socket.closeIgnoringErrors() }
+    let output = OutputWriter(session: session)
+    var sending = (session.options.first ?? (session.accepted ? .receive : .send)) == .send
+    var inputOpen = true
+    var lingerDeadline: Double? = nil
+    do throws(Failure) {
+      while true {
+        if sending && inputOpen {
+          Trace.event("alternate", "turn", "send: waiting for a line on stdin")
+          guard let line = try input.next(what: "standard input") else {
+            Trace.event("alternate", "eof", "stdin")
+            try shutdownSending()
+            inputOpen = false
+            lingerDeadline = session.lingerTime.map { Clock.now + $0 }
+            continue
+          }
+          try send(line)
+          if var detector = quit, detector.scan(line) != nil {
+            Trace.event("alternate", "quit", "word typed")
+            try shutdownSending()
+            inputOpen = false
+            lingerDeadline = session.lingerTime.map { Clock.now + $0 }
+          }
+        } else {
+          Trace.event("alternate", "turn", "receive: waiting for the peer's line")
+          if let deadline = lingerDeadline, !(try waitForSocket(until: deadline)) {
+            notice(
+              "\(session.peer) did not close within \(formatSeconds(session.lingerTime ?? 0)) s; closing")
+            return .finished
+          }
+          guard let message = try received.next(what: "\(session.peer)", messageAtReadEnd: true) else {
+            Trace.event("alternate", "eof", "socket")
+            notice("\(session.peer) closed the connection")
+            return .finished
+          }
+          try message.withUnsafeBytes { bytes in Result { () throws(Failure) in try output.show(bytes) {} } }
+            .get()
+        }
+        sending.toggle()
+      }
+    } catch {
+      notice(error.description)
+      return .failed
+    }
+  }
+
+  func send(_ line: [UInt8]) throws(Failure) {
+    do {
+      try session.socket.writeAll(line)
+    } catch {
+      throw Failure("write to \(session.peer)", error)
+    }
+  }
+
+  func shutdownSending() throws(Failure) {
+    do {
+      try session.socket.shutdown(CInt(SHUT_WR))
+    } catch {
+      throw Failure("shutdown to \(session.peer)", error)
+    }
+    Trace.event("alternate", "shutdown", "SHUT_WR")
+  }
+
+  /// Waits until the socket is readable or `deadline` passes (false).
+  func waitForSocket(until deadline: Double) throws(Failure) -> Bool {
+    if received.hasBufferedData { return true }
+    var entry = pollfd(fd: session.socket.rawValue, events: Int16(POLLIN), revents: 0)
+    let timeout = CInt(max(0, (deadline - Clock.now) * 1000).rounded(.up))
+    do {
+      return try valueOrErrno { poll(&entry, 1, timeout) } > 0
+    } catch {
+      throw Failure("poll", error)
+    }
+  }
+}
+
+/// Splits what a descriptor delivers into lines (each with its "\n").
+struct LineReader {
+  let descriptor: FileDescriptor
+  private var buffered: [UInt8] = []
+  private var chunk = [UInt8](repeating: 0, count: Session.bufferSize)
+
+  init(_ descriptor: FileDescriptor) { self.descriptor = descriptor }
+
+  var hasBufferedData: Bool { !buffered.isEmpty }
+
+  /// The next line, or nil at end of input (a last line without "\n" is
+  /// returned first). With `messageAtReadEnd`, whatever one read(2)
+  /// returns without a newline counts as a line too: the course's scripts
+  /// send messages without one, and would otherwise never be shown.
+  mutating func next(what: String, messageAtReadEnd: Bool = false) throws(Failure) -> [UInt8]? {
+    while true {
+      if let newline = buffered.firstIndex(of: 10) {
+        defer { buffered.removeFirst(newline + 1) }
+        return Array(buffered[...newline])
+      }
+      let count: Int
+      do {
+        count = try chunk.withUnsafeMutableBytes { bytes in
+          Result { () throws(Errno) in try descriptor.read(into: bytes) }
+        }.get()
+      } catch {
+        throw Failure("read from \(what)", error)
+      }
+      if count == 0 {
+        guard !buffered.isEmpty else { return nil }
+        defer { buffered.removeAll() }
+        return buffered
+      }
+      buffered += chunk[..<count]
+      if messageAtReadEnd && !buffered.contains(10) {
+        defer { buffered.removeAll() }
+        return buffered
+      }
+    }
+  }
+}

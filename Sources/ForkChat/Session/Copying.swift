@@ -1,0 +1,234 @@
+import Glibc
+
+// The two copy loops every mode shares, and the teardown contract.
+
+/// Our sending side: standard input to the socket.
+struct InputSender {
+  let session: Session
+  /// threads mode: a descriptor that becomes readable when the main thread
+  /// asks the sender to stop. A process can be killed from outside; a
+  /// thread cannot, so it must look for the request itself.
+  var stopRequest: FileDescriptor? = nil
+  /// The trace role of whoever sends (child, sender).
+  let role: String
+
+  enum End { case inputEnded, stopped }
+
+  /// Copies standard input to the socket until input ends (or the quit
+  /// word is typed), then half-closes the socket with shutdown(SHUT_WR) so
+  /// that the peer reads end of file while our receiving side goes on.
+  /// Returns `.stopped`, without the shutdown, if `stopRequest` fired.
+  /// Throws a `Failure` naming what failed.
+  func run() throws(Failure) -> End {
+    let end = FileDescriptor.standardInput.isPipe ? try splicePipe() : try readAndWrite()
+    guard end == .inputEnded else { return end }
+    Trace.event(role, "eof", "stdin")
+    do {
+      try session.socket.shutdown(CInt(SHUT_WR))
+    } catch {
+      throw Failure("shutdown to \(session.peer)", error)
+    }
+    Trace.event(role, "shutdown", "SHUT_WR")
+    return .inputEnded
+  }
+
+  /// From a pipe: splice(2) moves the bytes from the pipe to the socket in
+  /// the kernel, never copying them into this process.
+  func splicePipe() throws(Failure) -> End {
+    while true {
+      if try stopRequested() { return .stopped }
+      let moved: Int
+      do {
+        moved = try FileDescriptor.standardInput.splice(to: session.socket, count: Session.spliceSize)
+      } catch {
+        throw Failure("write to \(session.peer)", error)
+      }
+      if moved == 0 { return .inputEnded }
+    }
+  }
+
+  /// From a terminal or a file: read(2) into a buffer, write(2) it all.
+  /// On a terminal, the quit word ends the input once its line is sent.
+  func readAndWrite() throws(Failure) -> End {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Session.bufferSize, alignment: 16)
+    defer { buffer.deallocate() }
+    var quit = session.quitWordDetector()
+    while true {
+      if try stopRequested() { return .stopped }
+      let count: Int
+      do {
+        count = try FileDescriptor.standardInput.read(into: buffer)
+      } catch {
+        throw Failure("read from standard input", error)
+      }
+      if count == 0 { return .inputEnded }
+      var chunk = UnsafeRawBufferPointer(rebasing: buffer[..<count])
+      let quitLineEnd = quit?.scan(chunk)
+      if let quitLineEnd { chunk = UnsafeRawBufferPointer(rebasing: chunk[..<quitLineEnd]) }
+      do {
+        try session.socket.writeAll(chunk)
+      } catch {
+        throw Failure("write to \(session.peer)", error)
+      }
+      if quitLineEnd != nil {
+        Trace.event(role, "quit", "word typed")
+        return .inputEnded
+      }
+    }
+  }
+
+  /// With a stop request descriptor: waits until standard input or the
+  /// request is readable, and says which. Without one, returns false at
+  /// once (the next read simply blocks).
+  func stopRequested() throws(Failure) -> Bool {
+    guard let stopRequest else { return false }
+    var waiting = [
+      pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0),
+      pollfd(fd: stopRequest.rawValue, events: Int16(POLLIN), revents: 0),
+    ]
+    do {
+      _ = try valueOrErrno { poll(&waiting, 2, -1) }
+    } catch {
+      throw Failure("poll", error)
+    }
+    return waiting[1].revents != 0
+  }
+}
+
+/// Our receiving side: the socket to standard output.
+///
+/// When stdout is a pipe, splice(2) moves the bytes in the kernel; when it
+/// is a terminal, `TerminalPrinter` shows them for a person; otherwise they
+/// are read and written unchanged.
+final class OutputWriter {
+  let session: Session
+  let outputIsPipe = FileDescriptor.standardOutput.isPipe
+  private var printer: TerminalPrinter?
+  private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Session.bufferSize, alignment: 16)
+  private var rendered: [UInt8] = []
+
+  init(session: Session) {
+    self.session = session
+    if session.outputIsTerminal {
+      let term = getenv("TERM").map { String(cString: $0) } ?? "dumb"
+      printer = TerminalPrinter(colour: getenv("NO_COLOR") == nil && term != "dumb")
+    }
+  }
+
+  deinit { buffer.deallocate() }
+
+  /// Copies what the socket has now to standard output. Returns the bytes
+  /// taken from the socket, 0 at its end, nil if it had nothing after all
+  /// (a non-blocking socket). While a full pipe or a stopped terminal
+  /// blocks the output, signals interrupt it and `onInterrupt` runs.
+  func copyOnce(onInterrupt: () -> Void) throws(Failure) -> Int? {
+    if outputIsPipe && printer == nil {
+      while true {
+        do {
+          return try session.socket.splice(
+            to: .standardOutput, count: Session.spliceSize, retryOnInterrupt: false)
+        } catch .interrupted {
+          onInterrupt()
+        } catch .wouldBlock {
+          return nil
+        } catch .brokenPipe {
+          throw Failure("write to standard output", .brokenPipe)
+        } catch {
+          throw Failure("read from \(session.peer)", error)
+        }
+      }
+    }
+    let count: Int
+    do {
+      count = try session.socket.read(into: buffer)
+    } catch .wouldBlock {
+      return nil
+    } catch {
+      throw Failure("read from \(session.peer)", error)
+    }
+    try show(UnsafeRawBufferPointer(rebasing: buffer[..<count]), onInterrupt: onInterrupt)
+    return count
+  }
+
+  /// Writes bytes received from the peer to standard output (rendered for
+  /// a terminal).
+  func show(_ bytes: UnsafeRawBufferPointer, onInterrupt: () -> Void) throws(Failure) {
+    let output = FileDescriptor.standardOutput
+    do throws(Errno) {
+      if printer == nil {
+        try output.writeAll(bytes) { () throws(Errno) in onInterrupt() }
+        return
+      }
+      rendered.removeAll(keepingCapacity: true)
+      printer!.render(bytes, into: &rendered)
+      try rendered.withUnsafeBytes { text in
+        Result { () throws(Errno) in try output.writeAll(text) { () throws(Errno) in onInterrupt() } }
+      }.get()
+    } catch {
+      throw Failure("write to standard output", error)
+    }
+  }
+}
+
+/// The teardown contract (README, "How a chat ends"), shared by the fork,
+/// threads and poll modes: when the session is over, and what to do when
+/// each direction ends.
+struct Teardown {
+  let session: Session
+  let role: String
+  /// Our sending side (child, sender thread, stdin) is still going.
+  var sending = true
+  var peerOpen = true
+  var failed = false
+  /// Set when sending failed: nothing more to wait for.
+  var broken = false
+  /// Once our input has ended: when we stop waiting for the peer to close
+  /// (nil: no limit).
+  var lingerDeadline: Double? = nil
+
+  init(session: Session, role: String) {
+    self.session = session
+    self.role = role
+  }
+
+  var isOver: Bool { broken || (!sending && !peerOpen) }
+
+  /// Our input ended and all of it was sent, FIN included: wait for the
+  /// peer's end, at most the linger time.
+  mutating func inputEnded() {
+    sending = false
+    if peerOpen, let linger = session.lingerTime { lingerDeadline = Clock.now + linger }
+  }
+
+  /// Sending failed (and said why): the chat is broken.
+  mutating func sendingFailed() {
+    sending = false
+    failed = true
+    broken = true
+  }
+
+  /// The peer's FIN arrived. Returns true if our sending side must now be
+  /// stopped: a person at a terminal is not left typing to nobody, while a
+  /// pipe's data goes on (the peer may only have shut down its sending side).
+  mutating func peerClosed() -> Bool {
+    peerOpen = false
+    Trace.event(role, "eof", "socket")
+    notice("\(session.peer) closed the connection")
+    return session.inputIsTerminal && sending
+  }
+
+  /// The poll(2) timeout until the linger deadline, in ms (-1: none).
+  var pollTimeout: CInt {
+    lingerDeadline.map { CInt(max(0, ($0 - Clock.now) * 1000).rounded(.up)) } ?? -1
+  }
+
+  /// Whether the linger time is over; says so on stderr if it is.
+  func lingerExpired() -> Bool {
+    guard let deadline = lingerDeadline, Clock.now >= deadline else { return false }
+    let linger = formatSeconds(session.lingerTime ?? 0)
+    notice("\(session.peer) did not close within \(linger) s; closing")
+    return true
+  }
+
+  var result: SessionResult { failed ? .failed : .finished }
+}

@@ -1,0 +1,175 @@
+import Glibc
+
+// The fork session: the whole process-per-direction protocol in one file.
+//
+//                       fork()
+//       parent ───────────┴─────────── child
+//   socket ──▶ stdout              stdin ──▶ socket
+//   (ForkSession.receive)          (InputSender.run)
+//
+// Ownership after fork(): the child reads stdin and writes the socket, and
+// nothing else; the parent reads the socket and writes stdout, never reads
+// stdin and never writes the socket (it may shut it down). Each process
+// closes the descriptors it does not own.
+//
+// Teardown: docs/design.md has one diagram per ending.
+
+/// The fork mode: the child sends, the parent receives and decides, from
+/// the child's wait status, the end of the socket and the signals received,
+/// when the session is over.
+final class ForkSession {
+  let session: Session
+  var teardown: Teardown
+  var child: pid_t = 0
+  var signals: SignalPipe! = nil
+
+  init(session: Session) {
+    self.session = session
+    self.teardown = Teardown(session: session, role: "parent")
+  }
+
+  /// Forks, runs the parent's half here, and returns once both processes
+  /// are done: the child reaped, the socket closed.
+  func run() -> SessionResult {
+    do {
+      signals = try SignalPipe.install()
+    } catch {
+      notice("pipe: \(error)")
+      session.socket.closeIgnoringErrors()
+      return .failed
+    }
+    let parentPid = getpid()
+    // The session's signals stay blocked from before fork() until the
+    // child's pid is recorded: a child that dies at once cannot be missed.
+    let oldMask = SignalSet(sessionSignals).block()
+    let pid: pid_t
+    do {
+      pid = try forkProcess()
+    } catch {
+      oldMask.setAsMask()
+      notice("fork: \(error)")
+      _ = signals.uninstall()
+      session.socket.closeIgnoringErrors()
+      return .failed
+    }
+    if pid == 0 {
+      // The child. Default signal actions before unblocking: a pending
+      // SIGINT must kill it, not run the parent's handler.
+      signals.releaseInChild()
+      oldMask.setAsMask()
+      guard dieWithParent(parentPid: parentPid) else { _exit(1) }
+      for descriptor in session.closeInChild { descriptor.closeIgnoringErrors() }
+      FileDescriptor.standardOutput.closeIgnoringErrors()
+      Trace.event("child", "start", "sends stdin to the socket")
+      var status: CInt = 0
+      do {
+        _ = try InputSender(session: session, role: "child").run()
+      } catch {
+        notice(error.description)
+        status = 1
+      }
+      Trace.event("child", "exit", "\(status)")
+      _exit(status)
+    }
+    child = pid
+    Trace.event("parent", "fork", "child=\(pid)")
+    oldMask.setAsMask()
+    if session.options.parentClosesInput { FileDescriptor.standardInput.closeIgnoringErrors() }
+    let result = receive()
+    session.socket.closeIgnoringErrors()
+    for signal in signals.uninstall() where signal != SIGCHLD { dieOfSignal(signal, role: "parent") }
+    return result
+  }
+
+  /// The parent's loop: runs until the peer has closed and the child has
+  /// been reaped (or the linger time has passed).
+  func receive() -> SessionResult {
+    let output = OutputWriter(session: session)
+    while !teardown.isOver {
+      var waiting = [
+        pollfd(fd: signals.readEnd.rawValue, events: Int16(POLLIN), revents: 0),
+        pollfd(fd: teardown.peerOpen ? session.socket.rawValue : -1, events: Int16(POLLIN), revents: 0),
+      ]
+      let ready: CInt
+      do {
+        ready = try valueOrErrno { poll(&waiting, 2, teardown.pollTimeout) }
+      } catch {
+        notice("poll: \(error)")
+        stopChild()
+        return .failed
+      }
+      if ready == 0 && teardown.lingerExpired() { break }
+      if waiting[0].revents != 0 { handleSignals() }
+      guard teardown.peerOpen, waiting[1].revents != 0 else { continue }
+      do {
+        if try output.copyOnce(onInterrupt: handleSignals) == 0 && teardown.peerClosed() {
+          stopChild()
+        }
+      } catch {
+        notice(error.description)
+        stopChild()
+        return .failed
+      }
+    }
+    return teardown.result
+  }
+
+  /// Acts on the signals waiting in the self-pipe. A stop request (SIGINT,
+  /// SIGTERM, SIGHUP) ends the process here, after the child is reaped.
+  func handleSignals() {
+    let received = signals.drain()
+    for signal in received { Trace.event("parent", "signal", signalAbbreviation(signal)) }
+    if let stop = received.first(where: { $0 != SIGCHLD }) {
+      stopChild()
+      session.socket.closeIgnoringErrors()
+      _ = signals.uninstall()
+      dieOfSignal(stop, role: "parent")
+    }
+    if received.contains(SIGCHLD) { reapChild() }
+  }
+
+  /// Collects the child if it has ended (SIGCHLD) and applies the teardown
+  /// contract to how it ended.
+  func reapChild() {
+    guard teardown.sending else { return }
+    let status: WaitStatus?
+    do {
+      status = try waitForChild(child, noHang: true)
+    } catch {
+      notice("waitpid: \(error)")
+      teardown.sendingFailed()
+      return
+    }
+    guard let status else { return }  // a SIGCHLD for a child still running
+    Trace.event("parent", "waitpid", "\(child) \(status.traceDescription)")
+    switch status {
+    case .exited(0):
+      // Our input ended and all of it was sent: wait for the peer's end.
+      teardown.inputEnded()
+    case .exited:
+      // The child could not send (it said why): the chat is broken.
+      teardown.sendingFailed()
+    case .signaled(let signal):
+      // The child was killed: tell the peer nothing more will come, and
+      // keep printing what it still sends.
+      notice("sending process \(child) killed by signal \(signal) (\(signalName(signal)))")
+      teardown.sending = false
+      teardown.failed = true
+      try? session.socket.shutdown(CInt(SHUT_WR))
+      Trace.event("parent", "shutdown", "SHUT_WR")
+    }
+  }
+
+  /// Stops the child (if it is still running) and reaps it. SIGCONT after
+  /// SIGTERM, so that a child stopped by Ctrl-Z also gets it at once.
+  func stopChild() {
+    guard teardown.sending else { return }
+    Trace.event("parent", "kill", "\(child) SIGTERM")
+    try? sendSignal(SIGTERM, to: child)
+    try? sendSignal(SIGCONT, to: child)
+    if let status = try? waitForChild(child) {
+      Trace.event("parent", "waitpid", "\(child) \(status.traceDescription)")
+    }
+    teardown.sending = false
+  }
+}
