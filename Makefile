@@ -12,7 +12,7 @@ STATIC ?= -Xswiftc -static-executable -Xswiftc -use-ld=lld
 RELEASE_FLAGS = -c release $(STATIC)
 BIN = .build/release/forkchat
 
-.PHONY: all build test unit e2e bench demo install uninstall clean format lint
+.PHONY: all build test unit e2e bench compare demo install uninstall clean format lint
 
 all: build
 
@@ -36,14 +36,21 @@ bench: build
 	  (apt-get update -qq && apt-get install -y -qq netcat-openbsd socat)
 	$(PYTHON) Tests/bench/bench.py $(BIN)
 
+# The four --mode values side by side (processes, syscalls per line,
+# latency, Stevens' echo test, throughput); writes docs/modes.md.
+compare: build
+	@command -v strace >/dev/null || (apt-get update -qq && apt-get install -y -qq strace)
+	$(PYTHON) Tests/bench/compare.py $(BIN)
+
 demo: build
 	sh docs/demo.sh $(BIN)
 
 install: build
 	install -D -s -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/forkchat
+	install -D -m 644 docs/forkchat.1 $(DESTDIR)$(PREFIX)/share/man/man1/forkchat.1
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/forkchat
+	rm -f $(DESTDIR)$(PREFIX)/bin/forkchat $(DESTDIR)$(PREFIX)/share/man/man1/forkchat.1
 
 clean:
 	rm -rf .build Tests/e2e/__pycache__ .pytest_cache
