@@ -36,15 +36,14 @@ func serveEcho(_ listener: Listener, options: ListenOptions, allowed: [SocketAdd
       pollfd(fd: listener.socket.rawValue, events: Int16(POLLIN), revents: 0),
     ]
     do {
-      _ = try valueOrErrno { poll(&waiting, 2, -1) }
+      _ = try waitForEvents(&waiting, timeout: -1)
     } catch {
-      notice("poll: \(error)")
+      notice(error.description)
       return ExitStatus.failure
     }
     if waiting[0].revents != 0 {
-      let received = signals.drain()
-      for signal in received { Trace.event("main", "signal", signalAbbreviation(signal)) }
-      if let stop = received.first(where: { $0 != SIGCHLD }) {
+      let (stop, childEnded) = signals.receive(role: "main")
+      if let stop {
         for child in children {
           Trace.event("main", "kill", "\(child) SIGTERM")
           try? sendSignal(SIGTERM, to: child)
@@ -54,10 +53,9 @@ func serveEcho(_ listener: Listener, options: ListenOptions, allowed: [SocketAdd
             Trace.event("main", "waitpid", "\(child) \(status.traceDescription)")
           }
         }
-        _ = signals.uninstall()
-        dieOfSignal(stop, role: "main")
+        signals.die(of: stop, role: "main")
       }
-      reapEchoChildren(&children)
+      if childEnded { reapEchoChildren(&children) }
     }
     guard waiting[1].revents != 0 else { continue }
     guard let (socket, peer) = acceptAllowed(listener, options: options, allowed: allowed) else {

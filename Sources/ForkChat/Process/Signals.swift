@@ -86,6 +86,22 @@ public struct SignalPipe {
     }
   }
 
+  /// Reads the signals delivered since the last call, tracing each as
+  /// received by `role`. Returns the first stop request (SIGINT, SIGTERM,
+  /// SIGHUP), if any, and whether a child has ended (SIGCHLD).
+  public func receive(role: String) -> (stop: CInt?, childEnded: Bool) {
+    let received = drain()
+    for signal in received { Trace.event(role, "signal", signalAbbreviation(signal)) }
+    return (received.first { $0 != SIGCHLD }, received.contains(SIGCHLD))
+  }
+
+  /// Uninstalls the handlers and ends the process as `signal` asks; call
+  /// once the children or threads are stopped.
+  public func die(of signal: CInt, role: String) -> Never {
+    _ = uninstall()
+    dieOfSignal(signal, role: role)
+  }
+
   /// Puts back the default action of every signal and closes the pipe.
   /// Returns the signals that arrived and were not drained yet.
   public func uninstall() -> [CInt] {

@@ -2,6 +2,17 @@ import Glibc
 
 // The two copy loops every mode shares, and the teardown contract.
 
+/// Waits with poll(2) until one of `descriptors` is ready or `timeout` ms
+/// have passed (-1: no limit); returns how many are ready (0: timeout).
+func waitForEvents(_ descriptors: inout [pollfd], timeout: CInt) throws(Failure) -> CInt {
+  let count = nfds_t(descriptors.count)
+  do {
+    return try valueOrErrno { poll(&descriptors, count, timeout) }
+  } catch {
+    throw Failure("poll", error)
+  }
+}
+
 /// Our sending side: standard input to the socket.
 struct InputSender {
   let session: Session

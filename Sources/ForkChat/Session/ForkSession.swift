@@ -90,18 +90,11 @@ final class ForkSession {
         pollfd(fd: signals.readEnd.rawValue, events: Int16(POLLIN), revents: 0),
         pollfd(fd: teardown.peerOpen ? session.socket.rawValue : -1, events: Int16(POLLIN), revents: 0),
       ]
-      let ready: CInt
-      do {
-        ready = try valueOrErrno { poll(&waiting, 2, teardown.pollTimeout) }
-      } catch {
-        notice("poll: \(error)")
-        stopChild()
-        return .failed
-      }
-      if ready == 0 && teardown.lingerExpired() { break }
-      if waiting[0].revents != 0 { handleSignals() }
-      guard teardown.peerOpen, waiting[1].revents != 0 else { continue }
-      do {
+      do throws(Failure) {
+        let ready = try waitForEvents(&waiting, timeout: teardown.pollTimeout)
+        if ready == 0 && teardown.lingerExpired() { break }
+        if waiting[0].revents != 0 { handleSignals() }
+        guard teardown.peerOpen, waiting[1].revents != 0 else { continue }
         if try output.copyOnce(onInterrupt: handleSignals) == 0 && teardown.peerClosed() {
           stopChild()
         }
@@ -117,15 +110,13 @@ final class ForkSession {
   /// Acts on the signals waiting in the self-pipe. A stop request (SIGINT,
   /// SIGTERM, SIGHUP) ends the process here, after the child is reaped.
   func handleSignals() {
-    let received = signals.drain()
-    for signal in received { Trace.event("parent", "signal", signalAbbreviation(signal)) }
-    if let stop = received.first(where: { $0 != SIGCHLD }) {
+    let (stop, childEnded) = signals.receive(role: "parent")
+    if let stop {
       stopChild()
       session.socket.closeIgnoringErrors()
-      _ = signals.uninstall()
-      dieOfSignal(stop, role: "parent")
+      signals.die(of: stop, role: "parent")
     }
-    if received.contains(SIGCHLD) { reapChild() }
+    if childEnded { reapChild() }
   }
 
   /// Collects the child if it has ended (SIGCHLD) and applies the teardown

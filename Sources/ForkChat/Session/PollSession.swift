@@ -58,16 +58,10 @@ final class PollSession {
           events: Int16(teardown.peerOpen ? POLLIN : 0) | Int16(hasPending ? POLLOUT : 0), revents: 0),
         pollfd(fd: wantInput ? STDIN_FILENO : -1, events: Int16(POLLIN), revents: 0),
       ]
-      let ready: CInt
-      do {
-        ready = try valueOrErrno { poll(&waiting, 3, teardown.pollTimeout) }
-      } catch {
-        notice("poll: \(error)")
-        return .failed
-      }
-      if ready == 0 && teardown.lingerExpired() { break }
-      if waiting[0].revents != 0 { handleSignals() }
       do throws(Failure) {
+        let ready = try waitForEvents(&waiting, timeout: teardown.pollTimeout)
+        if ready == 0 && teardown.lingerExpired() { break }
+        if waiting[0].revents != 0 { handleSignals() }
         if waiting[2].revents != 0 { try readInput(buffer) }
         if hasPending && waiting[1].revents & Int16(POLLOUT | POLLERR | POLLHUP) != 0 { try sendPending() }
         if teardown.peerOpen && waiting[1].revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
@@ -138,12 +132,9 @@ final class PollSession {
   }
 
   func handleSignals() {
-    let received = signals.drain()
-    for signal in received { Trace.event("poll", "signal", signalAbbreviation(signal)) }
-    if let stop = received.first(where: { $0 != SIGCHLD }) {
+    if let stop = signals.receive(role: "poll").stop {
       session.socket.closeIgnoringErrors()
-      _ = signals.uninstall()
-      dieOfSignal(stop, role: "poll")
+      signals.die(of: stop, role: "poll")
     }
   }
 }

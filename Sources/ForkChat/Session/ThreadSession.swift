@@ -95,18 +95,12 @@ final class ThreadSession {
         pollfd(fd: teardown.peerOpen ? session.socket.rawValue : -1, events: Int16(POLLIN), revents: 0),
         pollfd(fd: joined ? -1 : state.done.read.rawValue, events: Int16(POLLIN), revents: 0),
       ]
-      let ready: CInt
-      do {
-        ready = try valueOrErrno { poll(&waiting, 3, teardown.pollTimeout) }
-      } catch {
-        notice("poll: \(error)")
-        return .failed
-      }
-      if ready == 0 && teardown.lingerExpired() { break }
-      if waiting[0].revents != 0 { handleSignals() }
-      if waiting[2].revents != 0 { joinSender() }
-      guard teardown.peerOpen, waiting[1].revents != 0 else { continue }
-      do {
+      do throws(Failure) {
+        let ready = try waitForEvents(&waiting, timeout: teardown.pollTimeout)
+        if ready == 0 && teardown.lingerExpired() { break }
+        if waiting[0].revents != 0 { handleSignals() }
+        if waiting[2].revents != 0 { joinSender() }
+        guard teardown.peerOpen, waiting[1].revents != 0 else { continue }
         if try output.copyOnce(onInterrupt: handleSignals) == 0 && teardown.peerClosed() {
           stopSender()
         }
@@ -121,13 +115,10 @@ final class ThreadSession {
   /// A stop request (SIGINT, SIGTERM, SIGHUP) ends the process once the
   /// sender thread has been stopped and joined.
   func handleSignals() {
-    let received = signals.drain()
-    for signal in received { Trace.event("main", "signal", signalAbbreviation(signal)) }
-    if let stop = received.first(where: { $0 != SIGCHLD }) {
+    if let stop = signals.receive(role: "main").stop {
       stopSender()
       closeAll()
-      _ = signals.uninstall()
-      dieOfSignal(stop, role: "main")
+      signals.die(of: stop, role: "main")
     }
   }
 
