@@ -61,28 +61,16 @@ func serveEcho(_ listener: Listener, options: ListenOptions, allowed: [SocketAdd
     guard let (socket, peer) = acceptAllowed(listener, options: options, allowed: allowed) else {
       return ExitStatus.failure  // (reported; the children die with us: PR_SET_PDEATHSIG)
     }
-    let parentPid = getpid()
-    let oldMask = SignalSet(sessionSignals).block()
     let pid: pid_t
     do {
-      pid = try forkProcess()
+      pid = try forkChild(signals: signals, role: "echo", parentRole: "main", closing: [listener.socket]) {
+        echo(socket, peer: peer, role: "echo") ? 0 : 1
+      }
     } catch {
-      oldMask.setAsMask()
       notice("fork: \(error)")
       socket.closeIgnoringErrors()
       continue
     }
-    if pid == 0 {
-      signals.releaseInChild()
-      oldMask.setAsMask()
-      guard dieWithParent(parentPid: parentPid) else { _exit(1) }
-      listener.socket.closeIgnoringErrors()
-      let status: CInt = echo(socket, peer: peer, role: "echo") ? 0 : 1
-      Trace.event("echo", "exit", "\(status)")
-      _exit(status)
-    }
-    oldMask.setAsMask()
-    Trace.event("main", "fork", "child=\(pid) for \(peer)")
     children.insert(pid)
     socket.closeIgnoringErrors()  // the child has it
   }

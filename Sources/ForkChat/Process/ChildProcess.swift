@@ -43,6 +43,49 @@ public func forkProcess() throws(Errno) -> pid_t {
   return try valueOrErrno(retryOnInterrupt: false) { fork() }
 }
 
+/// Forks a child that runs `body` and ends with `_exit` of what it
+/// returns: the one way forkchat creates processes.
+///
+/// - The signals `signals` handles stay blocked from before fork() until
+///   the parent has the child's pid, so a child that ends at once cannot be
+///   missed by the parent's SIGCHLD handling.
+/// - The child restores the default signal actions *before* it unblocks
+///   them (a pending Ctrl-C must kill it, not run the parent's handler,
+///   which writes into the parent's self-pipe), and closes the pipe.
+/// - The child dies with its parent (`dieWithParent`), and closes the
+///   descriptors in `closing`, which it does not own.
+/// - The child leaves with `_exit`, not `exit`: the C library's exit
+///   handlers and buffers belong to the parent.
+///
+/// `role` and `parentRole` name the two processes in --trace lines.
+/// Returns the child's pid (in the parent only).
+public func forkChild(
+  signals: SignalPipe, role: String, parentRole: String, closing: [FileDescriptor],
+  _ body: () -> CInt
+) throws(Errno) -> pid_t {
+  let parentPid = getpid()
+  let oldMask = SignalSet(signals.signals).block()
+  let pid: pid_t
+  do {
+    pid = try forkProcess()
+  } catch {
+    oldMask.setAsMask()
+    throw error
+  }
+  if pid == 0 {
+    signals.releaseInChild()
+    oldMask.setAsMask()
+    guard dieWithParent(parentPid: parentPid) else { _exit(1) }
+    for descriptor in closing { descriptor.closeIgnoringErrors() }
+    let status = body()
+    Trace.event(role, "exit", "\(status)")
+    _exit(status)
+  }
+  Trace.event(parentRole, "fork", "child=\(pid)")
+  oldMask.setAsMask()
+  return pid
+}
+
 /// Waits for `pid` to end and returns how it ended. With `noHang`, returns
 /// nil at once if the child is still running. Retries on EINTR.
 ///

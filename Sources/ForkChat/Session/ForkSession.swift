@@ -38,42 +38,27 @@ final class ForkSession {
       session.socket.closeIgnoringErrors()
       return .failed
     }
-    let parentPid = getpid()
-    // The session's signals stay blocked from before fork() until the
-    // child's pid is recorded: a child that dies at once cannot be missed.
-    let oldMask = SignalSet(sessionSignals).block()
-    let pid: pid_t
+    // fork(): the child sends, and the parent goes on below to receive.
     do {
-      pid = try forkProcess()
+      child = try forkChild(
+        signals: signals, role: "child", parentRole: "parent",
+        closing: session.closeInChild + [.standardOutput]
+      ) {
+        Trace.event("child", "start", "sends stdin to the socket")
+        do throws(Failure) {
+          _ = try InputSender(session: session, role: "child").run()
+          return 0
+        } catch {
+          notice(error.description)
+          return 1
+        }
+      }
     } catch {
-      oldMask.setAsMask()
       notice("fork: \(error)")
       _ = signals.uninstall()
       session.socket.closeIgnoringErrors()
       return .failed
     }
-    if pid == 0 {
-      // The child. Default signal actions before unblocking: a pending
-      // SIGINT must kill it, not run the parent's handler.
-      signals.releaseInChild()
-      oldMask.setAsMask()
-      guard dieWithParent(parentPid: parentPid) else { _exit(1) }
-      for descriptor in session.closeInChild { descriptor.closeIgnoringErrors() }
-      FileDescriptor.standardOutput.closeIgnoringErrors()
-      Trace.event("child", "start", "sends stdin to the socket")
-      var status: CInt = 0
-      do {
-        _ = try InputSender(session: session, role: "child").run()
-      } catch {
-        notice(error.description)
-        status = 1
-      }
-      Trace.event("child", "exit", "\(status)")
-      _exit(status)
-    }
-    child = pid
-    Trace.event("parent", "fork", "child=\(pid)")
-    oldMask.setAsMask()
     if session.options.parentClosesInput { FileDescriptor.standardInput.closeIgnoringErrors() }
     let result = receive()
     session.socket.closeIgnoringErrors()
