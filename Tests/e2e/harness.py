@@ -5,6 +5,9 @@
   stderr so that a test can wait for a line with a timeout.
 - Peer: a raw Python TCP peer (send, half-close, RST, read with timeouts).
 - start_chat / forkchat_pair: a connected forkchat and its peer.
+- Modes: mode_args() turns a mode name into forkchat's arguments;
+  Forkchat.wait_shape() checks the processes and threads a mode runs as.
+- Traces: parse_trace() reads the `--trace` lines of stderr.
 - Leftover tracking: every process started here is remembered with its
   session id; conftest.py checks after each test that no process of those
   sessions is left (zombies included).
@@ -92,6 +95,26 @@ def proc_table() -> list[ProcInfo]:
 
 def children_of(pid: int) -> list[ProcInfo]:
     return [p for p in proc_table() if p.ppid == pid]
+
+
+def proc_children(pid: int) -> list[int]:
+    """/proc/<pid>/task/<pid>/children: the children of the main thread,
+    zombies included (a child is listed until it is reaped)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        if os.path.exists(f"/proc/{pid}/stat"):
+            raise AssertionError(f"/proc/{pid}/task/{pid}/children is missing (kernel without CONFIG_PROC_CHILDREN?)")
+        return []  # the process is gone
+
+
+def threads_of(pid: int) -> list[int]:
+    """The thread ids of a process (/proc/<pid>/task)."""
+    try:
+        return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    except FileNotFoundError:
+        return []
 
 
 def in_sessions(sids) -> list[ProcInfo]:
@@ -492,11 +515,54 @@ class Proc:
 class Forkchat(Proc):
     def __init__(self, *args, **kwargs):
         super().__init__([FORKCHAT, *args], name="forkchat", **kwargs)
+        self.mode = "fork"
+        self.traced = False
+        for i, a in enumerate(self.argv):
+            if a == "--":
+                break
+            if a == "--mode" and i + 1 < len(self.argv):
+                self.mode = self.argv[i + 1]
+            elif a.startswith("--mode="):
+                self.mode = a[len("--mode="):]
+            elif a == "--trace":
+                self.traced = True
 
     def check_notices(self):
-        """Once a chat command runs, every line on stderr is a notice."""
-        bad = [l for l in self.err_text().splitlines() if not l.startswith("forkchat: ")]
-        assert not bad, f"stderr lines without the 'forkchat: ' prefix: {bad}" + self.describe()
+        """Once a chat command runs, every line on stderr is a notice, or,
+        with --trace only, a well-formed trace line."""
+        bad = [
+            l for l in self.err_text().splitlines()
+            if not l.startswith("forkchat: ") and not (self.traced and TRACE_LINE.fullmatch(l))
+        ]
+        assert not bad, f"stderr lines that are neither notices nor traces: {bad}" + self.describe()
+
+    def trace(self) -> list["TraceEvent"]:
+        return parse_trace(self.err_text())
+
+    def wait_shape(self, timeout=5.0):
+        """Waits until the process has the shape of its mode, and returns
+        the child's pid (fork) or the sender thread's id (threads), else None:
+        fork: one child, one thread; threads: no child, two threads (main and
+        sender); poll and alternate: no child, one thread."""
+        want_threads = 2 if self.mode == "threads" else 1
+        deadline = time.monotonic() + timeout
+        while True:
+            kids = [p for p in children_of(self.pid) if p.state != "Z"]
+            tids = threads_of(self.pid)
+            if self.mode == "fork":
+                ok = len(kids) == 1 and len(tids) == 1
+                if ok:
+                    return kids[0].pid
+            else:
+                ok = not kids and len(tids) == want_threads
+                if ok:
+                    return next((t for t in tids if t != self.pid), None)
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"{self.name} --mode {self.mode}: expected {'one child' if self.mode == 'fork' else 'no child'} "
+                    f"and {want_threads} thread(s), found children {kids} and threads {tids}" + self.describe()
+                )
+            time.sleep(0.02)
 
     def assert_exit(self, expected: int, timeout=WAIT):
         rc = super().assert_exit(expected, timeout)
@@ -507,6 +573,56 @@ class Forkchat(Proc):
         rc = super().assert_signaled(sig, timeout)
         self.check_notices()
         return rc
+
+
+# ---------------------------------------------------------------------------
+# --trace
+
+# trace <ms> <pid> <role> <event> [details]. The roles of chat and echo are
+# checked by the trace tests; here any word is a role (other commands may
+# have their own).
+TRACE_LINE = re.compile(r"trace (\d+\.\d{3}) ([1-9]\d*) ([a-z]+) ([a-z]+)(?: (\S.*))?")
+
+
+class TraceEvent:
+    __slots__ = ("ms", "pid", "role", "event", "details", "index")
+
+    def __init__(self, ms, pid, role, event, details, index):
+        self.ms, self.pid, self.role, self.event, self.details, self.index = ms, pid, role, event, details, index
+
+    @property
+    def text(self) -> str:
+        """"role event details", without time and pid."""
+        return f"{self.role} {self.event}" + (f" {self.details}" if self.details else "")
+
+    def __repr__(self):
+        return f"{self.ms:.3f} {self.pid} {self.text}"
+
+
+def parse_trace(err: str) -> list[TraceEvent]:
+    """The trace lines of a stderr, in the order they were written.
+    A line starting with "trace " that is not well-formed is an error."""
+    events = []
+    for line in err.splitlines():
+        if not line.startswith("trace "):
+            continue
+        m = TRACE_LINE.fullmatch(line)
+        assert m, f"malformed trace line: {line!r}"
+        events.append(TraceEvent(float(m[1]), int(m[2]), m[3], m[4], m[5] or "", len(events)))
+    return events
+
+
+# ---------------------------------------------------------------------------
+# Modes
+
+# The modes with the fork mode's teardown contract; "default" is fork
+# without --mode (what the suite tested before there were modes).
+CONTRACT_MODES = ["default", "threads", "poll"]
+
+
+def mode_args(mode) -> list[str]:
+    """forkchat's arguments for a mode name ("default": none)."""
+    return [] if mode in (None, "default") else ["--mode", mode]
 
 
 def run_forkchat(*args, timeout=WAIT, stdin="devnull"):
@@ -575,10 +691,13 @@ class Peer:
         self.remote = sock.getpeername()
 
     @classmethod
-    def connect(cls, host, port, timeout=5.0):
+    def connect(cls, host, port, timeout=5.0, source=None):
+        """source: a local address to connect from (e.g. 127.0.0.2)."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         s = socket.socket(family, socket.SOCK_STREAM)
         s.settimeout(timeout)
+        if source is not None:
+            s.bind((source, 0))
         s.connect((host, port))
         return cls(s)
 

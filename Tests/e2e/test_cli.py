@@ -31,6 +31,21 @@ USAGE_ERRORS = [
     (["connect", "localhost", "--retry", "abc"], "connect", "abc"),
     (["connect", "localhost", "--retry=soon"], "connect", "soon"),
     (["connect", "localhost", "--linger", "x"], "connect", "x"),
+    # --mode, --first, --echo, --trace
+    (["listen", "--mode", "bad"], "listen", "Invalid value 'bad' for '--mode'"),
+    (["connect", "localhost", "--mode=Fork"], "connect", "'Fork'"),
+    (["listen", "--mode"], "listen", "--mode"),
+    (["listen", "--first", "send"], "listen", "'--first' needs '--mode alternate'."),
+    (["connect", "localhost", "--mode", "poll", "--first", "receive"], "connect", "'--first' needs '--mode alternate'."),
+    (["listen", "--mode", "fork", "--first=send"], "listen", "'--first' needs '--mode alternate'."),
+    (["listen", "--mode", "alternate", "--first", "later"], "listen", "Invalid value 'later' for '--first'"),
+    (["connect", "localhost", "--mode", "alternate", "--first"], "connect", "--first"),
+    (["listen", "--echo", "--mode", "threads"], "listen", "Cannot use --echo with --mode."),
+    (["listen", "--mode=poll", "--echo"], "listen", "Cannot use --echo with --mode."),
+    (["listen", "--echo", "--mode", "alternate"], "listen", "Cannot use --echo with --mode."),
+    (["listen", "--echo=yes"], "listen", "--echo"),
+    (["connect", "localhost", "--echo"], "connect", "--echo"),
+    (["listen", "--trace=yes"], "listen", "--trace"),
     (["frobnicate"], None, "frobnicate"),
     (["--frobnicate"], None, "--frobnicate"),
 ]
@@ -52,6 +67,24 @@ def test_usage_error(argv, subcommand, reason):
         assert re.fullmatch(r"  See 'forkchat( \w+)? --help' for more information\.", lines[2]), p.describe()
 
 
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["listen", "--mode", "bad"], "Error: Invalid value 'bad' for '--mode': expected fork, threads, poll or alternate."),
+        (["connect", "localhost", "--first", "send"], "Error: '--first' needs '--mode alternate'."),
+        (["listen", "--first", "receive"], "Error: '--first' needs '--mode alternate'."),
+        (["listen", "--echo", "--mode", "threads"], "Error: Cannot use --echo with --mode."),
+        (["connect", "localhost", "--mode", "alternate", "--first", "both"],
+         "Error: Invalid value 'both' for '--first': expected send or receive."),
+    ],
+    ids=" ".join,
+)
+def test_new_option_errors_exact_message(argv, message):
+    p = run_forkchat(*argv, timeout=10)
+    assert p.popen.returncode == 64, p.describe()
+    assert p.err_text().splitlines()[0] == message, p.describe()
+
+
 def test_missing_host_exact_message():
     p = run_forkchat("connect", timeout=10)
     assert p.popen.returncode == 64, p.describe()
@@ -67,6 +100,10 @@ def test_missing_host_exact_message():
         (["listen", "--help"], "--allow"),
         (["connect", "-h"], "--retry"),
         (["help", "connect"], "--retry"),
+        (["listen", "--help"], "--echo"),
+        (["listen", "--help"], "--mode"),
+        (["connect", "--help"], "--first"),
+        (["connect", "--help"], "--trace"),
     ],
     ids=" ".join,
 )
@@ -90,13 +127,17 @@ def test_version():
         ["listen", "--bind", "127.0.0.1", "{port}"],
         ["listen", "--bind=127.0.0.1", "{port}"],
         ["listen", "{port}", "--bind=127.0.0.1", "--keep", "--quit=bye", "--linger=1.5"],
+        ["listen", "--first", "send", "--bind", "127.0.0.1", "{port}", "--mode", "alternate"],
+        ["listen", "--bind", "127.0.0.1", "--mode=threads", "{port}", "--trace"],
+        ["listen", "{port}", "--echo", "--mode", "fork", "--keep", "--bind=127.0.0.1"],
     ],
     ids=" ".join,
 )
 def test_options_before_or_after_positionals(args):
     port = free_port()
     p = Forkchat(*[a.format(port=port) for a in args], stdin="devnull")
-    p.wait_err(rf"\Aforkchat: listening on 127\.0\.0\.1 port {port}\n")
+    first = r"(?m)^" if "--trace" in args else r"\A"  # trace lines come before the notice
+    p.wait_err(rf"{first}forkchat: listening on 127\.0\.0\.1 port {port}\n")
     p.signal(signal.SIGTERM)
     p.assert_signaled(signal.SIGTERM)
 

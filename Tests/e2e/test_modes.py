@@ -1,5 +1,7 @@
 """listen --keep, one chat at a time, connect --retry, listen --allow,
-IPv6 and localhost, -4 and -6."""
+IPv6 and localhost, -4 and -6. (--mode is in test_transfer.py,
+test_teardown.py, test_alternate.py; this file is about the listening and
+connecting options.) --keep is also run in threads and poll mode."""
 
 import re
 import signal
@@ -9,11 +11,13 @@ import time
 import pytest
 
 from harness import (
+    CONTRACT_MODES,
     HAVE_IPV6,
     LISTEN_RE,
     Forkchat,
     Peer,
     free_port,
+    mode_args,
     start_listener,
 )
 
@@ -35,9 +39,10 @@ def exchange(fc, peer, tag: str, terminal: bool):
 # --- --keep ------------------------------------------------------------------
 
 
-def test_keep_serves_peers_in_turn_and_queues_the_third():
+@pytest.mark.parametrize("mode", CONTRACT_MODES)
+def test_keep_serves_peers_in_turn_and_queues_the_third(mode):
     port = free_port()
-    fc = start_listener(port, "--keep", stdin="pty")
+    fc = start_listener(port, "--keep", *mode_args(mode), stdin="pty")
     first = Peer.connect("127.0.0.1", port)
     connection_from(fc, first)
     exchange(fc, first, "first", terminal=True)
@@ -79,9 +84,10 @@ def test_keep_serves_peers_in_turn_and_queues_the_third():
     assert order == sorted(order), fc.describe()
 
 
-def test_keep_with_empty_input_serves_several_peers():
+@pytest.mark.parametrize("mode", CONTRACT_MODES)
+def test_keep_with_empty_input_serves_several_peers(mode):
     port = free_port()
-    fc = start_listener(port, "--keep", stdin="devnull")
+    fc = start_listener(port, "--keep", *mode_args(mode), stdin="devnull")
     for n in range(3):
         peer = Peer.connect("127.0.0.1", port)
         connection_from(fc, peer)

@@ -1,5 +1,8 @@
 """The teardown contract, row by row, in both roles (forkchat listening or
-connecting, against a raw Python peer) and with stdin a pipe or a terminal.
+connecting, against a raw Python peer), with stdin a pipe or a terminal, and
+in the three modes that share the contract: fork (the default, without
+--mode), threads and poll. The rows that need two processes (the sending
+child killed, the parent SIGKILLed) apply to fork only.
 Every test also gets the automatic "no process left behind" check."""
 
 import os
@@ -9,10 +12,24 @@ import time
 
 import pytest
 
-from harness import expect_orphans, live_in_sessions, signaled, start_chat, wait_sessions_empty
+from harness import (
+    CONTRACT_MODES,
+    expect_orphans,
+    live_in_sessions,
+    mode_args,
+    signaled,
+    start_chat,
+    wait_sessions_empty,
+)
 
 ROLES = ["listen", "connect"]
 STDINS = ["pipe", "pty"]
+MODES = CONTRACT_MODES  # default (fork without --mode), threads, poll
+FORK_ONLY = "needs two processes: threads and poll mode run as one process (SIGKILL simply kills it)"
+
+
+def chat_in(mode, role, stdin, *args, **kwargs):
+    return start_chat(role, stdin, *mode_args(mode), *args, **kwargs)
 
 
 def peer_line(chat, text: bytes) -> bytes:
@@ -21,11 +38,15 @@ def peer_line(chat, text: bytes) -> bytes:
 
 
 def establish(chat):
-    """Proves the chat is live both ways before the ending under test."""
+    """Proves the chat is live both ways before the ending under test, and
+    that forkchat runs as its mode says (fork: a child; threads: a second
+    thread; poll: one thread); returns the child's pid in fork mode."""
+    shape = chat.fc.wait_shape()
     chat.fc.send(b"ping\n")
     chat.peer.expect(b"ping\n", what="(forkchat -> peer)")
     chat.peer.send(b"pong\n")
     chat.fc.wait_out_bytes(peer_line(chat, b"pong\n"))
+    return shape
 
 
 def closed_notice(chat) -> str:
@@ -37,8 +58,9 @@ def closed_notice(chat) -> str:
 
 @pytest.mark.parametrize("stdin", STDINS)
 @pytest.mark.parametrize("role", ROLES)
-def test_input_ends(role, stdin):
-    chat = start_chat(role, stdin)
+@pytest.mark.parametrize("mode", MODES)
+def test_input_ends(mode, role, stdin):
+    chat = chat_in(mode, role, stdin)
     fc, peer = chat.fc, chat.peer
     establish(chat)
     fc.send(b"last words\n")
@@ -70,8 +92,9 @@ def test_input_ends(role, stdin):
 
 @pytest.mark.parametrize("stdin", STDINS)
 @pytest.mark.parametrize("role", ROLES)
-def test_linger_option_bounds_the_wait(role, stdin):
-    chat = start_chat(role, stdin, "--linger", "0.5")
+@pytest.mark.parametrize("mode", MODES)
+def test_linger_option_bounds_the_wait(mode, role, stdin):
+    chat = chat_in(mode, role, stdin, "--linger", "0.5")
     establish(chat)
     chat.fc.close_stdin()
     chat.peer.expect_eof()
@@ -87,8 +110,9 @@ def test_linger_option_bounds_the_wait(role, stdin):
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_quit_word_on_terminal(role):
-    chat = start_chat(role, "pty")
+@pytest.mark.parametrize("mode", MODES)
+def test_quit_word_on_terminal(mode, role):
+    chat = chat_in(mode, role, "pty")
     fc, peer = chat.fc, chat.peer
     establish(chat)
     # Lines that only look like the word are ordinary data.
@@ -109,8 +133,9 @@ def test_quit_word_on_terminal(role):
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_custom_quit_word_and_disabled_quit_word(role):
-    chat = start_chat(role, "pty", "--quit", "bye")
+@pytest.mark.parametrize("mode", MODES)
+def test_custom_quit_word_and_disabled_quit_word(mode, role):
+    chat = chat_in(mode, role, "pty", "--quit", "bye")
     chat.fc.type(b"exit\n")
     chat.peer.expect(b"exit\n")
     chat.peer.expect_nothing(0.2, "('exit' is data with --quit bye)")
@@ -120,7 +145,7 @@ def test_custom_quit_word_and_disabled_quit_word(role):
     chat.peer.close()
     chat.fc.assert_exit(0, timeout=5)
 
-    chat = start_chat(role, "pty", "--quit=")
+    chat = chat_in(mode, role, "pty", "--quit=")
     chat.fc.type(b"exit\n")
     chat.peer.expect(b"exit\n")
     chat.peer.expect_nothing(0.3, "(--quit '' disables the quit word)")
@@ -131,8 +156,9 @@ def test_custom_quit_word_and_disabled_quit_word(role):
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_quit_word_on_pipe_is_data(role):
-    chat = start_chat(role, "pipe")
+@pytest.mark.parametrize("mode", MODES)
+def test_quit_word_on_pipe_is_data(mode, role):
+    chat = chat_in(mode, role, "pipe")
     fc, peer = chat.fc, chat.peer
     fc.send(b"exit\n")
     peer.expect(b"exit\n")
@@ -150,8 +176,9 @@ def test_quit_word_on_pipe_is_data(role):
 
 @pytest.mark.parametrize("stdin", STDINS)
 @pytest.mark.parametrize("role", ROLES)
-def test_peer_closes(role, stdin):
-    chat = start_chat(role, stdin)
+@pytest.mark.parametrize("mode", MODES)
+def test_peer_closes(mode, role, stdin):
+    chat = chat_in(mode, role, stdin)
     fc, peer = chat.fc, chat.peer
     establish(chat)
     peer.send(b"goodbye\n")
@@ -182,8 +209,9 @@ def test_peer_closes(role, stdin):
 
 @pytest.mark.parametrize("stdin", STDINS)
 @pytest.mark.parametrize("role", ROLES)
-def test_connection_reset_by_peer(role, stdin):
-    chat = start_chat(role, stdin)
+@pytest.mark.parametrize("mode", MODES)
+def test_connection_reset_by_peer(mode, role, stdin):
+    chat = chat_in(mode, role, stdin)
     establish(chat)
     chat.peer.reset()
     chat.fc.assert_exit(1, timeout=5)
@@ -192,8 +220,9 @@ def test_connection_reset_by_peer(role, stdin):
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_write_to_peer_fails(role):
-    chat = start_chat(role, "pipe")
+@pytest.mark.parametrize("mode", MODES)
+def test_write_to_peer_fails(mode, role):
+    chat = chat_in(mode, role, "pipe")
     fc, peer = chat.fc, chat.peer
     establish(chat)
     peer.close()  # full close: what forkchat sends next is answered with RST
@@ -214,8 +243,9 @@ def test_write_to_peer_fails(role):
 
 @pytest.mark.parametrize("stdin", STDINS)
 @pytest.mark.parametrize("role", ROLES)
-def test_write_to_stdout_fails(role, stdin):
-    chat = start_chat(role, stdin, stdout="closed")
+@pytest.mark.parametrize("mode", MODES)
+def test_write_to_stdout_fails(mode, role, stdin):
+    chat = chat_in(mode, role, stdin, stdout="closed")
     chat.fc.send(b"ping\n")
     chat.peer.expect(b"ping\n")
     chat.peer.send(b"nobody reads this\n")
@@ -232,22 +262,22 @@ SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
 @pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: signal.Signals(s).name)
 @pytest.mark.parametrize("stdin", STDINS)
 @pytest.mark.parametrize("role", ROLES)
-def test_signal_to_parent(role, stdin, sig):
-    chat = start_chat(role, stdin)
-    establish(chat)
-    child = chat.fc.child_pid()
+@pytest.mark.parametrize("mode", MODES)
+def test_signal_to_parent(mode, role, stdin, sig):
+    chat = chat_in(mode, role, stdin)
+    sender = establish(chat)  # the child (fork) or the sender thread (threads)
     chat.fc.signal(sig)
     chat.fc.assert_signaled(sig, timeout=5)
     left = wait_sessions_empty([chat.fc.pid], timeout=1.0)
-    assert not left, f"sending process {child} survived: {left}" + chat.fc.describe()
+    assert not left, f"sending process {sender} survived: {left}" + chat.fc.describe()
     assert chat.peer.closed_by_other_side() == "eof"
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_ctrl_c_on_terminal(role):
-    chat = start_chat(role, "pty")
+@pytest.mark.parametrize("mode", MODES)
+def test_ctrl_c_on_terminal(mode, role):
+    chat = chat_in(mode, role, "pty")
     establish(chat)
-    chat.fc.child_pid()
     chat.fc.send(b"half a li")
     chat.fc.send(b"\x03")  # SIGINT to the whole foreground process group
     chat.fc.assert_signaled(signal.SIGINT, timeout=5)
@@ -255,12 +285,18 @@ def test_ctrl_c_on_terminal(role):
     assert b"half a li" not in chat.peer.buf, "an unfinished line must not be sent"
 
 
+def fork_only(mode):
+    if mode != "default":
+        pytest.skip(FORK_ONLY)
+
+
 @pytest.mark.parametrize("stdin", STDINS)
 @pytest.mark.parametrize("role", ROLES)
-def test_parent_killed(role, stdin):
-    chat = start_chat(role, stdin)
-    establish(chat)
-    child = chat.fc.child_pid()
+@pytest.mark.parametrize("mode", MODES)
+def test_parent_killed(mode, role, stdin):
+    fork_only(mode)
+    chat = chat_in(mode, role, stdin)
+    child = establish(chat)
     expect_orphans()  # nobody is left to reap the child but init (here: the test)
     chat.fc.signal(signal.SIGKILL)
     rc = chat.fc.wait(5)
@@ -272,11 +308,12 @@ def test_parent_killed(role, stdin):
 
 @pytest.mark.parametrize("stdin", STDINS)
 @pytest.mark.parametrize("role", ROLES)
-def test_child_killed(role, stdin):
-    chat = start_chat(role, stdin)
+@pytest.mark.parametrize("mode", MODES)
+def test_child_killed(mode, role, stdin):
+    fork_only(mode)
+    chat = chat_in(mode, role, stdin)
     fc, peer = chat.fc, chat.peer
-    establish(chat)
-    child = fc.child_pid()
+    child = establish(chat)
     os.kill(child, signal.SIGKILL)
     fc.wait_err(rf"forkchat: sending process {child} killed by signal 9 \(Killed\)\n")
     peer.expect_eof(what="(the parent shuts down the sending side when the child dies)")

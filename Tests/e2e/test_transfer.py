@@ -1,20 +1,24 @@
 """Data: both directions, full duplex, half-close, byte-exactness on a
-non-terminal stdout, and how a terminal stdout shows the peer's bytes."""
+non-terminal stdout, and how a terminal stdout shows the peer's bytes; in
+fork mode (the default, without --mode) and in threads and poll mode, which
+share its contract and wire format."""
 
 import os
 import re
 
 import pytest
 
-from harness import Forkchat, forkchat_pair, sha, start_chat
+from harness import CONTRACT_MODES, Forkchat, forkchat_pair, mode_args, sha, start_chat
 
 ROLES = ["listen", "connect"]
+MODES = CONTRACT_MODES  # default (fork without --mode), threads, poll
 MiB = 1 << 20
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_both_directions_with_raw_peer(role):
-    chat = start_chat(role, "pipe")
+@pytest.mark.parametrize("mode", MODES + ["fork"])  # "fork": --mode fork given explicitly
+def test_both_directions_with_raw_peer(mode, role):
+    chat = start_chat(role, "pipe", *mode_args(mode))
     fc, peer = chat.fc, chat.peer
     fc.send(b"hello from forkchat\n")
     peer.expect(b"hello from forkchat\n")
@@ -31,8 +35,14 @@ def test_both_directions_with_raw_peer(role):
     assert f"forkchat: {chat.peer_name} closed the connection\n" in fc.err_text(), fc.describe()
 
 
-def test_forkchat_to_forkchat_both_directions():
-    listener, client = forkchat_pair()
+# The wire format is the same in every mode: any two can talk.
+PAIRS = [("default", "default"), ("threads", "threads"), ("poll", "poll"), ("fork", "threads"),
+         ("threads", "poll"), ("poll", "default")]
+
+
+@pytest.mark.parametrize("listen_mode,connect_mode", PAIRS, ids=[f"{l}-{c}" for l, c in PAIRS])
+def test_forkchat_to_forkchat_both_directions(listen_mode, connect_mode):
+    listener, client = forkchat_pair(mode_args(listen_mode), mode_args(connect_mode))
     listener.send(b"from listener\n")
     client.wait_out_bytes(b"from listener\n")
     client.send(b"from client\n")
@@ -45,10 +55,11 @@ def test_forkchat_to_forkchat_both_directions():
     assert client.out_bytes() == b"from listener\n", client.describe()
 
 
-def test_full_duplex_16_mib_each_way():
+@pytest.mark.parametrize("mode", MODES)
+def test_full_duplex_16_mib_each_way(mode):
     a_data = os.urandom(16 * MiB)
     b_data = os.urandom(16 * MiB)
-    listener, client = forkchat_pair()
+    listener, client = forkchat_pair(mode_args(mode), mode_args(mode))
     listener.feed(a_data)
     client.feed(b_data)
     listener.assert_exit(0, timeout=20)
@@ -65,11 +76,14 @@ def test_full_duplex_16_mib_each_way():
 
 
 @pytest.mark.parametrize("silent", ["listen", "connect"], ids=["listener-stdin-devnull", "client-stdin-devnull"])
-def test_half_close_keeps_the_other_direction(silent):
+@pytest.mark.parametrize("mode", MODES)
+def test_half_close_keeps_the_other_direction(mode, silent):
     """One side's input is empty: it half-closes at once, and 16 MiB sent the
     other way still arrive whole."""
     data = os.urandom(16 * MiB)
     listener, client = forkchat_pair(
+        mode_args(mode),
+        mode_args(mode),
         listen_stdin="devnull" if silent == "listen" else "pipe",
         connect_stdin="devnull" if silent == "connect" else "pipe",
     )
@@ -96,9 +110,10 @@ PAYLOADS = {
 
 @pytest.mark.parametrize("payload", PAYLOADS, ids=list(PAYLOADS))
 @pytest.mark.parametrize("role", ROLES)
-def test_byte_exact_peer_to_stdout(role, payload):
+@pytest.mark.parametrize("mode", MODES)
+def test_byte_exact_peer_to_stdout(mode, role, payload):
     data = PAYLOADS[payload]
-    chat = start_chat(role, "pipe")
+    chat = start_chat(role, "pipe", *mode_args(mode))
     chat.peer.send(data)
     chat.peer.shutdown_write()
     chat.fc.wait_err(r"closed the connection\n")
@@ -111,9 +126,10 @@ def test_byte_exact_peer_to_stdout(role, payload):
 
 @pytest.mark.parametrize("payload", PAYLOADS, ids=list(PAYLOADS))
 @pytest.mark.parametrize("role", ROLES)
-def test_byte_exact_stdin_to_peer(role, payload):
+@pytest.mark.parametrize("mode", MODES)
+def test_byte_exact_stdin_to_peer(mode, role, payload):
     data = PAYLOADS[payload]
-    chat = start_chat(role, "pipe")
+    chat = start_chat(role, "pipe", *mode_args(mode))
     chat.fc.feed(data)
     got = chat.peer.read_to_eof(timeout=15)
     assert got == data, f"peer got {len(got)} bytes vs {len(data)}" + chat.fc.describe()
@@ -131,8 +147,9 @@ def strip_ansi(text: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_terminal_shows_peer_lines_with_marker(role):
-    chat = start_chat(role, "pty")
+@pytest.mark.parametrize("mode", MODES)
+def test_terminal_shows_peer_lines_with_marker(mode, role):
+    chat = start_chat(role, "pty", *mode_args(mode))
     fc, peer = chat.fc, chat.peer
     peer.send(b"hello\n")
     fc.wait_out(rb"(?m)^< hello\n")

@@ -33,7 +33,6 @@ struct InputSender {
   func run() throws(Failure) -> End {
     let end = FileDescriptor.standardInput.isPipe ? try splicePipe() : try readAndWrite()
     guard end == .inputEnded else { return end }
-    Trace.event(role, "eof", "stdin")
     do {
       try session.socket.shutdown(CInt(SHUT_WR))
     } catch {
@@ -54,7 +53,10 @@ struct InputSender {
       } catch {
         throw Failure("write to \(session.peer)", error)
       }
-      if moved == 0 { return .inputEnded }
+      if moved == 0 {
+        Trace.event(role, "eof", "stdin")
+        return .inputEnded
+      }
     }
   }
 
@@ -72,7 +74,10 @@ struct InputSender {
       } catch {
         throw Failure("read from standard input", error)
       }
-      if count == 0 { return .inputEnded }
+      if count == 0 {
+        Trace.event(role, "eof", "stdin")
+        return .inputEnded
+      }
       var chunk = UnsafeRawBufferPointer(rebasing: buffer[..<count])
       let quitLineEnd = quit?.scan(chunk)
       if let quitLineEnd { chunk = UnsafeRawBufferPointer(rebasing: chunk[..<quitLineEnd]) }

@@ -1,0 +1,348 @@
+"""--mode alternate: one thread, turn-taking. Read a line from stdin, send
+it, wait for the peer's line (or whatever one read returns), print it,
+repeat. The connecting side starts by sending, the listening side by
+waiting; --first overrides. It is not full duplex: what is typed out of turn
+waits for the turn, and so does what the peer sends."""
+
+import re
+import signal
+import time
+
+import pytest
+
+from harness import forkchat_pair, signaled, start_chat, wait_sessions_empty
+
+ALT = ("--mode", "alternate")
+
+
+def alt_chat(role, stdin="pipe", *args, **kwargs):
+    chat = start_chat(role, stdin, *ALT, *args, **kwargs)
+    assert chat.fc.wait_shape() is None  # one process, one thread
+    return chat
+
+
+def closed_notice(chat) -> str:
+    return f"forkchat: {chat.peer_name} closed the connection\n"
+
+
+# --- turn order --------------------------------------------------------------
+
+TURNS = [
+    # (role, extra args, whether forkchat sends first)
+    ("connect", [], True),
+    ("listen", [], False),
+    ("connect", ["--first", "receive"], False),
+    ("listen", ["--first", "send"], True),
+    ("connect", ["--first=send"], True),
+    ("listen", ["--first=receive"], False),
+]
+
+
+@pytest.mark.parametrize(
+    "role,args,sends_first", TURNS, ids=[f"{r}-" + (f"first-{a[-1].split('=')[-1]}" if a else "default") for r, a, _ in TURNS]
+)
+def test_turn_order(role, args, sends_first):
+    chat = alt_chat(role, "pipe", *args)
+    fc, peer = chat.fc, chat.peer
+    fc.send(b"mine 1\n")  # typed at once, before anything arrived
+    if sends_first:
+        peer.expect(b"mine 1\n", what="(this side sends first)")
+        fc.send(b"mine 2\n")
+        peer.expect_nothing(0.4, "(the next line waits until the peer's line has arrived)")
+        peer.send(b"yours 1\n")
+        fc.wait_out_bytes(b"yours 1\n")
+        peer.expect(b"mine 2\n", what="(sent once the peer's line was printed)")
+    else:
+        peer.expect_nothing(0.4, "(this side waits for the peer's line before sending its own)")
+        peer.send(b"yours 1\n")
+        fc.wait_out_bytes(b"yours 1\n")
+        peer.expect(b"mine 1\n", what="(sent once the peer's line was printed)")
+    # Now forkchat waits for the peer's next line: the peer's FIN ends it.
+    peer.shutdown_write()
+    fc.assert_exit(0, timeout=5)
+    peer.expect_eof()
+    assert fc.out_bytes() == b"yours 1\n", fc.describe()
+    assert closed_notice(chat) in fc.err_text(), fc.describe()
+
+
+def test_two_forkchats_take_turns():
+    """Default turns between two forkchats: the client speaks first."""
+    listener, client = forkchat_pair(ALT, ALT)
+    listener.send(b"l1\nl2\n")
+    client.send(b"c1\nc2\n")
+    listener.wait_out_bytes(b"c1\nc2\n")
+    client.wait_out_bytes(b"l1\nl2\n")
+    client.close_stdin()  # client: EOF on its next send turn, FIN; the listener sees it and ends
+    listener.assert_exit(0)
+    client.assert_exit(0)
+    assert listener.out_bytes() == b"c1\nc2\n", listener.describe()
+    assert client.out_bytes() == b"l1\nl2\n", client.describe()
+
+
+def test_not_full_duplex_lines_are_exchanged_one_by_one():
+    """Two lines queued on each side go across one at a time, in turn order;
+    a line of the peer that has already arrived is printed only after this
+    side has sent its next line (fork mode would print it at once)."""
+    chat = alt_chat("connect", "pipe")
+    fc, peer = chat.fc, chat.peer
+    fc.send(b"c1\nc2\n")  # both queued on stdin
+    peer.expect(b"c1\n")
+    peer.expect_nothing(0.3, "(c2 is held back until the peer's line arrives)")
+    peer.send(b"p1\np2\n")  # both at once, in one segment
+    fc.wait_out_bytes(b"p1\n")
+    peer.expect(b"c2\n", what="(after p1 was printed)")
+    fc.wait_out_bytes(b"p1\np2\n")  # c2 sent: p2 (already received) is printed
+
+    peer.send(b"p3\np4\n")
+    peer.expect_nothing(0.3, "(nothing queued on stdin: forkchat waits for it, in its send turn)")
+    fc.wait_out_bytes(b"p1\np2\n")
+    time.sleep(0.3)
+    assert fc.out_bytes() == b"p1\np2\n", "p3 arrived but must wait for this side's next line" + fc.describe()
+    fc.send(b"c3\n")
+    peer.expect(b"c3\n")
+    fc.wait_out_bytes(b"p1\np2\np3\n")
+    time.sleep(0.3)
+    assert fc.out_bytes() == b"p1\np2\np3\n", "p4 must wait for the next send turn" + fc.describe()
+    fc.send(b"c4\n")
+    peer.expect(b"c4\n")
+    fc.wait_out_bytes(b"p1\np2\np3\np4\n")
+    # Its send turn again: the end of input ends it (FIN), then the peer's.
+    fc.close_stdin()
+    peer.expect_eof()
+    peer.shutdown_write()
+    fc.assert_exit(0, timeout=5)
+    assert fc.out_bytes() == b"p1\np2\np3\np4\n", fc.describe()
+
+
+# --- both sides start the same way -------------------------------------------
+
+
+def test_both_first_receive_deadlock():
+    """Both wait for the other's line: nothing is ever exchanged, both stay
+    blocked until a signal ends them."""
+    first = ("--first", "receive", "--trace")
+    listener, client = forkchat_pair(ALT + first, ALT + first)
+    listener.send(b"from listener\n")
+    client.send(b"from client\n")
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        for fc in (listener, client):
+            assert fc.out_bytes() == b"", "deadlock expected: nothing may arrive" + fc.describe()
+            fc.assert_running("(deadlocked: both wait for the other's line)")
+        time.sleep(0.05)
+    for fc in (listener, client):
+        turns = [e.details for e in fc.trace() if e.event == "turn"]
+        assert turns == ["receive: waiting for the peer's line"], f"both wait on the socket: {turns}" + fc.describe()
+    # The first to die closes its socket, and the other would read the EOF
+    # and exit 0: stop both first (a stopped process reads nothing, and the
+    # default action of SIGTERM still ends it).
+    for fc in (listener, client):
+        fc.signal(signal.SIGSTOP)
+    for fc in (listener, client):
+        fc.signal(signal.SIGTERM)
+    for fc in (listener, client):
+        fc.signal(signal.SIGCONT)
+    listener.assert_signaled(signal.SIGTERM, timeout=5)
+    client.assert_signaled(signal.SIGTERM, timeout=5)
+    assert listener.popen.returncode == -15 and client.popen.returncode == -15
+    assert listener.out_bytes() == b"" and client.out_bytes() == b""
+
+
+def test_both_first_send_works():
+    first = ("--first", "send")
+    listener, client = forkchat_pair(ALT + first, ALT + first)
+    listener.send(b"from listener\n")
+    client.send(b"from client\n")
+    client.wait_out_bytes(b"from listener\n")
+    listener.wait_out_bytes(b"from client\n")
+    listener.send(b"second from listener\n")
+    client.send(b"second from client\n")
+    client.wait_out_bytes(b"from listener\nsecond from listener\n")
+    listener.wait_out_bytes(b"from client\nsecond from client\n")
+    listener.close_stdin()
+    client.close_stdin()
+    listener.assert_exit(0)
+    client.assert_exit(0)
+    assert listener.out_bytes() == b"from client\nsecond from client\n", listener.describe()
+    assert client.out_bytes() == b"from listener\nsecond from listener\n", client.describe()
+
+
+# --- what a turn receives ----------------------------------------------------
+
+
+@pytest.mark.parametrize("stdin", ["pipe", "pty"])
+def test_message_without_newline_is_one_message(stdin):
+    """A raw peer (the course's scripts) sends a message without a newline:
+    what one read returns is printed as one message, and the turn passes."""
+    chat = alt_chat("listen", stdin)
+    fc, peer = chat.fc, chat.peer
+    shown = (lambda text: b"< " + text + b"\n") if stdin == "pty" else (lambda text: text)
+    fc.send(b"reply one\n")
+    peer.send(b"no newline")
+    fc.wait_out_bytes(shown(b"no newline"))
+    peer.expect(b"reply one\n", what="(the message without newline ended the peer's turn)")
+    peer.send(b"again without")
+    fc.wait_out_bytes(shown(b"no newline") + shown(b"again without"))
+    fc.send(b"reply two\n")
+    peer.expect(b"reply two\n")
+    peer.shutdown_write()
+    fc.assert_exit(0, timeout=5)
+    if stdin == "pipe":
+        assert fc.out_bytes() == b"no newlineagain without", fc.describe()
+    else:  # the terminal also shows what was typed
+        assert b"\n< no newline\n< again without\nreply two\n" in fc.out_bytes(), fc.describe()
+
+
+# --- endings -----------------------------------------------------------------
+
+
+def test_input_end_sends_fin_then_only_receives():
+    chat = alt_chat("connect", "pipe")
+    fc, peer = chat.fc, chat.peer
+    fc.send(b"only line\n")
+    fc.close_stdin()
+    peer.expect(b"only line\n")
+    peer.expect_nothing(0.3, "(the end of input is only read in forkchat's next send turn)")
+    peer.send(b"r1\n")
+    fc.wait_out_bytes(b"r1\n")
+    peer.expect_eof(what="(input ended: shutdown(SHUT_WR))")
+    # From now on forkchat only receives, any number of messages in a row.
+    peer.send(b"r2\n")
+    fc.wait_out_bytes(b"r1\nr2\n")
+    peer.send(b"r3\n")
+    fc.wait_out_bytes(b"r1\nr2\nr3\n")
+    time.sleep(0.3)
+    fc.assert_running("(pipe stdin: it waits for the peer's end without a limit)")
+    peer.close()
+    fc.assert_exit(0)
+    assert fc.out_bytes() == b"r1\nr2\nr3\n", fc.describe()
+    assert closed_notice(chat) in fc.err_text(), fc.describe()
+
+
+def test_input_end_on_terminal_lingers_two_seconds():
+    chat = alt_chat("connect", "pty")
+    fc, peer = chat.fc, chat.peer
+    fc.type(b"hello\n")
+    peer.expect(b"hello\n")
+    peer.send(b"hi\n")
+    fc.wait_out_bytes(b"< hi\n")
+    fc.close_stdin()  # Ctrl-D
+    peer.expect_eof()
+    eof_at = time.monotonic()
+    peer.send(b"late\n")
+    fc.wait_out_bytes(b"< late\n")
+    fc.assert_exit(0, timeout=10)
+    waited = fc.ended - eof_at
+    assert 1.5 <= waited <= 4.0, f"linger should be about 2 s, was {waited:.2f} s" + fc.describe()
+    assert f"forkchat: {chat.peer_name} did not close within 2 s; closing\n" in fc.err_text(), fc.describe()
+    assert peer.closed_by_other_side() == "eof"
+
+
+def test_linger_option():
+    chat = alt_chat("connect", "pipe", "--linger", "0.5")
+    chat.fc.close_stdin()
+    chat.peer.expect_eof()
+    eof_at = time.monotonic()
+    chat.fc.assert_exit(0, timeout=10)
+    waited = chat.fc.ended - eof_at
+    assert 0.3 <= waited <= 2.0, f"--linger 0.5 waited {waited:.2f} s" + chat.fc.describe()
+    assert f"forkchat: {chat.peer_name} did not close within 0.5 s; closing\n" in chat.fc.err_text()
+
+
+@pytest.mark.parametrize("stdin", ["pipe", "pty"])
+def test_peer_eof_while_receiving_ends_with_exit_0(stdin):
+    chat = alt_chat("listen", stdin)  # waits for the peer's line
+    fc, peer = chat.fc, chat.peer
+    peer.send(b"one\n")
+    fc.wait_out(rb"one\n")
+    fc.send(b"answer\n")
+    peer.expect(b"answer\n")
+    peer.shutdown_write()  # while forkchat waits for the peer's next line
+    fc.assert_exit(0, timeout=5)
+    peer.expect_eof(what="(forkchat closes once the peer has)")
+    assert closed_notice(chat) in fc.err_text(), fc.describe()
+
+
+def test_peer_eof_during_send_turn_is_seen_after_the_next_line():
+    """One thread: while it waits for a line on stdin, the peer's FIN goes
+    unnoticed; the next line is still sent (the peer only half-closed)."""
+    chat = alt_chat("connect", "pipe")  # starts by waiting for stdin
+    fc, peer = chat.fc, chat.peer
+    peer.shutdown_write()
+    time.sleep(0.3)
+    fc.assert_running("(in its send turn it only reads stdin)")
+    assert "closed the connection" not in fc.err_text(), fc.describe()
+    fc.send(b"anyone?\n")
+    peer.expect(b"anyone?\n")
+    fc.assert_exit(0, timeout=5)
+    assert closed_notice(chat) in fc.err_text(), fc.describe()
+
+
+@pytest.mark.parametrize("role", ["listen", "connect"])
+def test_quit_word_on_terminal(role):
+    chat = alt_chat(role, "pty")
+    fc, peer = chat.fc, chat.peer
+    if role == "listen":
+        peer.send(b"hello\n")
+        fc.wait_out_bytes(b"< hello\n")
+    fc.type(b"exit now\n")  # only looks like the word: data
+    peer.expect(b"exit now\n")
+    peer.send(b"go on\n")
+    fc.wait_out_bytes(b"< go on\n")
+    fc.type(b"exit\n")
+    peer.expect(b"exit\n", what="(the quit line itself is sent)")
+    peer.expect_eof(what="(after the quit word)")
+    peer.send(b"see you\n")
+    fc.wait_out_bytes(b"< see you\n")
+    peer.close()
+    fc.assert_exit(0, timeout=5)
+    assert closed_notice(chat) in fc.err_text(), fc.describe()
+
+
+def test_quit_word_on_pipe_is_data():
+    chat = alt_chat("connect", "pipe")
+    chat.fc.send(b"exit\n")
+    chat.peer.expect(b"exit\n")
+    chat.peer.send(b"ok\n")
+    chat.fc.wait_out_bytes(b"ok\n")
+    chat.fc.send(b"still here\n")
+    chat.peer.expect(b"still here\n", what="('exit' on a pipe is a line like any other)")
+    chat.peer.shutdown_write()
+    chat.fc.assert_exit(0, timeout=5)
+
+
+SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: signal.Signals(s).name)
+@pytest.mark.parametrize("waiting", ["stdin", "socket"])
+def test_signals_take_their_default_action(waiting, sig):
+    # The connecting side starts waiting for stdin, the listening side for the socket.
+    chat = alt_chat("connect" if waiting == "stdin" else "listen", "pipe")
+    chat.fc.signal(sig)
+    rc = chat.fc.assert_signaled(sig, timeout=5)
+    assert rc == -sig, chat.fc.describe()
+    assert not wait_sessions_empty([chat.fc.pid], timeout=1.0)
+    assert chat.peer.closed_by_other_side() == "eof"
+
+
+def test_ctrl_c_on_terminal():
+    chat = alt_chat("connect", "pty")
+    chat.fc.send(b"half a li")
+    chat.fc.send(b"\x03")
+    chat.fc.assert_signaled(signal.SIGINT, timeout=5)
+    assert chat.peer.closed_by_other_side() == "eof"
+    assert b"half a li" not in chat.peer.buf, "an unfinished line must not be sent"
+
+
+def test_connection_reset_by_peer():
+    chat = alt_chat("listen", "pipe")
+    chat.peer.send(b"one\n")
+    chat.fc.wait_out_bytes(b"one\n")
+    chat.fc.send(b"two\n")
+    chat.peer.expect(b"two\n")
+    chat.peer.reset()
+    chat.fc.assert_exit(1, timeout=5)
+    assert re.search(
+        rf"forkchat: read from {re.escape(chat.peer_name)}: Connection reset by peer\n", chat.fc.err_text()
+    ), chat.fc.describe()
