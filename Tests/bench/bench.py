@@ -316,7 +316,7 @@ def main():
     names = list(all_tools)
     size = 64 * MiB if args.quick else GiB
     rounds = 2 if args.quick else 5
-    lines = 50 if args.quick else 300
+    lines = 60 if args.quick else 1500
     connects = 20 if args.quick else 100
 
     rows = {}  # metric -> tool -> value
