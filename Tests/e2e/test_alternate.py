@@ -278,6 +278,36 @@ def test_peer_eof_during_send_turn_is_seen_after_the_next_line():
     assert closed_notice(chat) in fc.err_text(), fc.describe()
 
 
+def test_peer_eof_during_send_turn_ends_a_terminal_chat():
+    """At a terminal, the send turn watches the socket too: the peer's FIN
+    (here after its quit line, as the course's scripts do) ends the chat at
+    once, so that a person is not left typing to nobody."""
+    chat = alt_chat("listen", "pty")  # starts by waiting for the peer
+    fc, peer = chat.fc, chat.peer
+    peer.send(b"exit\n")
+    fc.wait_out_bytes(b"< exit\n")
+    peer.shutdown_write()  # now it is forkchat's turn to send
+    fc.assert_exit(0, timeout=5)
+    assert closed_notice(chat) in fc.err_text(), fc.describe()
+    assert peer.closed_by_other_side() == "eof"
+
+
+def test_out_of_turn_bytes_wait_for_the_receive_turn_on_terminal():
+    """A peer that speaks during our send turn is not taken for one that
+    has gone: its line stays queued and is printed in our receive turn."""
+    chat = alt_chat("connect", "pty")  # starts in its send turn
+    fc, peer = chat.fc, chat.peer
+    peer.send(b"early\n")
+    time.sleep(0.3)
+    fc.assert_running("(out-of-turn data is not an end of file)")
+    assert b"early" not in fc.out_bytes(), fc.describe()
+    fc.type(b"my line\n")
+    peer.expect(b"my line\n")
+    fc.wait_out_bytes(b"< early\n")
+    peer.close()
+    fc.assert_exit(0, timeout=5)
+
+
 @pytest.mark.parametrize("role", ["listen", "connect"])
 def test_quit_word_on_terminal(role):
     chat = alt_chat(role, "pty")

@@ -36,6 +36,11 @@ final class AlternateSession {
       while true {
         if sending && inputOpen {
           Trace.event("alternate", "turn", "send: waiting for a line on stdin")
+          if session.inputIsTerminal, try peerClosesBeforeInput() {
+            Trace.event("alternate", "eof", "socket")
+            notice("\(session.peer) closed the connection")
+            return .finished
+          }
           guard let line = try input.next(what: "standard input") else {
             Trace.event("alternate", "eof", "stdin")
             try shutdownSending()
@@ -70,6 +75,37 @@ final class AlternateSession {
     } catch {
       notice(error.description)
       return .failed
+    }
+  }
+
+  /// Our turn to send, at a terminal: waits for a line on stdin, but
+  /// notices if the peer closes meanwhile, so that a person is not left
+  /// typing to nobody (the peer may have ended with the quit word). From a
+  /// pipe the next line is still sent: the peer may only have half-closed. poll(2) watches stdin and
+  /// the socket; when the socket is readable, recv(2) with MSG_PEEK looks
+  /// at its next byte without taking it: end of file means the peer has
+  /// gone; a byte means the peer speaks out of turn, and it stays queued
+  /// for our receiving turn.
+  func peerClosesBeforeInput() throws(Failure) -> Bool {
+    if input.hasLine { return false }
+    var watchSocket = !received.hasBufferedData
+    while true {
+      var waiting = [
+        pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0),
+        pollfd(fd: watchSocket ? session.socket.rawValue : -1, events: Int16(POLLIN), revents: 0),
+      ]
+      _ = try waitForEvents(&waiting, timeout: -1)
+      if waiting[0].revents != 0 { return false }
+      guard waiting[1].revents != 0 else { continue }
+      var byte: UInt8 = 0
+      let peeked: Int
+      do {
+        peeked = try valueOrErrno { recv(session.socket.rawValue, &byte, 1, CInt(MSG_PEEK)) }
+      } catch {
+        throw Failure("read from \(session.peer)", error)
+      }
+      if peeked == 0 { return true }
+      watchSocket = false
     }
   }
 
@@ -112,6 +148,7 @@ struct LineReader {
   init(_ descriptor: FileDescriptor) { self.descriptor = descriptor }
 
   var hasBufferedData: Bool { !buffered.isEmpty }
+  var hasLine: Bool { buffered.contains(10) }
 
   /// The next line, or nil at end of input (a last line without "\n" is
   /// returned first). With `messageAtReadEnd`, whatever one read(2)
