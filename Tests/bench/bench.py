@@ -14,12 +14,14 @@ import datetime
 import fcntl
 import os
 import platform
+import re
 import select
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -223,7 +225,7 @@ def read_line(fd, buffer):
     return line, rest
 
 
-def latency(tool, count):
+def latency(tool, count, client_prefix=()):
     """Line latency both ways: a line written to one side's stdin until it
     is read from the other's stdout. Returns (client→server, server→client)
     lists of seconds."""
@@ -232,7 +234,8 @@ def latency(tool, count):
     pipe = subprocess.PIPE
     server = subprocess.Popen(listen(port), stdin=pipe, stdout=pipe, stderr=subprocess.DEVNULL)
     wait_listening(port)
-    client = subprocess.Popen(connect(port), stdin=pipe, stdout=pipe, stderr=subprocess.DEVNULL)
+    client = subprocess.Popen([*client_prefix, *connect(port)], stdin=pipe, stdout=pipe,
+                              stderr=subprocess.DEVNULL)
     results = ([], [])
     buffers = {server.stdout.fileno(): b"", client.stdout.fileno(): b""}
     try:
@@ -260,6 +263,21 @@ def latency(tool, count):
                 p.wait()
             p.stdout.close()
     return results
+
+
+def syscalls_per_line(tool, count):
+    """System calls the connecting side makes per line it sends or
+    receives, one line at a time: `strace -f -c` over a chat of `count`
+    lines each way, minus one of none (start-up and exit cancel out)."""
+    with tempfile.NamedTemporaryFile(suffix=".strace") as out:
+        totals = []
+        for lines in (0, count):
+            latency(tool, lines, ("strace", "-f", "-c", "-o", out.name))
+            with open(out.name) as f:
+                # "100.00    0.000581           2       227        18 total"
+                total = re.search(r"^\s*\S+\s+\S+\s+\S+\s+(\d+)\s+(?:\d+\s+)?total$", f.read(), re.M)
+            totals.append(int(total.group(1)))
+    return (totals[1] - totals[0]) / (2 * count)
 
 
 class Sink:
@@ -308,7 +326,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small sizes, few rounds (a smoke test)")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "docs"))
     args = parser.parse_args()
-    for needed in ("nc", "socat", "dd"):
+    for needed in ("nc", "socat", "strace"):
         if not shutil.which(needed):
             sys.exit(f"bench: {needed} is missing (apt-get install netcat-openbsd socat)")
     forkchat = os.path.abspath(args.forkchat)
@@ -348,6 +366,11 @@ def main():
             samples = [s for chunk in rows[f"line latency {direction} p50, µs"][name] for s in chunk]
             rows[f"line latency {direction} p50, µs"][name] = [statistics.median(samples) * 1e6]
             rows.setdefault(f"line latency {direction} p99, µs", {})[name] = [percentile(samples, 99) * 1e6]
+
+    for name in names:
+        rows.setdefault("system calls per line (strace -c, client)", {})[name] = [
+            syscalls_per_line(all_tools[name], 200)
+        ]
 
     sink = Sink()
     for r in range(connects):
@@ -399,6 +422,9 @@ better for MB/s, lower for µs, ms and MB).
   `socat -t 60 TCP-LISTEN:P,bind=127.0.0.1,reuseaddr STDIO` / `socat -t 60 STDIO TCP:127.0.0.1:P`.
 - line latency: a 50-byte line written to one side's stdin until it is read
   from the other's stdout (pipes), {lines} lines each way per tool.
+- system calls per line: `strace -f -c` on the connecting side while 200
+  lines go each way one at a time, minus a run with none, divided by the
+  400 lines it sent or received (a count, not a time: the same on any machine).
 - connect, send a line, exit: whole-process time of the client against a
   listening sink that reads to the end and closes; {connects} runs per tool.
 - peak resident memory: the largest VmHWM (/proc/PID/status) of any one

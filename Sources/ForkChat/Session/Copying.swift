@@ -31,7 +31,7 @@ struct InputSender {
   /// Returns `.stopped`, without the shutdown, if `stopRequest` fired.
   /// Throws a `Failure` naming what failed.
   func run() throws(Failure) -> End {
-    let end = FileDescriptor.standardInput.isPipe ? try splicePipe() : try readAndWrite()
+    let end = try copy()
     guard end == .inputEnded else { return end }
     do {
       try session.socket.shutdown(CInt(SHUT_WR))
@@ -42,35 +42,38 @@ struct InputSender {
     return .inputEnded
   }
 
-  /// From a pipe: splice(2) moves the bytes from the pipe to the socket in
-  /// the kernel, never copying them into this process.
-  func splicePipe() throws(Failure) -> End {
-    while true {
-      if try stopRequested() { return .stopped }
-      let moved: Int
-      do {
-        moved = try FileDescriptor.standardInput.splice(to: session.socket, count: Session.spliceSize)
-      } catch {
-        throw Failure("write to \(session.peer)", error)
-      }
-      if moved == 0 {
-        Trace.event(role, "eof", "stdin")
-        return .inputEnded
-      }
-    }
-  }
-
-  /// From a terminal or a file: read(2) into a buffer, write(2) it all.
-  /// On a terminal, the quit word ends the input once its line is sent.
-  func readAndWrite() throws(Failure) -> End {
+  /// Copies stdin to the socket. What is typed or piped a line at a time
+  /// goes through a buffer with read(2) and write(2). When a read fills the
+  /// whole buffer, bulk data is flowing: from a pipe, splice(2) then moves
+  /// it in the kernel without copying it through this process, until a
+  /// splice moves less than a buffer's worth. On a terminal, the quit word
+  /// ends the input once its line is sent.
+  func copy() throws(Failure) -> End {
+    let input = FileDescriptor.standardInput
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Session.bufferSize, alignment: 16)
     defer { buffer.deallocate() }
+    let canSplice = input.isPipe
+    var splicing = false
     var quit = session.quitWordDetector()
     while true {
       if try stopRequested() { return .stopped }
+      if splicing {
+        let moved: Int
+        do {
+          moved = try input.splice(to: session.socket, count: Session.spliceSize)
+        } catch {
+          throw Failure("write to \(session.peer)", error)
+        }
+        if moved == 0 {
+          Trace.event(role, "eof", "stdin")
+          return .inputEnded
+        }
+        splicing = moved >= Session.bufferSize
+        continue
+      }
       let count: Int
       do {
-        count = try FileDescriptor.standardInput.read(into: buffer)
+        count = try input.read(into: buffer)
       } catch {
         throw Failure("read from standard input", error)
       }
@@ -78,6 +81,7 @@ struct InputSender {
         Trace.event(role, "eof", "stdin")
         return .inputEnded
       }
+      splicing = canSplice && count == buffer.count
       var chunk = UnsafeRawBufferPointer(rebasing: buffer[..<count])
       let quitLineEnd = quit?.scan(chunk)
       if let quitLineEnd { chunk = UnsafeRawBufferPointer(rebasing: chunk[..<quitLineEnd]) }
@@ -113,12 +117,14 @@ struct InputSender {
 
 /// Our receiving side: the socket to standard output.
 ///
-/// When stdout is a pipe, splice(2) moves the bytes in the kernel; when it
-/// is a terminal, `TerminalPrinter` shows them for a person; otherwise they
-/// are read and written unchanged.
+/// On a terminal, `TerminalPrinter` shows the bytes for a person; otherwise
+/// they are read and written unchanged, and, while bulk data flows into a
+/// pipe (a read fills the whole buffer), splice(2) moves them in the kernel
+/// instead, as `InputSender.copy` does.
 final class OutputWriter {
   let session: Session
   let outputIsPipe = FileDescriptor.standardOutput.isPipe
+  private var splicing = false
   private var printer: TerminalPrinter?
   private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Session.bufferSize, alignment: 16)
   private var rendered: [UInt8] = []
@@ -138,11 +144,13 @@ final class OutputWriter {
   /// (a non-blocking socket). While a full pipe or a stopped terminal
   /// blocks the output, signals interrupt it and `onInterrupt` runs.
   func copyOnce(onInterrupt: () -> Void) throws(Failure) -> Int? {
-    if outputIsPipe && printer == nil {
+    if splicing {
       while true {
         do {
-          return try session.socket.splice(
+          let moved = try session.socket.splice(
             to: .standardOutput, count: Session.spliceSize, retryOnInterrupt: false)
+          splicing = moved >= Session.bufferSize
+          return moved
         } catch .interrupted {
           onInterrupt()
         } catch .wouldBlock {
@@ -163,6 +171,7 @@ final class OutputWriter {
       throw Failure("read from \(session.peer)", error)
     }
     try show(UnsafeRawBufferPointer(rebasing: buffer[..<count]), onInterrupt: onInterrupt)
+    splicing = outputIsPipe && printer == nil && count == buffer.count
     return count
   }
 
