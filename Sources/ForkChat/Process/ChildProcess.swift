@@ -65,6 +65,7 @@ public func forkChild(
 ) throws(Errno) -> pid_t {
   let parentPid = getpid()
   let oldMask = SignalSet(signals.signals).block()
+  let forkTime = Clock.now
   let pid: pid_t
   do {
     pid = try forkProcess()
@@ -81,7 +82,7 @@ public func forkChild(
     Trace.event(role, "exit", "\(status)")
     _exit(status)
   }
-  Trace.event(parentRole, "fork", "child=\(pid)")
+  Trace.event(parentRole, "fork", "child=\(pid)", at: forkTime)
   oldMask.setAsMask()
   return pid
 }

@@ -61,6 +61,7 @@ final class ThreadSession {
     // The new thread inherits the signal mask: with the session's signals
     // blocked there, the kernel delivers them to the main thread.
     let oldMask = SignalSet(sessionSignals).block()
+    let createTime = Clock.now
     let created = pthread_create(
       &thread, nil,
       { context in
@@ -77,7 +78,7 @@ final class ThreadSession {
       closeAll()
       return .failed
     }
-    Trace.event("main", "thread", "created sender (main tid=\(forkchat_gettid()))")
+    Trace.event("main", "thread", "created sender (main tid=\(forkchat_gettid()))", at: createTime)
     let result = receive()
     stopSender()
     closeAll()

@@ -26,10 +26,13 @@ public enum Trace {
   public static var isOn: Bool { traceStart != nil }
 
   /// Writes one trace line if tracing is on. One write(2), so lines from
-  /// several processes or threads never mix.
-  public static func event(_ role: String, _ event: String, _ details: String = "") {
+  /// several processes or threads never mix. `at` dates the event earlier
+  /// than now: fork and pthread_create are dated when they are called, so
+  /// that they come before anything the new process or thread prints,
+  /// whichever of the two the scheduler runs first.
+  public static func event(_ role: String, _ event: String, _ details: String = "", at time: Double? = nil) {
     guard let start = traceStart else { return }
-    let micros = Int((Clock.now - start) * 1e6)
+    let micros = Int(((time ?? Clock.now) - start) * 1e6)
     let ms = "\(micros / 1000).\(String(1000 + micros % 1000).dropFirst())"
     let line = "trace \(ms) \(getpid()) \(role) \(event)" + (details.isEmpty ? "" : " \(details)") + "\n"
     try? FileDescriptor.standardError.writeAll(Array(line.utf8))
