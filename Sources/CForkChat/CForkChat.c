@@ -25,3 +25,7 @@ long forkchat_splice(int in, int out, unsigned long length) {
 int forkchat_gettid(void) {
   return (int)syscall(SYS_gettid);
 }
+
+int forkchat_close_range(unsigned int first, unsigned int last) {
+  return (int)syscall(SYS_close_range, first, last, 0);
+}

@@ -11,6 +11,7 @@ let version = "forkchat 0.1.0"
 enum Command: Equatable {
   case listen(ListenOptions)
   case connect(ConnectOptions)
+  case room(RoomOptions)
   case help(String)
   case version
 }
@@ -30,6 +31,7 @@ struct UsageError: Error, Equatable {
 
 func usageLine(for subcommand: String) -> String {
   switch subcommand {
+  case "room": roomUsage
   case "listen":
     "forkchat listen [<port>] [--bind <address>] [--keep] [--allow <address>] [--echo] [-4|-6] \(commonUsage)"
   default:
@@ -55,6 +57,7 @@ let mainHelp = """
   SUBCOMMANDS:
     listen                  Wait for a peer on a TCP port, then chat with it.
     connect                 Connect to a listening peer, then chat with it.
+    room                    Host a chat room: every line goes to every other client.
 
     See 'forkchat help <subcommand>' for detailed help.
 
@@ -138,10 +141,12 @@ func parse(_ arguments: [String]) throws(UsageError) -> Command {
     case nil: return .help(mainHelp)
     case "listen": return .help(listenHelp)
     case "connect": return .help(connectHelp)
+    case "room": return .help(roomHelp)
     case let other?: throw UsageError(reason: "Unknown subcommand '\(other)'.", subcommand: nil)
     }
   case "listen", "connect":
     return try parseSubcommand(first, Array(arguments.dropFirst()))
+  case "room": return try parseRoom(Array(arguments.dropFirst()))
   default:
     let reason =
       first.hasPrefix("-") ? "Unknown option '\(first)'." : "Unknown subcommand '\(first)'."

@@ -20,6 +20,9 @@ do {
   case .connect(let options):
     if options.trace { Trace.start() }
     status = connectAndChat(options)
+  case .room(let options):
+    if options.trace { Trace.start() }
+    status = runRoom(options)
   }
 } catch {
   try? FileDescriptor.standardError.writeAll(Array(error.text.utf8))

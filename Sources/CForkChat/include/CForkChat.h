@@ -26,4 +26,8 @@ long forkchat_splice(int in, int out, unsigned long length);
    process's first thread). */
 int forkchat_gettid(void);
 
+/* close_range(first, last, 0): closes every open descriptor from `first` to
+   `last` (Linux 5.9; fails with ENOSYS before). */
+int forkchat_close_range(unsigned int first, unsigned int last);
+
 #endif

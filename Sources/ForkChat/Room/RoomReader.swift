@@ -1,0 +1,98 @@
+import Glibc
+
+// A reader process: one per client, forked by the hub when the client
+// joins. It owns three descriptors and nothing else:
+//
+//   client socket ──read──▶ [ LineFramer, flood control ] ──write──▶ room pipe
+//   stderr (trace lines)
+//
+// It never writes the socket: only the hub does, so that the bytes every
+// client receives come from one process, in one order. It blocks in
+// read(2), in poll(2) (a line without a newline waits for silence) or in
+// nanosleep(2) (flood control) as it likes: blocking one process per
+// client is the point of forking one per client. A flooding client is held
+// back here, by TCP itself: while its reader sleeps, nobody reads its
+// socket, its window closes and its sends block; nobody else waits.
+//
+// It ends by writing "ID bye REASON" and _exit(0). The hub may also end it
+// with SIGTERM (the client typed /quit, or was dropped), or the kernel
+// with SIGKILL if the hub dies (PR_SET_PDEATHSIG).
+
+struct RoomReader {
+  let client: Int
+  let socket: FileDescriptor
+  /// The write end of the room pipe, shared by every reader.
+  let room: FileDescriptor
+
+  /// Reads lines from the client and hands them to the hub, until the
+  /// client closes or resets the connection. Never returns.
+  func run() -> Never {
+    Trace.event("reader", "start", "client=\(client) fd=\(socket.rawValue)")
+    var framer = LineFramer()
+    var bucket = TokenBucket(capacity: RoomLimits.floodBurst, rate: RoomLimits.floodRate, now: Clock.now)
+    var held = false
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 16)
+
+    func hand(_ line: RoomLine) {
+      // Flood control: past the burst, wait until the bucket allows this
+      // line. Nothing reads the socket meanwhile.
+      let now = Clock.now
+      if bucket.isFull(now: now) { held = false }
+      let wait = bucket.delay(cost: max(line.text.count, RoomLimits.floodLineCost), now: now)
+      if wait > 0 {
+        if !held {
+          held = true
+          write(.slow(client: client))
+          Trace.event("reader", "slow", "client=\(client) \(Int(wait * 1000)) ms")
+        }
+        Clock.sleep(seconds: wait)
+      }
+      write(.say(client: client, line))
+    }
+
+    while true {
+      if framer.hasPartial {
+        // Bytes without a newline: a line once the client is silent.
+        var entry = pollfd(fd: socket.rawValue, events: Int16(POLLIN), revents: 0)
+        let ready = (try? valueOrErrno { poll(&entry, 1, CInt(RoomLimits.partialLineWait * 1000)) }) ?? 1
+        if ready == 0 {
+          if let line = framer.flushPartial() { hand(line) }
+          continue
+        }
+      }
+      let count: Int
+      do {
+        count = try socket.read(into: buffer)
+      } catch {
+        // A reset in the middle of a line: the half line is not delivered.
+        framer.discardPartial()
+        end(error == .connectionReset ? "reset" : error.description)
+      }
+      if count == 0 {
+        // An orderly close (FIN): what came without a newline is a line.
+        if let line = framer.flushPartial() { hand(line) }
+        end("eof")
+      }
+      for line in framer.feed(UnsafeRawBufferPointer(rebasing: buffer[..<count])) { hand(line) }
+    }
+  }
+
+  /// One record into the room pipe: a single write(2) of at most PIPE_BUF
+  /// bytes, which the kernel makes atomic. If the hub is gone (EPIPE),
+  /// there is nobody left to talk to.
+  private func write(_ record: RoomRecord) {
+    do {
+      try room.writeAll(record.bytes)
+    } catch {
+      Trace.event("reader", "exit", "1 (room pipe: \(error))")
+      _exit(1)
+    }
+  }
+
+  private func end(_ reason: String) -> Never {
+    Trace.event("reader", "eof", "client=\(client) \(reason)")
+    write(.bye(client: client, reason: reason))
+    Trace.event("reader", "exit", "0")
+    _exit(0)
+  }
+}

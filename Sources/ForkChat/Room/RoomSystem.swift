@@ -1,0 +1,92 @@
+import CForkChat
+import Glibc
+
+// The few system calls the room needs beyond the two-party chat's.
+
+extension FileDescriptor {
+  /// Sends what the socket's buffer takes now, without waiting: returns the
+  /// bytes sent (maybe fewer than given), throws `.wouldBlock` if the
+  /// buffer is full.
+  ///
+  /// MSG_DONTWAIT makes this one call non-blocking. Setting O_NONBLOCK with
+  /// fcntl instead would change the open file description, which the hub
+  /// shares with the client's reader process since fork(): the reader's
+  /// read(2) would stop waiting too. MSG_NOSIGNAL: a closed peer gives
+  /// EPIPE, never SIGPIPE (which main ignores anyway).
+  ///
+  /// The corresponding C function is `send`.
+  func sendNow(_ bytes: UnsafeRawBufferPointer) throws(Errno) -> Int {
+    try valueOrErrno {
+      Glibc.send(rawValue, bytes.baseAddress, bytes.count, CInt(MSG_DONTWAIT) | CInt(MSG_NOSIGNAL))
+    }
+  }
+
+  /// Makes the last close(2) of this socket reset the connection (RST) at
+  /// once instead of sending what is queued then FIN (SO_LINGER with a
+  /// zero time, socket(7)): for a client dropped for not reading, whose
+  /// queued bytes would otherwise sit in the kernel until TCP gives up.
+  func setResetOnClose() throws(Errno) {
+    var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+    try nothingOrErrno {
+      setsockopt(rawValue, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+    }
+  }
+
+  /// Sets O_NONBLOCK on this descriptor's open file description (fcntl(2)
+  /// F_SETFL), for descriptors that only this process uses.
+  func setNonBlocking() throws(Errno) {
+    let flags = try valueOrErrno { fcntl(rawValue, F_GETFL) }
+    try nothingOrErrno { fcntl(rawValue, F_SETFL, flags | O_NONBLOCK) }
+  }
+}
+
+/// The bytes a pipe holds (fcntl(2) F_GETPIPE_SZ; 64 KiB by default).
+func pipeCapacity(_ pipe: FileDescriptor) -> Int {
+  let size = fcntl(pipe.rawValue, 1032 /* F_GETPIPE_SZ */)
+  return size > 0 ? Int(size) : 65536
+}
+
+/// In a freshly forked child: closes every descriptor but `keep` (and
+/// standard error), whatever the parent had open: other clients' sockets,
+/// the listening socket, the pipes. close-on-exec does not help here, as
+/// the child does not exec.
+///
+/// The corresponding C function is `close_range` (Linux 5.9); on an older
+/// kernel, `close` on each number up to the descriptor limit.
+func closeDescriptors(except keep: [CInt]) {
+  let kept = Set(keep + [STDERR_FILENO]).sorted()
+  var first: CInt = 0
+  for descriptor in kept + [CInt.max] {
+    if descriptor > first {
+      let last = descriptor == CInt.max ? UInt32.max : UInt32(descriptor - 1)
+      if forkchat_close_range(UInt32(first), last) != 0 {
+        let end = min(descriptor, CInt(min(openFileLimit().soft, 1 << 20)))
+        var number = first
+        while number < end {
+          _ = Glibc.close(number)
+          number += 1
+        }
+      }
+    }
+    first = descriptor == CInt.max ? descriptor : descriptor + 1
+  }
+}
+
+/// This process's limits on open descriptors (RLIMIT_NOFILE).
+func openFileLimit() -> (soft: UInt, hard: UInt) {
+  var limit = rlimit()
+  guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return (1024, 1024) }
+  return (UInt(limit.rlim_cur), UInt(limit.rlim_max))
+}
+
+/// Raises the soft limit on open descriptors towards the hard limit, so
+/// that the hub can hold `wanted` of them. Returns the limit in force.
+///
+/// The corresponding C functions are `getrlimit` and `setrlimit`.
+func raiseOpenFileLimit(to wanted: UInt) -> UInt {
+  let (soft, hard) = openFileLimit()
+  guard soft < wanted else { return soft }
+  var limit = rlimit(rlim_cur: rlim_t(min(wanted, hard)), rlim_max: rlim_t(hard))
+  guard setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return soft }
+  return UInt(limit.rlim_cur)
+}

@@ -1,0 +1,397 @@
+// What travels in the room, as bytes: the limits, how a client's bytes
+// become safe lines (LineFramer, sanitizeLine), what a name may be, and the
+// records a reader process writes into the room pipe for the hub.
+//
+// Everything here is pure (no system call), so the unit tests can drive it
+// byte by byte.
+
+/// The room's limits, in one place (docs/room.md quotes them).
+public enum RoomLimits {
+  /// Bytes of text in one line; a longer line is cut here and its sender
+  /// told. Why not 4096: the line travels from its reader process to the
+  /// hub with a header ("17 say "), in one write(2) to a pipe, and only a
+  /// write of at most PIPE_BUF = 4096 bytes is atomic (pipe(7)).
+  public static let lineBytes = 4000
+  /// Bytes of UTF-8 in a name.
+  public static let nameBytes = 24
+  /// Bytes the hub keeps for one client that has not taken them yet,
+  /// beyond what its socket's send buffer holds. Past this, the client is
+  /// dropped: it is not reading.
+  public static let queueBytes = 64 * 1024
+  /// SO_SNDBUF of each client socket (the kernel doubles it, socket(7)), so
+  /// that a client that stops reading is noticed after kilobytes, not after
+  /// the megabytes TCP autotuning would let the kernel hold for it.
+  public static let socketBufferBytes = 32 * 1024
+  /// Seconds of silence after which bytes without a newline are a line
+  /// (the course's Python scripts send their messages without one).
+  public static let partialLineWait = 0.2
+  /// Flood control in each reader process (a token bucket, in bytes): a
+  /// client may send a burst of `floodBurst` bytes, then `floodRate`
+  /// bytes per second. A line costs its length, at least `floodLineCost`.
+  public static let floodBurst = 64 * 1024
+  public static let floodRate = 8 * 1024
+  public static let floodLineCost = 256
+  /// Seconds the hub keeps trying to hand a leaving client what it still
+  /// has queued for it (the goodbye line, the last messages).
+  public static let closeWait = 2.0
+}
+
+// MARK: - Lines
+
+/// One line a client sent, made safe: valid UTF-8, no control character
+/// but tab, at most `RoomLimits.lineBytes` bytes, no line ending.
+public struct RoomLine: Equatable, Sendable {
+  public var text: [UInt8]
+  /// True when the client's line was longer than the limit and was cut.
+  public var cut: Bool
+
+  public init(text: [UInt8], cut: Bool = false) {
+    self.text = text
+    self.cut = cut
+  }
+}
+
+/// Cuts a client's byte stream into lines.
+///
+/// - "\n" ends a line; a "\r" just before it is dropped (telnet sends
+///   "\r\n"). An empty line is no line.
+/// - Telnet commands (IAC, byte 255, and what follows it: RFC 854) are
+///   dropped, so that a telnet user's Ctrl-C does not become a line of junk.
+/// - A line longer than `RoomLimits.lineBytes` is cut there and handed out
+///   at once; the rest of it, up to its newline, is thrown away. So a
+///   reader holds at most one line's worth of bytes, whatever the client
+///   sends.
+/// - Bytes without a newline stay pending until the caller decides that
+///   the line has ended (`flushPartial`: silence, or end of file), or that
+///   it never will (`discardPartial`: a connection reset).
+public struct LineFramer: Sendable {
+  private var raw: [UInt8] = []
+  private var discarding = false
+  private var telnet = TelnetState.data
+
+  enum TelnetState {
+    case data
+    case command  // after IAC
+    case option  // after IAC WILL, WONT, DO or DONT: one option byte
+    case subnegotiation  // after IAC SB, until IAC SE
+    case subnegotiationCommand  // IAC inside a subnegotiation
+  }
+
+  public init() {}
+
+  /// Whether bytes of an unfinished line are waiting.
+  public var hasPartial: Bool { !raw.isEmpty }
+
+  /// Takes the next bytes from the client; returns the lines they end.
+  public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [RoomLine] {
+    var lines: [RoomLine] = []
+    for byte in bytes {
+      guard let byte = filterTelnet(byte) else { continue }
+      if byte == 10 {  // "\n"
+        if discarding {
+          discarding = false
+        } else if let line = finish() {
+          lines.append(line)
+        }
+        continue
+      }
+      if discarding { continue }
+      if raw.count == RoomLimits.lineBytes + 1 {  // room for a final "\r"
+        lines.append(cutLine(raw))
+        raw.removeAll(keepingCapacity: true)
+        discarding = true
+        continue
+      }
+      raw.append(byte)
+    }
+    return lines
+  }
+
+  /// The client has been silent, or has closed: what it sent without a
+  /// newline is a line.
+  public mutating func flushPartial() -> RoomLine? {
+    discarding = false
+    return finish()
+  }
+
+  /// The connection was reset in the middle of a line: the half line goes.
+  public mutating func discardPartial() {
+    raw.removeAll()
+    discarding = false
+  }
+
+  private mutating func finish() -> RoomLine? {
+    defer { raw.removeAll(keepingCapacity: true) }
+    if raw.last == 13 { raw.removeLast() }  // "\r\n"
+    if raw.isEmpty { return nil }
+    var text = sanitizeLine(raw)
+    let cut = text.count > RoomLimits.lineBytes
+    if cut { text = cutAtCharacter(text, RoomLimits.lineBytes) }
+    return RoomLine(text: text, cut: cut)
+  }
+
+  private func cutLine(_ bytes: [UInt8]) -> RoomLine {
+    RoomLine(text: cutAtCharacter(sanitizeLine(bytes), RoomLimits.lineBytes), cut: true)
+  }
+
+  /// Returns the byte if it is data, nil if it belongs to a telnet command.
+  private mutating func filterTelnet(_ byte: UInt8) -> UInt8? {
+    switch telnet {
+    case .data:
+      if byte == 255 {
+        telnet = .command
+        return nil
+      }
+      return byte
+    case .command:
+      switch byte {
+      case 255:  // IAC IAC: a data byte 255 (never valid UTF-8: shown as U+FFFD)
+        telnet = .data
+        return byte
+      case 251...254: telnet = .option  // WILL, WONT, DO, DONT
+      case 250: telnet = .subnegotiation  // SB
+      default: telnet = .data  // IP, AO, AYT, EC, EL, GA, NOP ...
+      }
+      return nil
+    case .option:
+      telnet = .data
+      return nil
+    case .subnegotiation:
+      if byte == 255 { telnet = .subnegotiationCommand }
+      return nil
+    case .subnegotiationCommand:
+      telnet = byte == 240 ? .data : .subnegotiation  // SE ends it
+      return nil
+    }
+  }
+}
+
+/// Makes bytes safe to show on anyone's terminal, as one line:
+/// - invalid UTF-8 becomes U+FFFD, one per maximal invalid sequence (the
+///   Unicode recommendation), so a NUL, a lone byte 0xFF or a truncated
+///   sequence cannot upset a terminal's decoder;
+/// - C0 control characters and DEL are shown as ^X, as `cat -v` does (the
+///   two-party chat's TerminalPrinter does the same): a peer cannot clear
+///   the screen or move the cursor with ESC sequences; tab is kept;
+/// - C1 controls (U+0080 to U+009F, which some terminals obey like ESC [)
+///   and the bidirectional overrides (U+202A to U+202E, U+2066 to U+2069,
+///   which reorder what follows on the line) become U+FFFD.
+public func sanitizeLine(_ bytes: [UInt8]) -> [UInt8] {
+  let replacement: [UInt8] = [0xEF, 0xBF, 0xBD]
+  var output: [UInt8] = []
+  output.reserveCapacity(bytes.count)
+  var index = 0
+  while index < bytes.count {
+    let lead = bytes[index]
+    if lead < 0x80 {
+      if (lead < 0x20 && lead != 9) || lead == 0x7F {
+        output += [UInt8(ascii: "^"), lead ^ 0x40]
+      } else {
+        output.append(lead)
+      }
+      index += 1
+      continue
+    }
+    // The length of the sequence, and the range of its second byte
+    // (Unicode Table 3-7: no overlong form, no surrogate, nothing past U+10FFFF).
+    let length: Int
+    var second: ClosedRange<UInt8> = 0x80...0xBF
+    switch lead {
+    case 0xC2...0xDF: length = 2
+    case 0xE0:
+      length = 3
+      second = 0xA0...0xBF
+    case 0xE1...0xEC, 0xEE...0xEF: length = 3
+    case 0xED:
+      length = 3
+      second = 0x80...0x9F
+    case 0xF0:
+      length = 4
+      second = 0x90...0xBF
+    case 0xF1...0xF3: length = 4
+    case 0xF4:
+      length = 4
+      second = 0x80...0x8F
+    default:
+      output += replacement
+      index += 1
+      continue
+    }
+    var valid = 1
+    while valid < length, index + valid < bytes.count {
+      let byte = bytes[index + valid]
+      let range = valid == 1 ? second : 0x80...0xBF
+      guard range.contains(byte) else { break }
+      valid += 1
+    }
+    if valid < length {
+      output += replacement
+      index += valid
+      continue
+    }
+    let sequence = bytes[index..<index + length]
+    if isForbiddenScalar(sequence) {
+      output += replacement
+    } else {
+      output += sequence
+    }
+    index += length
+  }
+  return output
+}
+
+/// C1 controls (C2 80 to C2 9F) and bidirectional overrides (E2 80 AA to
+/// E2 80 AE, E2 81 A6 to E2 81 A9), given one valid UTF-8 sequence.
+private func isForbiddenScalar(_ sequence: ArraySlice<UInt8>) -> Bool {
+  let bytes = Array(sequence)
+  switch bytes.count {
+  case 2: return bytes[0] == 0xC2 && bytes[1] <= 0x9F
+  case 3:
+    return bytes[0] == 0xE2
+      && ((bytes[1] == 0x80 && (0xAA...0xAE).contains(bytes[2]))
+        || (bytes[1] == 0x81 && (0xA6...0xA9).contains(bytes[2])))
+  default: return false
+  }
+}
+
+/// The longest prefix of valid UTF-8 `bytes` that holds at most `limit`
+/// bytes and does not end inside a character's sequence.
+public func cutAtCharacter(_ bytes: [UInt8], _ limit: Int) -> [UInt8] {
+  guard bytes.count > limit else { return bytes }
+  var end = limit
+  while end > 0 && bytes[end] & 0xC0 == 0x80 { end -= 1 }  // a continuation byte
+  return Array(bytes[..<end])
+}
+
+// MARK: - Names
+
+/// Why a name was refused, as the client is told.
+public enum NameProblem: Error, Equatable, Sendable {
+  case empty, tooLong, badCharacter, reserved
+
+  public var description: String {
+    switch self {
+    case .empty: "a name cannot be empty"
+    case .tooLong: "a name holds at most \(RoomLimits.nameBytes) bytes"
+    case .badCharacter: "a name holds only letters, digits, '-', '_' and '.'"
+    case .reserved: "names guest-N are given by the room"
+    }
+  }
+}
+
+/// Checks a name a client asks for (already sanitized UTF-8): 1 to
+/// `RoomLimits.nameBytes` bytes of letters (any script), digits, "-", "_"
+/// and "."; no space, punctuation or symbol, so that a name is always
+/// printable and can never look like a notice ("* ...") or a prefix
+/// ("name: "). "guest-N" names are the room's.
+public func validateName(_ bytes: [UInt8]) -> Result<String, NameProblem> {
+  if bytes.isEmpty { return .failure(.empty) }
+  if bytes.count > RoomLimits.nameBytes { return .failure(.tooLong) }
+  let name = String(decoding: bytes, as: UTF8.self)
+  for scalar in name.unicodeScalars {
+    let allowed =
+      scalar.isASCII
+      ? (("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
+        || "-_.".unicodeScalars.contains(scalar))
+      : scalar.properties.isAlphabetic && scalar.value != 0xFFFD
+    if !allowed { return .failure(.badCharacter) }
+  }
+  if isGuestName(name) { return .failure(.reserved) }
+  return .success(name)
+}
+
+/// "guest-" followed by digits, in any case.
+public func isGuestName(_ name: String) -> Bool {
+  let lower = name.lowercased()
+  guard lower.hasPrefix("guest-") else { return false }
+  let number = lower.dropFirst("guest-".count)
+  return !number.isEmpty && number.allSatisfy { $0.isASCII && $0.isNumber }
+}
+
+/// The key that makes names unique: "Alice" and "alice" are one name.
+public func nameKey(_ name: String) -> String { name.lowercased() }
+
+// MARK: - Records: reader process → hub
+
+/// What a reader process tells the hub, one record per write(2) into the
+/// room pipe: a line of text, readable in `strace -f -e write`:
+///
+///     17 say hello everyone      a line from client 17
+///     17 cut xxxxxxxx...         a line that was cut at the limit
+///     17 slow                    client 17 is being held back (flood control)
+///     17 bye eof                 client 17 closed the connection (or: reset,
+///                                or the error text); the reader then exits
+///
+/// A record is at most 4016 bytes, under PIPE_BUF (4096): the kernel writes
+/// it into the pipe in one piece, never mixed with another reader's.
+public enum RoomRecord: Equatable, Sendable {
+  case say(client: Int, RoomLine)
+  case slow(client: Int)
+  case bye(client: Int, reason: String)
+
+  public var client: Int {
+    switch self {
+    case .say(let client, _), .slow(let client), .bye(let client, _): client
+    }
+  }
+
+  /// The bytes of the record, ending with "\n".
+  public var bytes: [UInt8] {
+    switch self {
+    case .say(let client, let line):
+      Array("\(client) \(line.cut ? "cut" : "say") ".utf8) + line.text + [10]
+    case .slow(let client): Array("\(client) slow\n".utf8)
+    case .bye(let client, let reason): Array("\(client) bye \(reason)\n".utf8)
+    }
+  }
+
+  /// Reads one record, given its bytes without the final "\n"; nil if it
+  /// is not one (a bug: only reader processes write into the pipe).
+  public init?(_ record: ArraySlice<UInt8>) {
+    guard let space = record.firstIndex(of: 32),
+      let client = Int(String(decoding: record[..<space], as: UTF8.self))
+    else { return nil }
+    let rest = record[(space + 1)...]
+    let kindEnd = rest.firstIndex(of: 32) ?? rest.endIndex
+    let kind = String(decoding: rest[..<kindEnd], as: UTF8.self)
+    let text = kindEnd < rest.endIndex ? Array(rest[(kindEnd + 1)...]) : []
+    switch kind {
+    case "say": self = .say(client: client, RoomLine(text: text))
+    case "cut": self = .say(client: client, RoomLine(text: text, cut: true))
+    case "slow": self = .slow(client: client)
+    case "bye": self = .bye(client: client, reason: String(decoding: text, as: UTF8.self))
+    default: return nil
+    }
+  }
+}
+
+// MARK: - Flood control
+
+/// A token bucket: a client may send `capacity` bytes at once, then `rate`
+/// bytes per second. `delay(cost:now:)` says how long to wait before a
+/// line of that cost may go.
+public struct TokenBucket: Sendable {
+  public let capacity: Double
+  public let rate: Double
+  public private(set) var tokens: Double
+  private var last: Double
+
+  public init(capacity: Int, rate: Int, now: Double) {
+    self.capacity = Double(capacity)
+    self.rate = Double(rate)
+    self.tokens = Double(capacity)
+    self.last = now
+  }
+
+  /// Takes `cost` tokens; returns the seconds to wait first (0 if the
+  /// bucket holds enough). The tokens may go below zero: the wait pays them back.
+  public mutating func delay(cost: Int, now: Double) -> Double {
+    tokens = min(capacity, tokens + (now - last) * rate)
+    last = now
+    tokens -= Double(cost)
+    return tokens >= 0 ? 0 : -tokens / rate
+  }
+
+  /// Whether the bucket has filled up again.
+  public func isFull(now: Double) -> Bool { tokens + (now - last) * rate >= capacity }
+}

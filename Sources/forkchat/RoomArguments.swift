@@ -1,0 +1,87 @@
+import ForkChat
+
+// `forkchat room`: its help and its options, in the conventions of
+// Arguments.swift.
+
+let roomUsage = "forkchat room [<port>] [--bind <address>] [--max-clients <n>] [--trace]"
+
+let roomHelp = """
+  OVERVIEW: Host a chat room: every line a client sends goes to all the others.
+
+  Clients are any line-based TCP client: forkchat connect, nc, telnet, a
+  Python script. Each gets a name (guest-N, or its own with /nick NAME) and
+  sees who joins and leaves. Commands: /nick NAME, /who, /me ACTION, /quit,
+  /help. One reader process per client, forked when it joins, and one hub
+  process (this one) that sends every line to every other client, in one
+  order for all. Runs until Ctrl-C, SIGTERM or SIGHUP.
+
+  USAGE: \(roomUsage)
+
+  ARGUMENTS:
+    <port>                  The TCP port to listen on, 1 to 65535. (default: 8080)
+
+  OPTIONS:
+    --bind <address>        Listen on this local address only.
+    --max-clients <n>       Clients in the room at once; the next one is told
+                            "the room is full" and closed. (default: 1000)
+    --trace                 Print process events (accept, fork, join, leave,
+                            signals, waitpid, exit ...) on standard error, with
+                            times in ms.
+    --version               Show the version.
+    -h, --help              Show help information.
+
+  """
+
+/// Parses the arguments after "room".
+func parseRoom(_ arguments: [String]) throws(UsageError) -> Command {
+  func fail(_ reason: String) -> UsageError { UsageError(reason: reason, subcommand: "room") }
+  var options = RoomOptions()
+  var positionals: [String] = []
+  var index = 0
+  var optionsEnded = false
+  while index < arguments.count {
+    let argument = arguments[index]
+    index += 1
+    if optionsEnded || !argument.hasPrefix("-") || argument == "-" {
+      positionals.append(argument)
+      continue
+    }
+    var option = argument
+    var inlineValue: String? = nil
+    if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
+      option = String(argument[..<equals])
+      inlineValue = String(argument[argument.index(after: equals)...])
+    }
+    func value() throws(UsageError) -> String {
+      if let inlineValue { return inlineValue }
+      guard index < arguments.count else { throw fail("Missing value for '\(option)'.") }
+      index += 1
+      return arguments[index - 1]
+    }
+    switch option {
+    case "--": optionsEnded = true
+    case "-h", "--help": return .help(roomHelp)
+    case "--version": return .version
+    case "--trace":
+      if inlineValue != nil { throw fail("'--trace' takes no value.") }
+      options.trace = true
+    case "--bind": options.bindAddress = try value()
+    case "--max-clients":
+      let text = try value()
+      guard text.allSatisfy(\.isASCII), let number = Int(text), (1...100_000).contains(number) else {
+        throw fail("Invalid value '\(text)' for '--max-clients': expected a number from 1 to 100000.")
+      }
+      options.maxClients = number
+    default:
+      throw fail("Unknown option '\(option)'.")
+    }
+  }
+  if positionals.count > 1 { throw fail("Unexpected argument '\(positionals[1])'.") }
+  if let text = positionals.first {
+    guard text.allSatisfy(\.isASCII), let number = Int(text), (1...65535).contains(number) else {
+      throw fail("Invalid port '\(text)': expected a number from 1 to 65535.")
+    }
+    options.port = UInt16(number)
+  }
+  return .room(options)
+}
