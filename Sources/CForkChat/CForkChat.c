@@ -2,6 +2,7 @@
 #include "CForkChat.h"
 
 #include <fcntl.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -28,4 +29,55 @@ int forkchat_gettid(void) {
 
 int forkchat_close_range(unsigned int first, unsigned int last) {
   return (int)syscall(SYS_close_range, first, last, 0);
+}
+
+long forkchat_send_descriptor(int socket, int descriptor, const void *data, unsigned long length, int flags) {
+  struct iovec part = {(void *)data, length};
+  union {
+    char bytes[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr alignment;
+  } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr message = {0};
+  message.msg_iov = &part;
+  message.msg_iovlen = 1;
+  message.msg_control = control.bytes;
+  message.msg_controllen = sizeof control.bytes;
+  struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(header), &descriptor, sizeof(int));
+  return (long)sendmsg(socket, &message, flags);
+}
+
+long forkchat_receive_descriptor(int socket, int *descriptor, void *data, unsigned long length) {
+  struct iovec part = {data, length};
+  union {
+    char bytes[CMSG_SPACE(4 * sizeof(int))];
+    struct cmsghdr alignment;
+  } control;
+  struct msghdr message = {0};
+  message.msg_iov = &part;
+  message.msg_iovlen = 1;
+  message.msg_control = control.bytes;
+  message.msg_controllen = sizeof control.bytes;
+  *descriptor = -1;
+  ssize_t received = recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+  if (received < 0) return -1;
+  for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL;
+       header = CMSG_NXTHDR(&message, header)) {
+    if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t index = 0; index < count; index++) {
+      int received_descriptor;
+      memcpy(&received_descriptor, CMSG_DATA(header) + index * sizeof(int), sizeof(int));
+      if (*descriptor == -1) {
+        *descriptor = received_descriptor;
+      } else {
+        close(received_descriptor); /* one descriptor per message: more is a bug */
+      }
+    }
+  }
+  return (long)received;
 }

@@ -30,4 +30,15 @@ int forkchat_gettid(void);
    `last` (Linux 5.9; fails with ENOSYS before). */
 int forkchat_close_range(unsigned int first, unsigned int last);
 
+/* sendmsg(socket, ...) of `length` bytes of `data` with one descriptor
+   attached (SCM_RIGHTS, unix(7)): the receiving process gets its own
+   descriptor for the same open file. Swift does not import the CMSG_*
+   macros that build the control message. Returns the bytes sent. */
+long forkchat_send_descriptor(int socket, int descriptor, const void *data, unsigned long length, int flags);
+
+/* recvmsg(socket, ...) into `data`; the descriptor that came with the
+   message (close-on-exec, MSG_CMSG_CLOEXEC) is stored in `*descriptor`, or
+   -1 if none did. Returns the bytes received, 0 at end of file. */
+long forkchat_receive_descriptor(int socket, int *descriptor, void *data, unsigned long length);
+
 #endif

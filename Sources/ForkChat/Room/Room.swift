@@ -1,16 +1,18 @@
 import Glibc
 
 // forkchat room: a chat room, the Unix way. docs/room.md has the diagram
-// and the argument; in short:
+// and the argument; in short, three kinds of process:
 //
 //   hub (the main process): poll([signals, room pipe, listening socket,
 //                                 client sockets with bytes queued])
-//     ├─ accept → fork ─ reader process: client socket ──▶ room pipe
+//     ├─ accept → the client socket goes to the spawner (SCM_RIGHTS)
 //     ├─ room pipe readable → one record at a time, in pipe order:
 //     │    a line → "name: text\n" appended to every other client's queue
 //     │    a command (/nick, /who, /me, /quit, /help) → acted on
 //     ├─ client socket writable → more of its queue, send(MSG_DONTWAIT)
-//     └─ SIGCHLD → waitpid(-1, WNOHANG) until no child is left to reap
+//     └─ SIGCHLD → the spawner ended: the room cannot go on
+//   spawner (RoomSpawner.swift): forks one reader per client, reaps them
+//   reader (RoomReader.swift): its client's socket ──▶ the room pipe
 //
 // The hub is the only process that writes to client sockets, and it
 // handles one record at a time: that is why every client sees the lines in
@@ -29,7 +31,7 @@ public struct RoomOptions: Equatable, Sendable {
 
 /// Runs a chat room until a signal (SIGINT, SIGTERM, SIGHUP) ends it: then
 /// every reader process is stopped and reaped, and the process dies of
-/// that signal. Returns the exit status only if the room cannot start or
+/// that signal. Returns an exit status only if the room cannot start, or
 /// fails (1).
 public func runRoom(_ options: RoomOptions) -> CInt {
   // One descriptor per client in the hub, and a few of its own; the soft
@@ -50,32 +52,61 @@ public func runRoom(_ options: RoomOptions) -> CInt {
   }
   let inbox: FileDescriptor
   let outbox: FileDescriptor
-  let signals: SignalPipe
-  do throws(Failure) {
-    do {
-      (inbox, outbox) = try makePipe()
-      // Only the hub reads the pipe: non-blocking, so it can read what is
-      // there and go back to poll. The write end stays blocking: a reader
-      // waits while the pipe is full (back pressure), and a blocking write
-      // of at most PIPE_BUF bytes is atomic.
-      try inbox.setNonBlocking()
-      try listener.socket.setNonBlocking()
-    } catch {
-      throw Failure("pipe", error)
-    }
-    do {
-      signals = try SignalPipe.install()
-    } catch {
-      throw Failure("pipe", error)
-    }
+  let control: FileDescriptor
+  let spawnerEnd: FileDescriptor
+  do {
+    (inbox, outbox) = try makePipe()
+    // Only the hub reads the pipe: non-blocking, so it can read what is
+    // there and go back to poll. The write end stays blocking: a reader
+    // waits while the pipe is full (back pressure), and a blocking write
+    // of at most PIPE_BUF bytes is atomic.
+    try inbox.setNonBlocking()
+    try listener.socket.setNonBlocking()
+    (control, spawnerEnd) = try makeMessageSocketPair()
   } catch {
-    notice(error.description)
+    notice("pipe: \(error)")
     return ExitStatus.failure
   }
   Trace.event("room", "pipe", "read=\(inbox.rawValue) write=\(outbox.rawValue)")
+
+  // The spawner, forked now, while the hub is small. The signals stay
+  // blocked until each process has its own handlers (and the hub knows
+  // the spawner's pid).
+  let parentPid = getpid()
+  let oldMask = SignalSet(sessionSignals).block()
+  let spawner: pid_t
+  do {
+    spawner = try forkProcess()
+  } catch {
+    oldMask.setAsMask()
+    notice("fork: \(error)")
+    return ExitStatus.failure
+  }
+  if spawner == 0 {
+    guard dieWithParent(parentPid: parentPid) else { _exit(1) }
+    // It keeps its end of the socket pair, the pipe's write end and stderr.
+    closeDescriptors(except: [spawnerEnd.rawValue, outbox.rawValue])
+    RoomSpawner(control: spawnerEnd, room: outbox, maxClients: maxClients).run(mask: oldMask)
+  }
+  Trace.event("room", "fork", "spawner=\(spawner)")
+  // The hub never writes into the room pipe: once the spawner and every
+  // reader are gone, the hub reads end of file there.
+  outbox.closeIgnoringErrors()
+  spawnerEnd.closeIgnoringErrors()
+  let signals: SignalPipe
+  do {
+    signals = try SignalPipe.install()
+  } catch {
+    notice("pipe: \(error)")
+    try? sendSignal(SIGTERM, to: spawner)
+    _ = try? waitForChild(spawner)
+    return ExitStatus.failure
+  }
+  oldMask.setAsMask()
   notice("room open on \(listener.description), at most \(maxClients) clients")
   return RoomHub(
-    listener: listener, signals: signals, inbox: inbox, outbox: outbox, maxClients: maxClients
+    listener: listener, signals: signals, inbox: inbox, control: control, spawner: spawner,
+    maxClients: maxClients
   ).run()
 }
 
@@ -84,16 +115,12 @@ final class Member {
   let id: Int
   let socket: FileDescriptor
   let peer: SocketAddress
-  /// The reader process; valid until `reaped` (only the hub reaps it, so
-  /// the pid cannot be reused before then).
-  let pid: pid_t
   var name: String
   /// Bytes for this client not yet taken by its socket: `queue[sent...]`.
   var queue: [UInt8] = []
   var sent = 0
   var state = State.present
-  var reaped = false
-  /// The reader said bye: it is exiting on its own.
+  /// The reader said bye, or the spawner reported its end.
   var readerDone = false
   /// A send failed (the client is gone): nothing more is sent to it.
   var outputBroken = false
@@ -101,17 +128,16 @@ final class Member {
   enum State: Equatable {
     /// In the room: gets every line.
     case present
-    /// Has left; its queue is being flushed until the deadline.
+    /// Has left; what is queued for it is still sent, until the deadline.
     case closing(deadline: Double)
-    /// Socket closed; waiting for its reader to be reaped.
+    /// The hub's descriptor is closed: forgotten at the end of the loop.
     case closed
   }
 
-  init(id: Int, socket: FileDescriptor, peer: SocketAddress, pid: pid_t) {
+  init(id: Int, socket: FileDescriptor, peer: SocketAddress) {
     self.id = id
     self.socket = socket
     self.peer = peer
-    self.pid = pid
     self.name = "guest-\(id)"
   }
 
@@ -122,7 +148,7 @@ final class Member {
 
 /// Why a client left, for the notice everyone gets.
 enum Leaving {
-  case closed, reset, error(String), quit, dropped, died(WaitStatus)
+  case closed, reset, error(String), quit, dropped, died(String)
 
   var suffix: String {
     switch self {
@@ -130,11 +156,11 @@ enum Leaving {
     case .reset: " (connection reset)"
     case .error(let text): " (\(text))"
     case .dropped: " (dropped: not reading)"
-    case .died(let status): " (its reader process \(status))"
+    case .died(let how): " (its reader process \(how))"
     }
   }
 
-  /// A clean ending: the client's queue is still worth sending.
+  /// A clean ending: what is queued for the client is still worth sending.
   var graceful: Bool {
     switch self {
     case .closed, .quit: true
@@ -146,16 +172,17 @@ enum Leaving {
 final class RoomHub {
   let listener: Listener
   let signals: SignalPipe
-  /// The room pipe: every reader writes its records into `outbox`; the hub
-  /// reads them from `inbox`, in the one order the kernel put them in.
+  /// The room pipe's read end: every reader (and the spawner) writes its
+  /// records into the pipe; the hub reads them in the one order the kernel
+  /// put them in.
   let inbox: FileDescriptor
-  let outbox: FileDescriptor
+  /// The hub's end of the socket pair to the spawner.
+  let control: FileDescriptor
+  let spawner: pid_t
   let maxClients: Int
-  let inboxCapacity: Int
 
   var members: [Member] = []
   var byId: [Int: Member] = [:]
-  var byPid: [pid_t: Member] = [:]
   /// nameKey(name) → the present member who has it.
   var names: [String: Member] = [:]
   var present = 0
@@ -167,14 +194,15 @@ final class RoomHub {
   var acceptPausedUntil: Double? = nil
 
   init(
-    listener: Listener, signals: SignalPipe, inbox: FileDescriptor, outbox: FileDescriptor, maxClients: Int
+    listener: Listener, signals: SignalPipe, inbox: FileDescriptor, control: FileDescriptor,
+    spawner: pid_t, maxClients: Int
   ) {
     self.listener = listener
     self.signals = signals
     self.inbox = inbox
-    self.outbox = outbox
+    self.control = control
+    self.spawner = spawner
     self.maxClients = maxClients
-    self.inboxCapacity = pipeCapacity(inbox)
   }
 
   // MARK: The loop
@@ -186,13 +214,12 @@ final class RoomHub {
       var waiting = [
         pollfd(fd: signals.readEnd.rawValue, events: Int16(POLLIN), revents: 0),
         pollfd(fd: inbox.rawValue, events: Int16(POLLIN), revents: 0),
-        pollfd(
-          fd: acceptPausedUntil == nil ? listener.socket.rawValue : -1, events: Int16(POLLIN), revents: 0),
+        pollfd(fd: acceptPausedUntil == nil ? listener.socket.rawValue : -1, events: Int16(POLLIN), revents: 0),
       ]
       var flushing: [Member] = []
       var deadline = acceptPausedUntil
       for member in members where member.socketOpen {
-        if member.pending > 0 && !member.outputBroken {
+        if member.pending > 0 {
           waiting.append(pollfd(fd: member.socket.rawValue, events: Int16(POLLOUT), revents: 0))
           flushing.append(member)
         }
@@ -258,44 +285,28 @@ final class RoomHub {
     Trace.event("room", "close", "fd=\(socket.rawValue) \(why)")
   }
 
-  /// Forks the client's reader process and welcomes the client.
+  /// Hands the client's socket to the spawner, which forks its reader
+  /// process, and welcomes the client.
   func join(_ socket: FileDescriptor, _ peer: SocketAddress) {
     let id = nextId
     // Small lines go out at once (no Nagle delay, tcp(7)); a small send
     // buffer so that a client that stops reading shows up in the queue.
     try? socket.setOption(CInt(IPPROTO_TCP), TCP_NODELAY, 1)
     try? socket.setOption(SOL_SOCKET, SO_SNDBUF, CInt(RoomLimits.socketBufferBytes))
-    let parentPid = getpid()
-    // Blocked across fork(), as in ForkSession: the pid is recorded before
-    // any SIGCHLD is handled, and the child takes back the default actions
-    // before a pending signal can run the hub's handler.
-    let oldMask = SignalSet(sessionSignals).block()
-    let pid: pid_t
     do {
-      pid = try forkProcess()
+      // The spawner gets a descriptor of its own for the socket; the hub
+      // keeps this one, to write to the client.
+      try control.send(String(id), with: socket)
     } catch {
-      oldMask.setAsMask()
-      notice("fork: \(error)")
+      notice("sendmsg to the spawner: \(error)")
       refuse(socket, peer, "the server cannot take more clients now")
       return
     }
-    if pid == 0 {
-      signals.releaseInChild()
-      oldMask.setAsMask()
-      guard dieWithParent(parentPid: parentPid) else { _exit(1) }
-      // The child owns its client's socket and the pipe's write end; every
-      // other descriptor (the listening socket, the other clients'
-      // sockets, the pipe's read end, stdin and stdout) goes.
-      closeDescriptors(except: [socket.rawValue, outbox.rawValue])
-      RoomReader(client: id, socket: socket, room: outbox).run()
-    }
-    oldMask.setAsMask()
     nextId += 1
-    Trace.event("room", "fork", "reader=\(pid) client=\(id) \(peer)")
-    let member = Member(id: id, socket: socket, peer: peer, pid: pid)
+    Trace.event("room", "sendmsg", "client=\(id) fd=\(socket.rawValue) to the spawner")
+    let member = Member(id: id, socket: socket, peer: peer)
     members.append(member)
     byId[id] = member
-    byPid[pid] = member
     names[nameKey(member.name)] = member
     present += 1
     notice("\(member.name) joined from \(peer)")
@@ -309,31 +320,35 @@ final class RoomHub {
   // MARK: The room pipe
 
   /// Reads what the room pipe holds (one read) and acts on every complete
-  /// record, in order. Returns the bytes read (0: nothing was there).
-  @discardableResult
-  func readInbox() -> Int {
+  /// record, in order.
+  func readInbox() {
     let count: Int
     do {
       count = try inbox.read(into: buffer)
     } catch .wouldBlock {
-      return 0
+      return
     } catch {
       notice("read from the room pipe: \(error)")
       stop(nil)
     }
-    var start = 0
+    if count == 0 {
+      // No writer is left: the spawner and every reader are gone.
+      notice("the room pipe was closed: the spawner process is gone")
+      stop(nil)
+    }
     let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])
-    // A record never straddles two reads unless the pipe held more than
-    // our buffer; then its start waits in `carry`.
-    if !carry.isEmpty, let end = bytes.firstIndex(of: 10) {
-      carry += bytes[..<end]
-      let record = carry
+    var start = 0
+    // A record straddles two reads only if the pipe held more than the
+    // buffer; then its start waits in `carry`.
+    if !carry.isEmpty {
+      guard let end = bytes.firstIndex(of: 10) else {
+        carry += bytes
+        return
+      }
+      let record = carry + bytes[..<end]
       carry = []
       handle(record[...])
       start = end + 1
-    } else if !carry.isEmpty {
-      carry += bytes
-      return count
     }
     while start < count {
       guard let end = bytes[start...].firstIndex(of: 10) else {
@@ -342,20 +357,6 @@ final class RoomHub {
       }
       handle(Array(bytes[start..<end])[...])
       start = end + 1
-    }
-    return count
-  }
-
-  /// Reads until the pipe is empty, or until it has given as many bytes
-  /// as it can hold: then every record that was in it when this started
-  /// has been read (SIGCHLD: the records a dead reader wrote come before
-  /// the news of its death).
-  func drainInbox() {
-    var total = 0
-    while total < inboxCapacity {
-      let count = readInbox()
-      if count == 0 { return }
-      total += count
     }
   }
 
@@ -366,7 +367,10 @@ final class RoomHub {
     }
     // Records of a client who has left (its reader is being stopped) are
     // dropped: nothing it sends after its leave notice reaches anyone.
-    guard let member = byId[record.client], member.isPresent else { return }
+    guard let member = byId[record.client], member.isPresent else {
+      if case .gone(let client, let how) = record { Trace.event("room", "gone", "client=\(client) \(how)") }
+      return
+    }
     switch record {
     case .say(_, let line):
       if line.cut { send("* your line was cut to \(RoomLimits.lineBytes) bytes\n", to: member) }
@@ -382,6 +386,12 @@ final class RoomHub {
       case "reset": leave(member, .reset)
       default: leave(member, .error(reason))
       }
+    case .gone(_, let how):
+      // Its reader ended without a bye: killed from outside, or it could
+      // not even be forked.
+      member.readerDone = true
+      Trace.event("room", "gone", "client=\(member.id) \(how)")
+      leave(member, .died(how))
     }
   }
 
@@ -389,7 +399,12 @@ final class RoomHub {
 
   func say(_ text: [UInt8], from member: Member) {
     guard text.first == UInt8(ascii: "/") else {
+      let start = Trace.isOn ? Clock.now : 0
       broadcast(Array("\(member.name): ".utf8) + text + [10], except: member)
+      if Trace.isOn {
+        let micros = Int((Clock.now - start) * 1e6)
+        Trace.event("room", "line", "client=\(member.id) to=\(present - 1) in \(micros) us")
+      }
       return
     }
     if text.starts(with: Array("//".utf8)) {  // "//x" says "/x"
@@ -426,7 +441,7 @@ final class RoomHub {
     * /me ACTION   "* NAME ACTION" to everyone else
     * /quit        leave the room (closing the connection does too)
     * /help        this list
-    * Every other line goes to everyone else as "NAME: line"; start it with // to send a line starting with /.
+    * Any other line goes to everyone else as "NAME: line"; start it with // to send a line starting with /.
 
     """
 
@@ -489,8 +504,9 @@ final class RoomHub {
     if !fits { drop(member) }
   }
 
-  /// Queues `bytes` for `member`, sending at once what its socket takes if
-  /// nothing is queued before them. Returns false if they do not fit.
+  /// Queues `bytes` for `member`, first sending at once what its socket
+  /// takes if nothing is queued before them. Returns false if they do not
+  /// fit in the queue: nothing of them is queued then.
   func enqueue(_ bytes: UnsafeRawBufferPointer, for member: Member) -> Bool {
     if member.outputBroken { return true }
     var start = 0
@@ -523,7 +539,7 @@ final class RoomHub {
         break
       } catch {
         outputFailed(member, error)
-        break
+        return
       }
     }
     if member.pending == 0 {
@@ -554,9 +570,9 @@ final class RoomHub {
     leave(member, .dropped)
   }
 
-  /// Takes `member` out of the room: everyone is told, its reader is
-  /// stopped if still running, and its socket is closed (at once, or once
-  /// its queue is out for a clean ending).
+  /// Takes `member` out of the room: everyone is told, its reader is made
+  /// to end if it still runs, and its socket is closed (at once, or once
+  /// what is queued for it is out, for a clean ending).
   func leave(_ member: Member, _ how: Leaving) {
     guard member.isPresent else { return }
     member.state = .closing(deadline: Clock.now + RoomLimits.closeWait)
@@ -565,12 +581,13 @@ final class RoomHub {
     Trace.event("room", "leave", "client=\(member.id) \(member.name)\(how.suffix)")
     if case .dropped = how {} else { notice("\(member.name) left\(how.suffix)") }
     broadcast("* \(member.name) left\(how.suffix)\n")
-    if !member.readerDone && !member.reaped {
-      // Not reaped yet, so the pid is still this reader's, even if it has
-      // just exited (a zombie keeps its pid until waitpid).
-      Trace.event("room", "kill", "\(member.pid) SIGTERM")
-      try? sendSignal(SIGTERM, to: member.pid)
-      try? sendSignal(SIGCONT, to: member.pid)
+    if !member.readerDone {
+      // shutdown(SHUT_RD) acts on the socket itself, for every process
+      // that holds it: the reader's read(2) returns 0, and it says bye
+      // (ignored now) and exits. The hub cannot kill it by pid: only the
+      // spawner, its parent, knows when that pid stops being the reader's.
+      try? member.socket.shutdown(CInt(SHUT_RD))
+      Trace.event("room", "shutdown", "client=\(member.id) SHUT_RD")
     }
     if !how.graceful || member.pending == 0 || member.outputBroken {
       closeSocket(member, reset: !how.graceful)
@@ -578,8 +595,9 @@ final class RoomHub {
   }
 
   /// Closes the hub's descriptor of a client's socket. A clean close sends
-  /// FIN now (shutdown: the reader may still hold the socket for a moment);
-  /// a reset drops whatever is queued in the kernel.
+  /// FIN now (shutdown: the reader may hold the socket a moment longer); a
+  /// reset (SO_LINGER 0) drops whatever the kernel still holds for the
+  /// client when the last descriptor goes.
   func closeSocket(_ member: Member, reset: Bool) {
     guard member.socketOpen else { return }
     if reset {
@@ -602,74 +620,56 @@ final class RoomHub {
     }
   }
 
-  /// Forgets the clients whose socket is closed and whose reader is reaped.
+  /// Forgets the clients whose socket is closed.
   func sweep() {
-    guard members.contains(where: { $0.state == .closed && $0.reaped }) else { return }
+    guard members.contains(where: { $0.state == .closed }) else { return }
     members.removeAll { member in
-      guard member.state == .closed && member.reaped else { return false }
+      guard member.state == .closed else { return false }
       byId[member.id] = nil
       return true
     }
   }
 
-  // MARK: Signals and children
+  // MARK: Signals and the end
 
   func handleSignals() {
     let received = signals.drain()
     for signal in received { Trace.event("room", "signal", signalAbbreviation(signal)) }
     if let stop = received.first(where: { $0 != SIGCHLD }) { self.stop(stop) }
-    if received.contains(SIGCHLD) { reapReaders() }
-  }
-
-  /// Reaps every reader that has ended (one SIGCHLD may stand for many).
-  /// A reader that ended without its bye record (killed from outside) takes
-  /// its client out of the room, after the records it did write.
-  func reapReaders() {
-    var ended: [(Member, WaitStatus)] = []
-    while true {
-      var status: CInt = 0
-      let pid = waitpid(-1, &status, WNOHANG)
-      if pid <= 0 { break }
-      let how = WaitStatus(rawValue: status)
-      Trace.event("room", "waitpid", "\(pid) \(how.traceDescription)")
-      guard let member = byPid.removeValue(forKey: pid) else { continue }
-      member.reaped = true
-      if member.isPresent { ended.append((member, how)) }
+    if received.contains(SIGCHLD) {
+      // The hub's only child is the spawner (the readers are its children).
+      guard let status = try? waitForChild(spawner, noHang: true) else { return }
+      Trace.event("room", "waitpid", "\(spawner) \(status.traceDescription)")
+      notice("the spawner process \(spawner) \(status): the room cannot go on")
+      stop(nil, spawnerReaped: true)
     }
-    guard !ended.isEmpty else { return }
-    drainInbox()
-    for (member, how) in ended where member.isPresent { leave(member, .died(how)) }
   }
 
-  /// Ends the room: tells every client, stops and reaps every reader,
-  /// closes every socket, then dies of `signal` (or exits 1 after a
-  /// failure, `signal` nil).
-  func stop(_ signal: CInt?) -> Never {
+  /// Ends the room: tells every client, closes every socket, has the
+  /// spawner stop and reap every reader, reaps the spawner, then dies of
+  /// `signal` (or exits 1 after a failure, `signal` nil).
+  func stop(_ signal: CInt?, spawnerReaped: Bool = false) -> Never {
     if let signal { notice("closing the room (\(signalName(signal)))") }
     let line = Array("* the room is closing\n".utf8)
     for member in members where member.isPresent && member.pending == 0 {
       _ = line.withUnsafeBytes { try? member.socket.sendNow($0) }
-    }
-    let running = members.filter { !$0.reaped }
-    for member in running {
-      Trace.event("room", "kill", "\(member.pid) SIGTERM")
-      try? sendSignal(SIGTERM, to: member.pid)
-      try? sendSignal(SIGCONT, to: member.pid)
     }
     for member in members where member.socketOpen {
       try? member.socket.shutdown(CInt(SHUT_WR))
       member.socket.closeIgnoringErrors()
       member.state = .closed
     }
-    for member in running {
-      if let status = try? waitForChild(member.pid) {
-        Trace.event("room", "waitpid", "\(member.pid) \(status.traceDescription)")
+    if !spawnerReaped {
+      Trace.event("room", "kill", "\(spawner) SIGTERM")
+      try? sendSignal(SIGTERM, to: spawner)
+      try? sendSignal(SIGCONT, to: spawner)
+      if let status = try? waitForChild(spawner) {
+        Trace.event("room", "waitpid", "\(spawner) \(status.traceDescription)")
       }
-      member.reaped = true
     }
     listener.socket.closeIgnoringErrors()
     inbox.closeIgnoringErrors()
-    outbox.closeIgnoringErrors()
+    control.closeIgnoringErrors()
     let pending = signals.uninstall()
     guard let signal = signal ?? pending.first(where: { $0 != SIGCHLD }) else {
       Trace.event("room", "exit", "\(ExitStatus.failure)")

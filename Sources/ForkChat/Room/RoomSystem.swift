@@ -40,12 +40,6 @@ extension FileDescriptor {
   }
 }
 
-/// The bytes a pipe holds (fcntl(2) F_GETPIPE_SZ; 64 KiB by default).
-func pipeCapacity(_ pipe: FileDescriptor) -> Int {
-  let size = fcntl(pipe.rawValue, 1032 /* F_GETPIPE_SZ */)
-  return size > 0 ? Int(size) : 65536
-}
-
 /// In a freshly forked child: closes every descriptor but `keep` (and
 /// standard error), whatever the parent had open: other clients' sockets,
 /// the listening socket, the pipes. close-on-exec does not help here, as
@@ -89,4 +83,47 @@ func raiseOpenFileLimit(to wanted: UInt) -> UInt {
   var limit = rlimit(rlim_cur: rlim_t(min(wanted, hard)), rlim_max: rlim_t(hard))
   guard setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return soft }
   return UInt(limit.rlim_cur)
+}
+
+/// A pair of connected local sockets that keep message boundaries
+/// (AF_UNIX, SOCK_SEQPACKET, close-on-exec): what one end sends in one
+/// call, the other receives in one call. The hub hands client sockets to
+/// the spawner through it.
+///
+/// The corresponding C function is `socketpair`.
+func makeMessageSocketPair() throws(Errno) -> (FileDescriptor, FileDescriptor) {
+  var ends: [CInt] = [-1, -1]
+  let type = CInt(SOCK_SEQPACKET.rawValue) | CInt(SOCK_CLOEXEC.rawValue)
+  try nothingOrErrno { socketpair(AF_UNIX, type, 0, &ends) }
+  return (FileDescriptor(rawValue: ends[0]), FileDescriptor(rawValue: ends[1]))
+}
+
+extension FileDescriptor {
+  /// Sends `text` in one message with `descriptor` attached (SCM_RIGHTS,
+  /// unix(7)), without waiting: the receiving process gets a descriptor of
+  /// its own for the same open file, as if it had called dup(2).
+  ///
+  /// The corresponding C function is `sendmsg`.
+  func send(_ text: String, with descriptor: FileDescriptor) throws(Errno) {
+    var bytes = Array(text.utf8)
+    let flags = CInt(MSG_DONTWAIT) | CInt(MSG_NOSIGNAL)
+    _ = try valueOrErrno {
+      forkchat_send_descriptor(rawValue, descriptor.rawValue, &bytes, UInt(bytes.count), flags)
+    }
+  }
+
+  /// Receives one message and the descriptor that came with it (nil if
+  /// none did). Returns nil at end of file.
+  ///
+  /// The corresponding C function is `recvmsg`.
+  func receiveWithDescriptor() throws(Errno) -> (text: String, descriptor: FileDescriptor?)? {
+    var bytes = [UInt8](repeating: 0, count: 64)
+    var received: CInt = -1
+    let count = try valueOrErrno {
+      forkchat_receive_descriptor(rawValue, &received, &bytes, UInt(bytes.count))
+    }
+    if count == 0 && received == -1 { return nil }
+    let text = String(decoding: bytes[..<count], as: UTF8.self)
+    return (text, received == -1 ? nil : FileDescriptor(rawValue: received))
+  }
 }

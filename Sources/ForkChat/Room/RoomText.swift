@@ -321,6 +321,7 @@ public func nameKey(_ name: String) -> String { name.lowercased() }
 ///     17 slow                    client 17 is being held back (flood control)
 ///     17 bye eof                 client 17 closed the connection (or: reset,
 ///                                or the error text); the reader then exits
+///     17 gone exited 0           (from the spawner) reader 17 has been reaped
 ///
 /// A record is at most 4016 bytes, under PIPE_BUF (4096): the kernel writes
 /// it into the pipe in one piece, never mixed with another reader's.
@@ -328,10 +329,11 @@ public enum RoomRecord: Equatable, Sendable {
   case say(client: Int, RoomLine)
   case slow(client: Int)
   case bye(client: Int, reason: String)
+  case gone(client: Int, how: String)
 
   public var client: Int {
     switch self {
-    case .say(let client, _), .slow(let client), .bye(let client, _): client
+    case .say(let client, _), .slow(let client), .bye(let client, _), .gone(let client, _): client
     }
   }
 
@@ -342,6 +344,7 @@ public enum RoomRecord: Equatable, Sendable {
       Array("\(client) \(line.cut ? "cut" : "say") ".utf8) + line.text + [10]
     case .slow(let client): Array("\(client) slow\n".utf8)
     case .bye(let client, let reason): Array("\(client) bye \(reason)\n".utf8)
+    case .gone(let client, let how): Array("\(client) gone \(how)\n".utf8)
     }
   }
 
@@ -360,6 +363,7 @@ public enum RoomRecord: Equatable, Sendable {
     case "cut": self = .say(client: client, RoomLine(text: text, cut: true))
     case "slow": self = .slow(client: client)
     case "bye": self = .bye(client: client, reason: String(decoding: text, as: UTF8.self))
+    case "gone": self = .gone(client: client, how: String(decoding: text, as: UTF8.self))
     default: return nil
     }
   }

@@ -1,0 +1,148 @@
+import Glibc
+
+// The spawner: the process that forks the readers, and reaps them.
+//
+// Why not fork them from the hub? fork(2) copies the parent's memory
+// lazily: parent and child share every page until one of them writes it,
+// and then the writer gets a copy and the other keeps the original alone.
+// The hub writes its memory all the time (queues, the member list), so a
+// reader forked from it would soon own a private copy of every page of
+// the hub it was forked from: the more clients, the bigger the hub, the
+// bigger each new reader. The spawner is forked from the hub at the start,
+// while the hub is small, and then writes almost nothing, so the readers
+// it forks share nearly all of their memory with it and with one another.
+//
+//   hub ── "17" + client socket (SCM_RIGHTS) ──▶ spawner ── fork ──▶ reader 17
+//   hub ◀── "17 gone exited 0" (room pipe) ───── spawner ◀── SIGCHLD
+//
+// The "gone" record goes into the room pipe after waitpid(2) has returned,
+// so after everything the reader itself wrote there: the hub reads the
+// reader's last line, then its bye, then the news of its end.
+
+struct RoomSpawner {
+  /// The spawner's end of the control socket pair (SOCK_SEQPACKET).
+  let control: FileDescriptor
+  /// The write end of the room pipe, for the readers and the gone records.
+  let room: FileDescriptor
+  let maxClients: Int
+
+  /// Forks a reader for every socket the hub sends, until the hub goes
+  /// away (end of file on `control`) or a signal stops the room: then
+  /// every reader is stopped and reaped first. Never returns.
+  func run(mask: SignalSet) -> Never {
+    let signals: SignalPipe
+    do {
+      signals = try SignalPipe.install()
+    } catch {
+      notice("spawner: pipe: \(error)")
+      _exit(1)
+    }
+    mask.setAsMask()
+    Trace.event("spawner", "start", "control=\(control.rawValue) room=\(room.rawValue)")
+    // Reserved once, so that a join writes one slot, not a new table.
+    var readers: [pid_t: Int] = [:]
+    readers.reserveCapacity(maxClients * 2)
+    while true {
+      var waiting = [
+        pollfd(fd: signals.readEnd.rawValue, events: Int16(POLLIN), revents: 0),
+        pollfd(fd: control.rawValue, events: Int16(POLLIN), revents: 0),
+      ]
+      do {
+        _ = try valueOrErrno { poll(&waiting, 2, -1) }
+      } catch {
+        notice("spawner: poll: \(error)")
+        stop(&readers, signals, nil, status: 1)
+      }
+      if waiting[0].revents != 0 {
+        let received = signals.drain()
+        for signal in received { Trace.event("spawner", "signal", signalAbbreviation(signal)) }
+        if let stop = received.first(where: { $0 != SIGCHLD }) { self.stop(&readers, signals, stop) }
+        reap(&readers)
+      }
+      if waiting[1].revents != 0 {
+        let message: (text: String, descriptor: FileDescriptor?)?
+        do {
+          message = try control.receiveWithDescriptor()
+        } catch {
+          notice("spawner: recvmsg: \(error)")
+          stop(&readers, signals, nil, status: 1)
+        }
+        guard let message else { stop(&readers, signals, nil) }  // the hub is gone
+        guard let socket = message.descriptor, let client = Int(message.text) else {
+          message.descriptor?.closeIgnoringErrors()
+          notice("spawner: unreadable message")
+          continue
+        }
+        if let pid = spawn(client, socket, signals) { readers[pid] = client }
+        socket.closeIgnoringErrors()  // the reader has it; the hub keeps its own
+      }
+    }
+  }
+
+  /// Forks the reader of `client`. Returns its pid, or nil if fork failed
+  /// (the hub is told with a gone record).
+  private func spawn(_ client: Int, _ socket: FileDescriptor, _ signals: SignalPipe) -> pid_t? {
+    let parentPid = getpid()
+    let oldMask = SignalSet(sessionSignals).block()
+    let pid: pid_t
+    do {
+      pid = try forkProcess()
+    } catch {
+      oldMask.setAsMask()
+      notice("spawner: fork: \(error)")
+      record(.gone(client: client, how: "fork failed: \(error)"))
+      return nil
+    }
+    if pid == 0 {
+      signals.releaseInChild()
+      oldMask.setAsMask()
+      guard dieWithParent(parentPid: parentPid) else { _exit(1) }
+      closeDescriptors(except: [socket.rawValue, room.rawValue])
+      RoomReader(client: client, socket: socket, room: room).run()
+    }
+    oldMask.setAsMask()
+    Trace.event("spawner", "fork", "reader=\(pid) client=\(client)")
+    return pid
+  }
+
+  /// Reaps every reader that has ended, and tells the hub.
+  private func reap(_ readers: inout [pid_t: Int]) {
+    while true {
+      var status: CInt = 0
+      let pid = waitpid(-1, &status, WNOHANG)
+      if pid <= 0 { return }
+      let how = WaitStatus(rawValue: status).traceDescription
+      Trace.event("spawner", "waitpid", "\(pid) \(how)")
+      if let client = readers.removeValue(forKey: pid) { record(.gone(client: client, how: how)) }
+    }
+  }
+
+  private func record(_ record: RoomRecord) {
+    do {
+      try room.writeAll(record.bytes)
+    } catch {
+      _exit(1)  // the hub is gone, and the room with it
+    }
+  }
+
+  /// Stops and reaps every reader, then dies of `signal`, or exits with
+  /// `status` (0: the hub has gone away; 1: a call failed, reported).
+  private func stop(
+    _ readers: inout [pid_t: Int], _ signals: SignalPipe, _ signal: CInt?, status: CInt = 0
+  ) -> Never {
+    for pid in readers.keys {
+      Trace.event("spawner", "kill", "\(pid) SIGTERM")
+      try? sendSignal(SIGTERM, to: pid)
+      try? sendSignal(SIGCONT, to: pid)
+    }
+    for pid in readers.keys {
+      if let status = try? waitForChild(pid) {
+        Trace.event("spawner", "waitpid", "\(pid) \(status.traceDescription)")
+      }
+    }
+    _ = signals.uninstall()
+    if let signal { dieOfSignal(signal, role: "spawner") }
+    Trace.event("spawner", "exit", "\(status)")
+    _exit(status)
+  }
+}
