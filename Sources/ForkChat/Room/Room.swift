@@ -214,7 +214,8 @@ final class RoomHub {
       var waiting = [
         pollfd(fd: signals.readEnd.rawValue, events: Int16(POLLIN), revents: 0),
         pollfd(fd: inbox.rawValue, events: Int16(POLLIN), revents: 0),
-        pollfd(fd: acceptPausedUntil == nil ? listener.socket.rawValue : -1, events: Int16(POLLIN), revents: 0),
+        pollfd(
+          fd: acceptPausedUntil == nil ? listener.socket.rawValue : -1, events: Int16(POLLIN), revents: 0),
       ]
       var flushing: [Member] = []
       var deadline = acceptPausedUntil
@@ -332,9 +333,9 @@ final class RoomHub {
       stop(nil)
     }
     if count == 0 {
-      // No writer is left: the spawner and every reader are gone.
-      notice("the room pipe was closed: the spawner process is gone")
-      stop(nil)
+      // No writer is left: the spawner has exited (it holds a write end
+      // until then), and every reader with it.
+      spawnerEnded()
     }
     let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])
     var start = 0
@@ -582,12 +583,20 @@ final class RoomHub {
     if case .dropped = how {} else { notice("\(member.name) left\(how.suffix)") }
     broadcast("* \(member.name) left\(how.suffix)\n")
     if !member.readerDone {
-      // shutdown(SHUT_RD) acts on the socket itself, for every process
-      // that holds it: the reader's read(2) returns 0, and it says bye
-      // (ignored now) and exits. The hub cannot kill it by pid: only the
-      // spawner, its parent, knows when that pid stops being the reader's.
-      try? member.socket.shutdown(CInt(SHUT_RD))
-      Trace.event("room", "shutdown", "client=\(member.id) SHUT_RD")
+      // The spawner stops the reader: the hub cannot kill it by pid, as
+      // only the spawner, its parent, knows when that pid stops being the
+      // reader's. Should the message not go, shutdown(SHUT_RD), which acts
+      // on the socket for every process holding it, ends the reader's
+      // next read(2) with end of file.
+      do {
+        _ = try Array("stop \(member.id)".utf8).withUnsafeBytes { bytes in
+          Result { () throws(Errno) in try control.sendNow(bytes) }
+        }.get()
+        Trace.event("room", "send", "stop \(member.id) to the spawner")
+      } catch {
+        try? member.socket.shutdown(CInt(SHUT_RD))
+        Trace.event("room", "shutdown", "client=\(member.id) SHUT_RD")
+      }
     }
     if !how.graceful || member.pending == 0 || member.outputBroken {
       closeSocket(member, reset: !how.graceful)
@@ -636,13 +645,20 @@ final class RoomHub {
     let received = signals.drain()
     for signal in received { Trace.event("room", "signal", signalAbbreviation(signal)) }
     if let stop = received.first(where: { $0 != SIGCHLD }) { self.stop(stop) }
-    if received.contains(SIGCHLD) {
-      // The hub's only child is the spawner (the readers are its children).
-      guard let status = try? waitForChild(spawner, noHang: true) else { return }
-      Trace.event("room", "waitpid", "\(spawner) \(status.traceDescription)")
-      notice("the spawner process \(spawner) \(status): the room cannot go on")
-      stop(nil, spawnerReaped: true)
+    // The hub's only child is the spawner (the readers are its children).
+    if received.contains(SIGCHLD), let status = try? waitForChild(spawner, noHang: true) {
+      spawnerEnded(status)
     }
+  }
+
+  /// The spawner has ended (SIGCHLD, or end of file on the room pipe):
+  /// no client can join, and its readers died with it (PR_SET_PDEATHSIG).
+  func spawnerEnded(_ reaped: WaitStatus? = nil) -> Never {
+    let status = reaped ?? (try? waitForChild(spawner)) ?? nil
+    let how = status.map { "\($0)" } ?? "ended"
+    Trace.event("room", "waitpid", "\(spawner) \(status?.traceDescription ?? "?")")
+    notice("the spawner process \(spawner) \(how): the room cannot go on")
+    stop(nil, spawnerReaped: true)
   }
 
   /// Ends the room: tells every client, closes every socket, has the

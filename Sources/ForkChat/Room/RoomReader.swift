@@ -14,9 +14,10 @@ import Glibc
 // back here, by TCP itself: while its reader sleeps, nobody reads its
 // socket, its window closes and its sends block; nobody else waits.
 //
-// It ends by writing "ID bye REASON" and _exit(0). The hub may also end it
-// with SIGTERM (the client typed /quit, or was dropped), or the kernel
-// with SIGKILL if the hub dies (PR_SET_PDEATHSIG).
+// It ends by writing "ID bye REASON" and _exit(0). The spawner may also end
+// it with SIGTERM when the hub asks (the client typed /quit, or was
+// dropped), or the kernel with SIGKILL if the spawner dies
+// (PR_SET_PDEATHSIG).
 
 struct RoomReader {
   let client: Int
@@ -45,7 +46,7 @@ struct RoomReader {
           write(.slow(client: client))
           Trace.event("reader", "slow", "client=\(client) \(Int(wait * 1000)) ms")
         }
-        Clock.sleep(seconds: wait)
+        sleepUnlessReset(wait)
       }
       write(.say(client: client, line))
     }
@@ -74,6 +75,27 @@ struct RoomReader {
         end("eof")
       }
       for line in framer.feed(UnsafeRawBufferPointer(rebasing: buffer[..<count])) { hand(line) }
+    }
+  }
+
+  /// Sleeps for `seconds` (flood control), but ends the reader at once if
+  /// the connection is reset meanwhile: the lines still waiting in the
+  /// socket's buffer were never taken by the room, and a reset drops them.
+  /// (A reset does not empty the receive buffer: read(2) would return its
+  /// bytes first, and only then ECONNRESET.) poll(2) with no event asked
+  /// for still reports POLLERR and POLLHUP.
+  private func sleepUnlessReset(_ seconds: Double) {
+    let deadline = Clock.now + seconds
+    while true {
+      let left = deadline - Clock.now
+      if left <= 0 { return }
+      var entry = pollfd(fd: socket.rawValue, events: 0, revents: 0)
+      let ready = (try? valueOrErrno { poll(&entry, 1, CInt(left * 1000) + 1) }) ?? 0
+      guard ready > 0 else { continue }
+      var error: CInt = 0
+      var size = socklen_t(MemoryLayout<CInt>.size)
+      _ = getsockopt(socket.rawValue, SOL_SOCKET, SO_ERROR, &error, &size)
+      end(error == ECONNRESET || error == 0 ? "reset" : Errno(rawValue: error).description)
     }
   }
 

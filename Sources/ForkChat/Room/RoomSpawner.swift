@@ -13,7 +13,12 @@ import Glibc
 // it forks share nearly all of their memory with it and with one another.
 //
 //   hub ── "17" + client socket (SCM_RIGHTS) ──▶ spawner ── fork ──▶ reader 17
-//   hub ◀── "17 gone exited 0" (room pipe) ───── spawner ◀── SIGCHLD
+//   hub ── "stop 17" ───────────────────────────▶ spawner ── SIGTERM ─▶ reader 17
+//   hub ◀── "17 gone signaled SIGTERM" (room pipe) spawner ◀── SIGCHLD
+//
+// Only the spawner may signal a reader: it is the reader's parent, so the
+// pid stays the reader's until the spawner itself reaps it (a pid is free
+// for reuse only after waitpid).
 //
 // The "gone" record goes into the room pipe after waitpid(2) has returned,
 // so after everything the reader itself wrote there: the hub reads the
@@ -68,6 +73,18 @@ struct RoomSpawner {
           stop(&readers, signals, nil, status: 1)
         }
         guard let message else { stop(&readers, signals, nil) }  // the hub is gone
+        if message.descriptor == nil, message.text.hasPrefix("stop "),
+          let client = Int(message.text.dropFirst("stop ".count))
+        {
+          // The client has left the room (/quit, dropped): its reader may
+          // be asleep (flood control) or blocked; it has nothing to finish.
+          if let pid = readers.first(where: { $0.value == client })?.key {
+            Trace.event("spawner", "kill", "\(pid) SIGTERM client=\(client)")
+            try? sendSignal(SIGTERM, to: pid)
+            try? sendSignal(SIGCONT, to: pid)
+          }
+          continue
+        }
         guard let socket = message.descriptor, let client = Int(message.text) else {
           message.descriptor?.closeIgnoringErrors()
           notice("spawner: unreadable message")

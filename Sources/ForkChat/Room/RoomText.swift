@@ -17,7 +17,7 @@ public enum RoomLimits {
   /// Bytes the hub keeps for one client that has not taken them yet,
   /// beyond what its socket's send buffer holds. Past this, the client is
   /// dropped: it is not reading.
-  public static let queueBytes = 64 * 1024
+  public static let queueBytes = 256 * 1024
   /// SO_SNDBUF of each client socket (the kernel doubles it, socket(7)), so
   /// that a client that stops reading is noticed after kilobytes, not after
   /// the megabytes TCP autotuning would let the kernel hold for it.

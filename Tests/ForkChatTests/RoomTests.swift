@@ -1,0 +1,163 @@
+import ForkChat
+import Testing
+
+@testable import forkchat
+
+@Suite("Room: lines, names, records")
+struct RoomTextTests {
+  func lines(_ chunks: [[UInt8]]) -> (lines: [RoomLine], framer: LineFramer) {
+    var framer = LineFramer()
+    var lines: [RoomLine] = []
+    for chunk in chunks { lines += chunk.withUnsafeBytes { framer.feed($0) } }
+    return (lines, framer)
+  }
+
+  func texts(_ chunks: [String]) -> [String] {
+    lines(chunks.map { Array($0.utf8) }).lines.map { String(decoding: $0.text, as: UTF8.self) }
+  }
+
+  @Test func linesAcrossReads() {
+    #expect(texts(["hel", "lo\nwor", "ld\n", "\n", "x"]) == ["hello", "world"])
+  }
+
+  @Test func crlfAndEmptyLines() {
+    #expect(texts(["a\r\n", "\r\n", "b\r", "\n"]) == ["a", "b"])
+  }
+
+  @Test func partialLineIsFlushedOrDiscarded() {
+    var (found, framer) = lines([Array("no newline".utf8)])
+    #expect(found.isEmpty && framer.hasPartial)
+    #expect(framer.flushPartial() == RoomLine(text: Array("no newline".utf8)))
+    #expect(!framer.hasPartial)
+    (found, framer) = lines([Array("half a li".utf8)])
+    framer.discardPartial()
+    #expect(!framer.hasPartial)
+    #expect(framer.flushPartial() == nil)
+  }
+
+  @Test func longLineIsCutOnceAndTheRestSkipped() {
+    let long = [UInt8](repeating: UInt8(ascii: "x"), count: 10_000) + Array("\nnext\n".utf8)
+    let (found, _) = lines([Array(long[..<3000]), Array(long[3000...])])
+    #expect(found.count == 2)
+    #expect(found[0].cut && found[0].text.count == RoomLimits.lineBytes)
+    #expect(found[1] == RoomLine(text: Array("next".utf8)))
+    // Exactly the limit, with telnet's "\r\n": not cut.
+    let exact = [UInt8](repeating: UInt8(ascii: "y"), count: RoomLimits.lineBytes) + [13, 10]
+    #expect(lines([exact]).lines == [RoomLine(text: Array(exact.dropLast(2)))])
+  }
+
+  @Test func telnetCommandsAreDropped() {
+    // IAC IP, IAC DO TIMING-MARK, a subnegotiation, then text.
+    let bytes: [UInt8] = [255, 244, 255, 253, 6] + Array("hi".utf8) + [255, 250, 24, 1, 255, 240] + [10]
+    #expect(lines([bytes]).lines == [RoomLine(text: Array("hi".utf8))])
+  }
+
+  @Test func sanitizeControlsAndInvalidUTF8() {
+    let replacement: [UInt8] = [0xEF, 0xBF, 0xBD]
+    #expect(sanitizeLine([0x1B] + Array("[2J".utf8)) == Array("^[[2J".utf8))
+    #expect(sanitizeLine([0, 9, 0x7F]) == Array("^@\t^?".utf8))
+    #expect(sanitizeLine(Array("café ✓ 😀".utf8)) == Array("café ✓ 😀".utf8))
+    #expect(sanitizeLine([0xFF]) == replacement)
+    #expect(sanitizeLine([0xC3]) == replacement)  // truncated sequence
+    #expect(sanitizeLine([0xC0, 0xAF]) == replacement + replacement)  // overlong "/"
+    #expect(sanitizeLine([0xED, 0xA0, 0x80]) == replacement + replacement + replacement)  // surrogate
+    #expect(sanitizeLine([0xE2, 0x82, 0x41]) == replacement + [0x41])
+    #expect(sanitizeLine([0xC2, 0x9B]) == replacement)  // C1 CSI
+    #expect(sanitizeLine([0xE2, 0x80, 0xAE]) == replacement)  // RIGHT-TO-LEFT OVERRIDE
+  }
+
+  @Test func cutNeverSplitsACharacter() {
+    let text = Array("aé".utf8)  // 61 C3 A9
+    #expect(cutAtCharacter(text, 2) == Array("a".utf8))
+    #expect(cutAtCharacter(text, 3) == text)
+  }
+
+  @Test func names() {
+    func check(_ name: String) -> Result<String, NameProblem> { validateName(Array(name.utf8)) }
+    #expect(check("alice") == .success("alice"))
+    #expect(check("Zoé_2.0-b") == .success("Zoé_2.0-b"))
+    #expect(check("") == .failure(.empty))
+    #expect(check(String(repeating: "a", count: RoomLimits.nameBytes + 1)) == .failure(.tooLong))
+    #expect(check("two words") == .failure(.badCharacter))
+    #expect(check("^[[2J") == .failure(.badCharacter))
+    #expect(check("a*b") == .failure(.badCharacter))
+    #expect(check("bad\u{FFFD}") == .failure(.badCharacter))
+    #expect(check("Guest-12") == .failure(.reserved))
+    #expect(check("guest-x") == .success("guest-x"))
+    #expect(nameKey("Alice") == nameKey("aLICE"))
+  }
+
+  @Test func recordsRoundTrip() {
+    let records: [RoomRecord] = [
+      .say(client: 17, RoomLine(text: Array("hello everyone".utf8))),
+      .say(client: 3, RoomLine(text: Array("cut line".utf8), cut: true)),
+      .slow(client: 9),
+      .bye(client: 4, reason: "Connection timed out"),
+      .gone(client: 5, how: "signaled SIGKILL"),
+    ]
+    for record in records {
+      let bytes = record.bytes
+      #expect(bytes.last == 10)
+      #expect(RoomRecord(bytes.dropLast()) == record)
+    }
+    #expect(RoomRecord(Array("x say hi".utf8)[...]) == nil)
+    #expect(RoomRecord(Array("1 what".utf8)[...]) == nil)
+  }
+
+  @Test func recordsFitInPipeBuf() {
+    let line = RoomLine(text: [UInt8](repeating: 0x41, count: RoomLimits.lineBytes), cut: true)
+    #expect(RoomRecord.say(client: Int(Int32.max), line).bytes.count <= 4096)
+  }
+
+  @Test func tokenBucket() {
+    var bucket = TokenBucket(capacity: 1000, rate: 100, now: 0)
+    #expect(bucket.delay(cost: 600, now: 0) == 0)
+    #expect(bucket.delay(cost: 400, now: 0) == 0)
+    #expect(bucket.delay(cost: 50, now: 0) == 0.5)  // 50 tokens short at 100/s
+    #expect(!bucket.isFull(now: 1))
+    #expect(bucket.isFull(now: 11))
+    #expect(bucket.delay(cost: 100, now: 20) == 0)
+  }
+}
+
+@Suite("Room: command line")
+struct RoomArgumentsTests {
+  func options(_ arguments: [String]) throws -> RoomOptions {
+    guard case .room(let options) = try parse(["room"] + arguments) else {
+      Issue.record("not a room command")
+      return RoomOptions()
+    }
+    return options
+  }
+
+  func reason(_ arguments: [String]) -> String? {
+    do {
+      _ = try parse(["room"] + arguments)
+      return nil
+    } catch {
+      return error.reason
+    }
+  }
+
+  @Test func defaultsAndOptions() throws {
+    #expect(try options([]) == RoomOptions())
+    let set = try options(["--max-clients", "50", "9000", "--bind=127.0.0.1", "--trace"])
+    #expect(set.port == 9000 && set.maxClients == 50 && set.bindAddress == "127.0.0.1" && set.trace)
+  }
+
+  @Test func mistakes() {
+    #expect(reason(["--max-clients", "0"])?.contains("--max-clients") == true)
+    #expect(reason(["--max-clients"]) == "Missing value for '--max-clients'.")
+    #expect(reason(["99999"]) == "Invalid port '99999': expected a number from 1 to 65535.")
+    #expect(reason(["1", "2"]) == "Unexpected argument '2'.")
+    #expect(reason(["--keep"]) == "Unknown option '--keep'.")
+    #expect(reason(["--trace=yes"]) == "'--trace' takes no value.")
+  }
+
+  @Test func help() throws {
+    #expect(try parse(["room", "--help"]) == .help(roomHelp))
+    #expect(try parse(["help", "room"]) == .help(roomHelp))
+    #expect(mainHelp.contains("room "))
+    #expect(UsageError(reason: "x", subcommand: "room").text.contains("forkchat room --help"))
+  }
+}
