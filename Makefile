@@ -12,7 +12,7 @@ STATIC ?= -Xswiftc -static-executable -Xswiftc -use-ld=lld
 RELEASE_FLAGS = -c release $(STATIC)
 BIN = .build/release/forkchat
 
-.PHONY: all build test unit e2e bench compare demo install uninstall clean format lint
+.PHONY: all build test unit e2e bench bench-room compare demo install uninstall clean format lint
 
 all: build
 
@@ -35,6 +35,12 @@ bench: build
 	@command -v nc >/dev/null && command -v socat >/dev/null || \
 	  (apt-get update -qq && apt-get install -y -qq netcat-openbsd socat)
 	$(PYTHON) Tests/bench/bench.py $(BIN)
+
+# forkchat room against the course's threaded Python relay
+# (Tests/bench/python_relay.py): fan-out latency with 10, 100 and 500
+# clients, memory per client, 1000 clients held; writes docs/room-benchmarks.md.
+bench-room: build
+	$(PYTHON) Tests/bench/room_bench.py $(BIN)
 
 # The four --mode values side by side (processes, syscalls per line,
 # latency, Stevens' echo test, throughput); writes docs/modes.md.

@@ -648,7 +648,7 @@ def test_thousand_joins_and_leaves_leave_no_zombie_and_no_descriptor():
 def test_a_killed_reader_takes_its_client_out():
     room, port = start_room(trace=True)
     a, b = join(port, 2)
-    pid = int(room.wait_err(r"spawner fork reader=(\d+) client=2").group(1))
+    pid = int(room.wait_err(r"spawner reader (\d+) client=2").group(1))
     os.kill(pid, signal.SIGKILL)
     a.expect_line(b"* guest-2 left (its reader process signaled SIGKILL)")
     assert b.closed_by_other_side() in ("eof", "reset")
@@ -705,8 +705,9 @@ def test_trace():
     room.wait_err(r"trace [\d.]+ \d+ room line client=1 to=1 in \d+ us\n")
     stop_room(room, traced=True)
     err = room.err_text()
-    for event in ("room fork spawner=", "spawner start", "room sendmsg client=1", "spawner fork reader=",
-                  "reader start client=1", "room kill", "spawner exit signal SIGTERM", "room exit signal SIGTERM"):
+    for event in ("room fork child=", "spawner start", "room sendmsg client=1", "spawner fork child=",
+                  "spawner reader ", "reader start client=1", "room kill", "spawner exit signal SIGTERM",
+                  "room exit signal SIGTERM"):
         assert event in err, f"missing trace event {event!r}" + room.describe()
 
 

@@ -68,41 +68,31 @@ public func runRoom(_ options: RoomOptions) -> CInt {
     return ExitStatus.failure
   }
   Trace.event("room", "pipe", "read=\(inbox.rawValue) write=\(outbox.rawValue)")
-
-  // The spawner, forked now, while the hub is small. The signals stay
-  // blocked until each process has its own handlers (and the hub knows
-  // the spawner's pid).
-  let parentPid = getpid()
-  let oldMask = SignalSet(sessionSignals).block()
-  let spawner: pid_t
-  do {
-    spawner = try forkProcess()
-  } catch {
-    oldMask.setAsMask()
-    notice("fork: \(error)")
-    return ExitStatus.failure
-  }
-  if spawner == 0 {
-    guard dieWithParent(parentPid: parentPid) else { _exit(1) }
-    // It keeps its end of the socket pair, the pipe's write end and stderr.
-    closeDescriptors(except: [spawnerEnd.rawValue, outbox.rawValue])
-    RoomSpawner(control: spawnerEnd, room: outbox, maxClients: maxClients).run(mask: oldMask)
-  }
-  Trace.event("room", "fork", "spawner=\(spawner)")
-  // The hub never writes into the room pipe: once the spawner and every
-  // reader are gone, the hub reads end of file there.
-  outbox.closeIgnoringErrors()
-  spawnerEnd.closeIgnoringErrors()
   let signals: SignalPipe
   do {
     signals = try SignalPipe.install()
   } catch {
     notice("pipe: \(error)")
-    try? sendSignal(SIGTERM, to: spawner)
-    _ = try? waitForChild(spawner)
     return ExitStatus.failure
   }
-  oldMask.setAsMask()
+  // The spawner, forked now, while the hub is small.
+  let spawner: pid_t
+  do {
+    spawner = try forkChild(signals: signals, role: "spawner", parentRole: "room", closing: []) {
+      // It keeps its end of the socket pair, the pipe's write end and
+      // stderr: not the listening socket, not the pipe's read end.
+      closeDescriptors(except: [spawnerEnd.rawValue, outbox.rawValue])
+      RoomSpawner(control: spawnerEnd, room: outbox, maxClients: maxClients).run()
+    }
+  } catch {
+    notice("fork: \(error)")
+    _ = signals.uninstall()
+    return ExitStatus.failure
+  }
+  // The hub never writes into the room pipe: once the spawner and every
+  // reader are gone, the hub reads end of file there.
+  outbox.closeIgnoringErrors()
+  spawnerEnd.closeIgnoringErrors()
   notice("room open on \(listener.description), at most \(maxClients) clients")
   return RoomHub(
     listener: listener, signals: signals, inbox: inbox, control: control, spawner: spawner,
@@ -642,13 +632,10 @@ final class RoomHub {
   // MARK: Signals and the end
 
   func handleSignals() {
-    let received = signals.drain()
-    for signal in received { Trace.event("room", "signal", signalAbbreviation(signal)) }
-    if let stop = received.first(where: { $0 != SIGCHLD }) { self.stop(stop) }
+    let (stop, childEnded) = signals.receive(role: "room")
+    if let stop { self.stop(stop) }
     // The hub's only child is the spawner (the readers are its children).
-    if received.contains(SIGCHLD), let status = try? waitForChild(spawner, noHang: true) {
-      spawnerEnded(status)
-    }
+    if childEnded, let status = try? waitForChild(spawner, noHang: true) { spawnerEnded(status) }
   }
 
   /// The spawner has ended (SIGCHLD, or end of file on the room pipe):
@@ -686,11 +673,10 @@ final class RoomHub {
     listener.socket.closeIgnoringErrors()
     inbox.closeIgnoringErrors()
     control.closeIgnoringErrors()
+    if let signal { signals.die(of: signal, role: "room") }
     let pending = signals.uninstall()
-    guard let signal = signal ?? pending.first(where: { $0 != SIGCHLD }) else {
-      Trace.event("room", "exit", "\(ExitStatus.failure)")
-      exit(ExitStatus.failure)
-    }
-    dieOfSignal(signal, role: "room")
+    if let signal = pending.first(where: { $0 != SIGCHLD }) { dieOfSignal(signal, role: "room") }
+    Trace.event("room", "exit", "\(ExitStatus.failure)")
+    exit(ExitStatus.failure)
   }
 }

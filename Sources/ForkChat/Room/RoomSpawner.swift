@@ -34,7 +34,7 @@ struct RoomSpawner {
   /// Forks a reader for every socket the hub sends, until the hub goes
   /// away (end of file on `control`) or a signal stops the room: then
   /// every reader is stopped and reaped first. Never returns.
-  func run(mask: SignalSet) -> Never {
+  func run() -> Never {
     let signals: SignalPipe
     do {
       signals = try SignalPipe.install()
@@ -42,7 +42,6 @@ struct RoomSpawner {
       notice("spawner: pipe: \(error)")
       _exit(1)
     }
-    mask.setAsMask()
     Trace.event("spawner", "start", "control=\(control.rawValue) room=\(room.rawValue)")
     warmUp()
     // Reserved once, so that a join writes one slot, not a new table.
@@ -60,10 +59,9 @@ struct RoomSpawner {
         stop(&readers, signals, nil, status: 1)
       }
       if waiting[0].revents != 0 {
-        let received = signals.drain()
-        for signal in received { Trace.event("spawner", "signal", signalAbbreviation(signal)) }
-        if let stop = received.first(where: { $0 != SIGCHLD }) { self.stop(&readers, signals, stop) }
-        reap(&readers)
+        let (stop, childEnded) = signals.receive(role: "spawner")
+        if let stop { self.stop(&readers, signals, stop) }
+        if childEnded { reap(&readers) }
       }
       if waiting[1].revents != 0 {
         let message: (text: String, descriptor: FileDescriptor?)?
@@ -91,7 +89,10 @@ struct RoomSpawner {
           notice("spawner: unreadable message")
           continue
         }
-        if let pid = spawn(client, socket, signals) { readers[pid] = client }
+        if let pid = spawn(client, socket, signals) {
+          readers[pid] = client
+          Trace.event("spawner", "reader", "\(pid) client=\(client)")
+        }
         socket.closeIgnoringErrors()  // the reader has it; the hub keeps its own
       }
     }
@@ -121,27 +122,18 @@ struct RoomSpawner {
   /// Forks the reader of `client`. Returns its pid, or nil if fork failed
   /// (the hub is told with a gone record).
   private func spawn(_ client: Int, _ socket: FileDescriptor, _ signals: SignalPipe) -> pid_t? {
-    let parentPid = getpid()
-    let oldMask = SignalSet(sessionSignals).block()
-    let pid: pid_t
     do {
-      pid = try forkProcess()
+      return try forkChild(signals: signals, role: "reader", parentRole: "spawner", closing: []) {
+        // Its client's socket, the room pipe's write end and stderr; not
+        // the control socket, not the spawner's signal pipe.
+        closeDescriptors(except: [socket.rawValue, room.rawValue])
+        RoomReader(client: client, socket: socket, room: room).run()
+      }
     } catch {
-      oldMask.setAsMask()
       notice("spawner: fork: \(error)")
       record(.gone(client: client, how: "fork failed: \(error)"))
       return nil
     }
-    if pid == 0 {
-      signals.releaseInChild()
-      oldMask.setAsMask()
-      guard dieWithParent(parentPid: parentPid) else { _exit(1) }
-      closeDescriptors(except: [socket.rawValue, room.rawValue])
-      RoomReader(client: client, socket: socket, room: room).run()
-    }
-    oldMask.setAsMask()
-    Trace.event("spawner", "fork", "reader=\(pid) client=\(client)")
-    return pid
   }
 
   /// Reaps every reader that has ended, and tells the hub.
@@ -179,8 +171,8 @@ struct RoomSpawner {
         Trace.event("spawner", "waitpid", "\(pid) \(status.traceDescription)")
       }
     }
+    if let signal { signals.die(of: signal, role: "spawner") }
     _ = signals.uninstall()
-    if let signal { dieOfSignal(signal, role: "spawner") }
     Trace.event("spawner", "exit", "\(status)")
     _exit(status)
   }
