@@ -54,17 +54,29 @@ public func runRoom(_ options: RoomOptions) -> CInt {
   let outbox: FileDescriptor
   let control: FileDescriptor
   let spawnerEnd: FileDescriptor
-  do {
-    (inbox, outbox) = try makePipe()
-    // Only the hub reads the pipe: non-blocking, so it can read what is
-    // there and go back to poll. The write end stays blocking: a reader
-    // waits while the pipe is full (back pressure), and a blocking write
-    // of at most PIPE_BUF bytes is atomic.
-    try inbox.setNonBlocking()
-    try listener.socket.setNonBlocking()
-    (control, spawnerEnd) = try makeMessageSocketPair()
+  do throws(Failure) {
+    do {
+      (inbox, outbox) = try makePipe()
+    } catch {
+      throw Failure("pipe", error)
+    }
+    do {
+      // Only the hub reads the pipe: non-blocking, so it can read what is
+      // there and go back to poll. The write end stays blocking: a reader
+      // waits while the pipe is full (back pressure), and a blocking write
+      // of at most PIPE_BUF bytes is atomic.
+      try inbox.setNonBlocking()
+      try listener.socket.setNonBlocking()
+    } catch {
+      throw Failure("fcntl", error)
+    }
+    do {
+      (control, spawnerEnd) = try makeMessageSocketPair()
+    } catch {
+      throw Failure("socketpair", error)
+    }
   } catch {
-    notice("pipe: \(error)")
+    notice(error.description)
     return ExitStatus.failure
   }
   Trace.event("room", "pipe", "read=\(inbox.rawValue) write=\(outbox.rawValue)")
