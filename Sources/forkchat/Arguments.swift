@@ -131,7 +131,7 @@ let connectHelp = """
 /// Parses the arguments after the program name.
 func parse(_ arguments: [String]) throws(UsageError) -> Command {
   guard let first = arguments.first else {
-    throw UsageError(reason: "Missing subcommand: listen or connect.", subcommand: nil)
+    throw UsageError(reason: "Missing subcommand: listen, connect or room.", subcommand: nil)
   }
   switch first {
   case "-h", "--help": return .help(mainHelp)

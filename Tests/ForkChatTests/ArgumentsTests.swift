@@ -106,7 +106,7 @@ struct ArgumentsTests {
     (["listen", "--keep=yes"], "'--keep' takes no value."),
     (["chat"], "Unknown subcommand 'chat'."),
     (["--frobnicate"], "Unknown option '--frobnicate'."),
-    ([], "Missing subcommand: listen or connect."),
+    ([], "Missing subcommand: listen, connect or room."),
   ])
   func usageErrors(arguments: [String], expected: String) {
     #expect(reason(arguments) == expected)

@@ -586,16 +586,20 @@ def test_processes_and_descriptors():
     assert len(sockets) == 4, f"hub: listener, control socket, two clients: {hub_fds}"
     for reader in readers:
         # Right after fork it still has the spawner's: give it a moment.
-        fds = wait_until(lambda: (lambda d: d if len(d) <= 3 else None)(descriptors(reader)),
+        fds = wait_until(lambda: (lambda d: d if len(d) <= 5 else None)(descriptors(reader)),
                          what=f"reader {reader} to close what it does not own")
-        # Standard error, its client's socket, the room pipe's write end: nothing else.
-        assert len(fds) == 3 and 2 in fds, f"reader {reader}: {fds}"
-        kinds = sorted(t.split(":")[0] for n, t in fds.items() if n != 2)
+        # Standard input and output on /dev/null, standard error, its
+        # client's socket, the room pipe's write end: nothing else.
+        assert sorted(fds)[:3] == [0, 1, 2] and len(fds) == 5, f"reader {reader}: {fds}"
+        assert fds[0] == fds[1] == "/dev/null", f"reader {reader}: {fds}"
+        kinds = sorted(t.split(":")[0] for n, t in fds.items() if n > 2)
         assert kinds == ["pipe", "socket"], f"reader {reader}: {fds}"
         socket_target = next(t for t in fds.values() if t.startswith("socket:"))
         assert socket_target in sockets, "the reader's socket is one of the hub's client sockets"
     spawner_fds = descriptors(spawner)
-    assert len(spawner_fds) == 5, f"spawner: stderr, control socket, room pipe, signal pipe: {spawner_fds}"
+    assert len(spawner_fds) == 7 and spawner_fds[0] == spawner_fds[1] == "/dev/null", (
+        f"spawner: /dev/null twice, stderr, control socket, room pipe, signal pipe (2): {spawner_fds}"
+    )
     with open(f"/proc/{readers[0]}/status") as f:
         parent = next(l for l in f if l.startswith("PPid:"))
     assert int(parent.split()[1]) == spawner

@@ -42,8 +42,9 @@ extension FileDescriptor {
 
 /// In a freshly forked child: closes every descriptor but `keep` (and
 /// standard error), whatever the parent had open: other clients' sockets,
-/// the listening socket, the pipes. close-on-exec does not help here, as
-/// the child does not exec.
+/// the listening socket, the pipes; standard input and output are left
+/// open on /dev/null. close-on-exec does not help here, as the child does
+/// not exec.
 ///
 /// The corresponding C function is `close_range` (Linux 5.9); on an older
 /// kernel, `close` on each number up to the descriptor limit.
@@ -63,6 +64,16 @@ func closeDescriptors(except keep: [CInt]) {
       }
     }
     first = descriptor == CInt.max ? descriptor : descriptor + 1
+  }
+  // Standard input and output stay open, on /dev/null: a free 0 or 1 would
+  // be the next descriptor this process opens (lowest first), and a stray
+  // write to "stdout" would then land in, say, its signal pipe.
+  for standard in [STDIN_FILENO, STDOUT_FILENO] where !kept.contains(standard) {
+    let null = Glibc.open("/dev/null", O_RDWR)
+    if null >= 0 && null != standard {
+      _ = dup2(null, standard)
+      _ = Glibc.close(null)
+    }
   }
 }
 
