@@ -178,6 +178,11 @@ def test_message_without_newline_is_one_message(stdin):
     fc, peer = chat.fc, chat.peer
     shown = (lambda text: b"< " + text + b"\n") if stdin == "pty" else (lambda text: text)
     fc.send(b"reply one\n")
+    if stdin == "pty":
+        # The terminal echoes the typed line asynchronously (the line
+        # discipline runs in a kernel worker): wait for it, so that it
+        # cannot land between the peer's two messages.
+        fc.wait_out_bytes(b"reply one\n")
     peer.send(b"no newline")
     fc.wait_out_bytes(shown(b"no newline"))
     peer.expect(b"reply one\n", what="(the message without newline ended the peer's turn)")
