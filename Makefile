@@ -12,7 +12,7 @@ STATIC ?= -Xswiftc -static-executable -Xswiftc -use-ld=lld
 RELEASE_FLAGS = -c release $(STATIC)
 BIN = .build/release/forkchat
 
-.PHONY: all build test unit e2e bench bench-room compare demo install uninstall clean format lint
+.PHONY: all build test unit e2e bench bench-chat bench-room compare demo install uninstall clean format lint
 
 all: build
 
@@ -29,11 +29,15 @@ unit:
 e2e: build
 	FORKCHAT=$(CURDIR)/$(BIN) $(PYTHON) -m pytest Tests/e2e -q
 
+# Both benchmarks: the two-party chat against nc and socat, then the room.
+bench: bench-chat bench-room
+
 # forkchat against nc and socat, side by side in one run; writes
-# docs/benchmarks.md and docs/benchmarks.svg. Installs nc and socat if missing.
-bench: build
-	@command -v nc >/dev/null && command -v socat >/dev/null || \
-	  (apt-get update -qq && apt-get install -y -qq netcat-openbsd socat)
+# docs/benchmarks.md and docs/benchmarks.svg. Installs nc, socat and strace
+# if missing.
+bench-chat: build
+	@command -v nc >/dev/null && command -v socat >/dev/null && command -v strace >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq netcat-openbsd socat strace)
 	$(PYTHON) Tests/bench/bench.py $(BIN)
 
 # forkchat room against the course's threaded Python relay
