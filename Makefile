@@ -3,7 +3,7 @@ PREFIX ?= /usr/local
 SWIFT  ?= swift
 PYTHON ?= python3
 # A fully static executable, linked by lld (from the toolchain): it starts
-# in under 1 ms and holds a third of the memory of a dynamically linked
+# in under 1 ms and holds less than half the memory of a dynamically linked
 # Swift program (docs/benchmarks.md). glibc's getaddrinfo still loads NSS
 # modules other than "files" and "dns" at run time, from the glibc it was
 # built with; `make` builds on the machine that runs it. STATIC= (empty)

@@ -453,7 +453,7 @@ def svg_chart(table, names):
     scale_max = max(2.5, max(max(r.values()) for r in ratios.values()))
     x = lambda v: left + v / scale_max * width
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 60}" height="{height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 120}" height="{height}" '
         'font-family="sans-serif" font-size="12">',
         '<rect width="100%" height="100%" fill="white"/>',
         f'<text x="10" y="20" font-size="14" font-weight="bold">Relative to nc (nc = 1; '

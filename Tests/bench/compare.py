@@ -219,9 +219,11 @@ the modes round by round ({rounds} rounds).
 {table}
 
 What to read in it: fork and threads use two schedulable entities per side
-(two processes, or two threads of one process) and block in read/splice,
-so each wake-up does useful work; poll does the same job in one thread at
-the cost of a poll(2) call per wake-up (the most syscalls per line).
+(two processes, or two threads of one process). The fork child needs only
+read(2) and write(2) per line sent; the threads sender also polls its stop
+pipe before each read (a thread cannot be killed from outside, so it must
+look for the request), and poll pays a poll(2) call for every wake-up in
+both directions.
 Alternate is the cheapest per line and as quick as any for one line at a
 time, but it cannot send while it waits: a file of lines costs one round
 trip per line, the stop-and-wait column of Stevens' table. Line latencies
