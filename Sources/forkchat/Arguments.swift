@@ -154,91 +154,70 @@ func parse(_ arguments: [String]) throws(UsageError) -> Command {
   }
 }
 
-private func parseSubcommand(_ name: String, _ arguments: [String]) throws(UsageError) -> Command {
-  func fail(_ reason: String) -> UsageError { UsageError(reason: reason, subcommand: name) }
-  var positionals: [String] = []
-  var family: AddressFamily? = nil
-  var listen = ListenOptions()
-  var connect = ConnectOptions()
-  var session = SessionOptions()
-  var trace = false
+/// Walks a subcommand's arguments in order: options, written "--name value"
+/// or "--name=value", and positional arguments, which may come before or
+/// after them; "--" ends the options. Reports mistakes as usage errors of
+/// the subcommand.
+struct ArgumentScanner {
+  let arguments: [String]
+  let subcommand: String
+  private var index = 0
+  private var optionsEnded = false
+  /// The option being read, and the value written after "=", if any.
+  private(set) var option = ""
+  private var inlineValue: String? = nil
+  /// The positional arguments met so far.
+  private(set) var positionals: [String] = []
 
-  var index = 0
-  var optionsEnded = false
-  while index < arguments.count {
-    let argument = arguments[index]
-    index += 1
-    if optionsEnded || !argument.hasPrefix("-") || argument == "-" {
-      positionals.append(argument)
-      continue
-    }
-    // "--name=value" or "--name value"
-    var option = argument
-    var inlineValue: String? = nil
-    if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
-      option = String(argument[..<equals])
-      inlineValue = String(argument[argument.index(after: equals)...])
-    }
-    func value() throws(UsageError) -> String {
-      if let inlineValue { return inlineValue }
-      guard index < arguments.count else { throw fail("Missing value for '\(option)'.") }
+  init(_ arguments: [String], subcommand: String) {
+    self.arguments = arguments
+    self.subcommand = subcommand
+  }
+
+  func fail(_ reason: String) -> UsageError { UsageError(reason: reason, subcommand: subcommand) }
+
+  /// The next option (collecting the positional arguments before it), or
+  /// nil when the arguments are done.
+  mutating func nextOption() -> String? {
+    while index < arguments.count {
+      let argument = arguments[index]
       index += 1
-      return arguments[index - 1]
-    }
-    func seconds() throws(UsageError) -> Double {
-      let text = try value()
-      guard let number = Double(text), number.isFinite, number >= 0, number < 1e9 else {
-        throw fail("Invalid value '\(text)' for '\(option)': expected a number of seconds.")
+      if optionsEnded || !argument.hasPrefix("-") || argument == "-" {
+        positionals.append(argument)
+      } else if argument == "--" {
+        optionsEnded = true
+      } else {
+        option = argument
+        inlineValue = nil
+        if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
+          option = String(argument[..<equals])
+          inlineValue = String(argument[argument.index(after: equals)...])
+        }
+        return option
       }
-      return number
     }
-    func noValue() throws(UsageError) {
-      if inlineValue != nil { throw fail("'\(option)' takes no value.") }
-    }
-    func setFamily(_ requested: AddressFamily) throws(UsageError) {
-      try noValue()
-      if let family, family != requested { throw fail("Cannot use -4 and -6 together.") }
-      family = requested
-    }
+    return nil
+  }
 
-    switch (option, name) {
-    case ("--", _): optionsEnded = true
-    case ("-h", _), ("--help", _): return .help(name == "listen" ? listenHelp : connectHelp)
-    case ("--version", _): return .version
-    case ("-4", _): try setFamily(.inet4)
-    case ("-6", _): try setFamily(.inet6)
-    case ("--quit", _):
-      let word = try value()
-      if word.contains("\n") || word.contains("\r") { throw fail("The quit word cannot contain a newline.") }
-      session.quitWord = word.isEmpty ? nil : Array(word.utf8)
-    case ("--linger", _): session.linger = try seconds()
-    case ("--mode", _):
-      let text = try value()
-      guard let mode = Mode(rawValue: text) else {
-        throw fail("Invalid value '\(text)' for '--mode': expected fork, threads, poll or alternate.")
-      }
-      session.mode = mode
-    case ("--first", _):
-      let text = try value()
-      guard let turn = Turn(rawValue: text) else {
-        throw fail("Invalid value '\(text)' for '--first': expected send or receive.")
-      }
-      session.first = turn
-    case ("--trace", _):
-      try noValue()
-      trace = true
-    case ("--echo", "listen"):
-      try noValue()
-      listen.echo = true
-    case ("--bind", "listen"): listen.bindAddress = try value()
-    case ("--allow", "listen"): listen.allow = try value()
-    case ("--keep", "listen"):
-      try noValue()
-      listen.keep = true
-    case ("--retry", "connect"): connect.retry = try seconds()
-    default:
-      throw fail("Unknown option '\(option)'.")
+  /// The option's value: after "=", or the next argument.
+  mutating func value() throws(UsageError) -> String {
+    if let inlineValue { return inlineValue }
+    guard index < arguments.count else { throw fail("Missing value for '\(option)'.") }
+    index += 1
+    return arguments[index - 1]
+  }
+
+  /// For a flag: fails if a value was written after "=".
+  func noValue() throws(UsageError) {
+    if inlineValue != nil { throw fail("'\(option)' takes no value.") }
+  }
+
+  mutating func seconds() throws(UsageError) -> Double {
+    let text = try value()
+    guard let number = Double(text), number.isFinite, number >= 0, number < 1e9 else {
+      throw fail("Invalid value '\(text)' for '\(option)': expected a number of seconds.")
     }
+    return number
   }
 
   func port(_ text: String) throws(UsageError) -> UInt16 {
@@ -247,6 +226,63 @@ private func parseSubcommand(_ name: String, _ arguments: [String]) throws(Usage
     }
     return UInt16(number)
   }
+}
+
+private func parseSubcommand(_ name: String, _ arguments: [String]) throws(UsageError) -> Command {
+  var scan = ArgumentScanner(arguments, subcommand: name)
+  func fail(_ reason: String) -> UsageError { scan.fail(reason) }
+  var family: AddressFamily? = nil
+  var listen = ListenOptions()
+  var connect = ConnectOptions()
+  var session = SessionOptions()
+  var trace = false
+
+  while let option = scan.nextOption() {
+    func setFamily(_ requested: AddressFamily) throws(UsageError) {
+      try scan.noValue()
+      if let family, family != requested { throw fail("Cannot use -4 and -6 together.") }
+      family = requested
+    }
+
+    switch (option, name) {
+    case ("-h", _), ("--help", _): return .help(name == "listen" ? listenHelp : connectHelp)
+    case ("--version", _): return .version
+    case ("-4", _): try setFamily(.inet4)
+    case ("-6", _): try setFamily(.inet6)
+    case ("--quit", _):
+      let word = try scan.value()
+      if word.contains("\n") || word.contains("\r") { throw fail("The quit word cannot contain a newline.") }
+      session.quitWord = word.isEmpty ? nil : Array(word.utf8)
+    case ("--linger", _): session.linger = try scan.seconds()
+    case ("--mode", _):
+      let text = try scan.value()
+      guard let mode = Mode(rawValue: text) else {
+        throw fail("Invalid value '\(text)' for '--mode': expected fork, threads, poll or alternate.")
+      }
+      session.mode = mode
+    case ("--first", _):
+      let text = try scan.value()
+      guard let turn = Turn(rawValue: text) else {
+        throw fail("Invalid value '\(text)' for '--first': expected send or receive.")
+      }
+      session.first = turn
+    case ("--trace", _):
+      try scan.noValue()
+      trace = true
+    case ("--echo", "listen"):
+      try scan.noValue()
+      listen.echo = true
+    case ("--bind", "listen"): listen.bindAddress = try scan.value()
+    case ("--allow", "listen"): listen.allow = try scan.value()
+    case ("--keep", "listen"):
+      try scan.noValue()
+      listen.keep = true
+    case ("--retry", "connect"): connect.retry = try scan.seconds()
+    default:
+      throw fail("Unknown option '\(option)'.")
+    }
+  }
+  let positionals = scan.positionals
 
   if session.first != nil && session.mode != .alternate {
     throw fail("'--first' needs '--mode alternate'.")
@@ -256,7 +292,7 @@ private func parseSubcommand(_ name: String, _ arguments: [String]) throws(Usage
   }
   if name == "listen" {
     if positionals.count > 1 { throw fail("Unexpected argument '\(positionals[1])'.") }
-    if let text = positionals.first { listen.port = try port(text) }
+    if let text = positionals.first { listen.port = try scan.port(text) }
     listen.family = family ?? .any
     listen.trace = trace
     listen.session = session
@@ -266,7 +302,7 @@ private func parseSubcommand(_ name: String, _ arguments: [String]) throws(Usage
   if host.isEmpty { throw fail("The host cannot be empty.") }
   if positionals.count > 2 { throw fail("Unexpected argument '\(positionals[2])'.") }
   connect.host = host
-  if positionals.count == 2 { connect.port = try port(positionals[1]) }
+  if positionals.count == 2 { connect.port = try scan.port(positionals[1]) }
   connect.family = family ?? .any
   connect.trace = trace
   connect.session = session

@@ -34,54 +34,28 @@ let roomHelp = """
 
 /// Parses the arguments after "room".
 func parseRoom(_ arguments: [String]) throws(UsageError) -> Command {
-  func fail(_ reason: String) -> UsageError { UsageError(reason: reason, subcommand: "room") }
+  var scan = ArgumentScanner(arguments, subcommand: "room")
   var options = RoomOptions()
-  var positionals: [String] = []
-  var index = 0
-  var optionsEnded = false
-  while index < arguments.count {
-    let argument = arguments[index]
-    index += 1
-    if optionsEnded || !argument.hasPrefix("-") || argument == "-" {
-      positionals.append(argument)
-      continue
-    }
-    var option = argument
-    var inlineValue: String? = nil
-    if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
-      option = String(argument[..<equals])
-      inlineValue = String(argument[argument.index(after: equals)...])
-    }
-    func value() throws(UsageError) -> String {
-      if let inlineValue { return inlineValue }
-      guard index < arguments.count else { throw fail("Missing value for '\(option)'.") }
-      index += 1
-      return arguments[index - 1]
-    }
+  while let option = scan.nextOption() {
     switch option {
-    case "--": optionsEnded = true
     case "-h", "--help": return .help(roomHelp)
     case "--version": return .version
     case "--trace":
-      if inlineValue != nil { throw fail("'--trace' takes no value.") }
+      try scan.noValue()
       options.trace = true
-    case "--bind": options.bindAddress = try value()
+    case "--bind": options.bindAddress = try scan.value()
     case "--max-clients":
-      let text = try value()
+      let text = try scan.value()
       guard text.allSatisfy(\.isASCII), let number = Int(text), (1...100_000).contains(number) else {
-        throw fail("Invalid value '\(text)' for '--max-clients': expected a number from 1 to 100000.")
+        throw scan.fail("Invalid value '\(text)' for '--max-clients': expected a number from 1 to 100000.")
       }
       options.maxClients = number
     default:
-      throw fail("Unknown option '\(option)'.")
+      throw scan.fail("Unknown option '\(option)'.")
     }
   }
-  if positionals.count > 1 { throw fail("Unexpected argument '\(positionals[1])'.") }
-  if let text = positionals.first {
-    guard text.allSatisfy(\.isASCII), let number = Int(text), (1...65535).contains(number) else {
-      throw fail("Invalid port '\(text)': expected a number from 1 to 65535.")
-    }
-    options.port = UInt16(number)
-  }
+  let positionals = scan.positionals
+  if positionals.count > 1 { throw scan.fail("Unexpected argument '\(positionals[1])'.") }
+  if let text = positionals.first { options.port = try scan.port(text) }
   return .room(options)
 }

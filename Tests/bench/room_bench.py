@@ -50,36 +50,10 @@ def on_alarm(signum, frame):
     raise Timeout("the benchmark step took too long")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port, timeout=10.0):
-    """Waits until something listens on 127.0.0.1:port (/proc/net/tcp, state
-    0A), without connecting: a probe would count as a client."""
-    want = f":{port:04X}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with open("/proc/net/tcp") as f:
-            for line in f.readlines()[1:]:
-                fields = line.split()
-                if fields[1].endswith(want) and fields[3] == "0A":
-                    return
-        time.sleep(0.005)
-    raise RuntimeError(f"nothing listens on port {port}")
-
-
-def process_tree(pid):
-    pids = [pid]
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                pids += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
-    return pids
+# The helpers the chat benchmark already has: a free port, waiting for a
+# listener without connecting to it, a process and its descendants.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import free_port, process_tree, wait_listening  # noqa: E402
 
 
 def pss_kib(pid):
