@@ -855,7 +855,7 @@ def forkchat_pair(listen_args=(), connect_args=(), listen_stdin="pipe", connect_
 def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        message = f"!!! {name} is not installed: the interop test with {name} did NOT run !!!"
+        message = f"!!! {name} is not installed: the test that needs {name} did NOT run !!!"
         if os.environ.get("CI") == "true":
             pytest.fail(message + " (CI=true: a missing tool is a failure)")
         pytest.skip(message)

@@ -4,12 +4,9 @@ the program knows. The man page renders without warnings."""
 
 import os
 import re
-import shutil
 import subprocess
 
-import pytest
-
-from harness import FORKCHAT
+from harness import FORKCHAT, require_tool
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 MAN_PAGE = os.path.join(ROOT, "docs", "forkchat.1")
@@ -69,7 +66,6 @@ def test_every_option_in_help_is_in_the_readme():
 
 
 def test_man_page_renders_cleanly():
-    if not shutil.which("groff"):
-        pytest.skip("groff is not installed (apt-get install groff-base)")
-    run = subprocess.run(["groff", "-man", "-ww", "-z", MAN_PAGE], capture_output=True, text=True, timeout=30)
+    groff = require_tool("groff")  # (apt-get install groff-base)
+    run = subprocess.run([groff, "-man", "-ww", "-z", MAN_PAGE], capture_output=True, text=True, timeout=30)
     assert run.returncode == 0 and run.stderr == "", run.stderr
