@@ -24,7 +24,7 @@ build:
 test: build unit e2e
 
 unit:
-	$(SWIFT) test
+	$(SWIFT) test --disable-xctest
 
 e2e: build
 	FORKCHAT=$(CURDIR)/$(BIN) $(PYTHON) -m pytest Tests/e2e -q
