@@ -38,6 +38,17 @@ extension FileDescriptor {
     return (FileDescriptor(rawValue: fd), peer)
   }
 
+  /// The error waiting on the socket, if any, and clears it: the outcome of
+  /// a connect that went on in the background, or why a peer went away.
+  ///
+  /// The corresponding C function is `getsockopt` (SO_ERROR).
+  func pendingError() throws(Errno) -> Errno? {
+    var error: CInt = 0
+    var size = socklen_t(MemoryLayout<CInt>.size)
+    try nothingOrErrno { getsockopt(rawValue, SOL_SOCKET, SO_ERROR, &error, &size) }
+    return error == 0 ? nil : Errno(rawValue: error)
+  }
+
   /// The address the kernel gave this socket (after bind, or port 0).
   ///
   /// The corresponding C function is `getsockname`.
@@ -177,10 +188,7 @@ func connect(to address: SocketAddress) throws(Errno) -> FileDescriptor {
       guard error == .interrupted else { throw error }
       var entry = pollfd(fd: socket.rawValue, events: Int16(POLLOUT), revents: 0)
       _ = try valueOrErrno { poll(&entry, 1, -1) }
-      var outcome: CInt = 0
-      var size = socklen_t(MemoryLayout<CInt>.size)
-      try nothingOrErrno { getsockopt(socket.rawValue, SOL_SOCKET, SO_ERROR, &outcome, &size) }
-      if outcome != 0 { throw Errno(rawValue: outcome) }
+      if let outcome = try socket.pendingError() { throw outcome }
     } catch {
       socket.closeIgnoringErrors()
       throw error

@@ -102,24 +102,6 @@ public enum AddressFamily: Sendable, Equatable {
   }
 }
 
-/// A failure that ends a command, with the one line that explains it:
-/// the call, the host or peer, and the error text
-/// ("connect to 127.0.0.1 port 8080: Connection refused").
-public struct Failure: Error, CustomStringConvertible, Sendable {
-  public let description: String
-  public let errno: Errno?
-
-  public init(_ what: String, _ error: Errno) {
-    description = "\(what): \(error)"
-    errno = error
-  }
-
-  public init(_ message: String) {
-    description = message
-    errno = nil
-  }
-}
-
 /// Resolves `host` (a name or numeric address; nil for the wildcard) and
 /// `port` into stream socket addresses, in the order getaddrinfo(3) gives.
 /// Throws a `Failure` with gai_strerror's text.

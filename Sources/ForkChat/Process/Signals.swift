@@ -60,19 +60,16 @@ public struct SignalPipe {
   /// installs the handler for `signals` with sigaction(2), without
   /// SA_RESTART so that a blocked read or write returns EINTR.
   public static func install(_ signals: [CInt] = sessionSignals) throws(Errno) -> SignalPipe {
-    var ends: [CInt] = [-1, -1]
-    try nothingOrErrno { forkchat_pipe2(&ends, O_CLOEXEC | O_NONBLOCK) }
+    let ends = try makePipe(flags: O_NONBLOCK)
     let old = SignalSet(signals).block()
     defer { old.setAsMask() }
-    signalPipeWriteEnd = ends[1]
+    signalPipeWriteEnd = ends.write.rawValue
     var action = sigaction()
     action.__sigaction_handler.sa_handler = { forwardSignal($0) }
     sigemptyset(&action.sa_mask)
     action.sa_flags = SA_NOCLDSTOP
     for signal in signals { sigaction(signal, &action, nil) }
-    return SignalPipe(
-      readEnd: FileDescriptor(rawValue: ends[0]), writeEnd: FileDescriptor(rawValue: ends[1]),
-      signals: signals)
+    return SignalPipe(readEnd: ends.read, writeEnd: ends.write, signals: signals)
   }
 
   /// Reads the signals delivered since the last call (oldest first).

@@ -230,9 +230,9 @@ final class RoomHub {
       }
       let timeout = deadline.map { CInt(max(0, min(60_000, ($0 - now) * 1000 + 1))) } ?? -1
       do {
-        _ = try valueOrErrno { poll(&waiting, nfds_t(waiting.count), timeout) }
+        _ = try waitForEvents(&waiting, timeout: timeout)
       } catch {
-        notice("poll: \(error)")
+        notice(error.description)
         stop(nil)
       }
       if waiting[0].revents != 0 { handleSignals() }

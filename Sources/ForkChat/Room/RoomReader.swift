@@ -54,8 +54,8 @@ struct RoomReader {
     while true {
       if framer.hasPartial {
         // Bytes without a newline: a line once the client is silent.
-        var entry = pollfd(fd: socket.rawValue, events: Int16(POLLIN), revents: 0)
-        let ready = (try? valueOrErrno { poll(&entry, 1, CInt(RoomLimits.partialLineWait * 1000)) }) ?? 1
+        var waiting = [pollfd(fd: socket.rawValue, events: Int16(POLLIN), revents: 0)]
+        let ready = (try? waitForEvents(&waiting, timeout: CInt(RoomLimits.partialLineWait * 1000))) ?? 1
         if ready == 0 {
           if let line = framer.flushPartial() { hand(line) }
           continue
@@ -89,13 +89,11 @@ struct RoomReader {
     while true {
       let left = deadline - Clock.now
       if left <= 0 { return }
-      var entry = pollfd(fd: socket.rawValue, events: 0, revents: 0)
-      let ready = (try? valueOrErrno { poll(&entry, 1, CInt(left * 1000) + 1) }) ?? 0
+      var waiting = [pollfd(fd: socket.rawValue, events: 0, revents: 0)]
+      let ready = (try? waitForEvents(&waiting, timeout: CInt(left * 1000) + 1)) ?? 0
       guard ready > 0 else { continue }
-      var error: CInt = 0
-      var size = socklen_t(MemoryLayout<CInt>.size)
-      _ = getsockopt(socket.rawValue, SOL_SOCKET, SO_ERROR, &error, &size)
-      end(error == ECONNRESET || error == 0 ? "reset" : Errno(rawValue: error).description)
+      let error = (try? socket.pendingError()) ?? nil
+      end(error == nil || error == .connectionReset ? "reset" : error!.description)
     }
   }
 

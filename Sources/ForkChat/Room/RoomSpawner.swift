@@ -53,9 +53,9 @@ struct RoomSpawner {
         pollfd(fd: control.rawValue, events: Int16(POLLIN), revents: 0),
       ]
       do {
-        _ = try valueOrErrno { poll(&waiting, 2, -1) }
+        _ = try waitForEvents(&waiting, timeout: -1)
       } catch {
-        notice("spawner: poll: \(error)")
+        notice("spawner: \(error)")
         stop(&readers, signals, nil, status: 1)
       }
       if waiting[0].revents != 0 {

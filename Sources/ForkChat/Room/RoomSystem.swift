@@ -31,13 +31,6 @@ extension FileDescriptor {
       setsockopt(rawValue, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
     }
   }
-
-  /// Sets O_NONBLOCK on this descriptor's open file description (fcntl(2)
-  /// F_SETFL), for descriptors that only this process uses.
-  func setNonBlocking() throws(Errno) {
-    let flags = try valueOrErrno { fcntl(rawValue, F_GETFL) }
-    try nothingOrErrno { fcntl(rawValue, F_SETFL, flags | O_NONBLOCK) }
-  }
 }
 
 /// In a freshly forked child: closes every descriptor but `keep` (and

@@ -129,13 +129,9 @@ final class AlternateSession {
   /// Waits until the socket is readable or `deadline` passes (false).
   func waitForSocket(until deadline: Double) throws(Failure) -> Bool {
     if received.hasBufferedData { return true }
-    var entry = pollfd(fd: session.socket.rawValue, events: Int16(POLLIN), revents: 0)
+    var waiting = [pollfd(fd: session.socket.rawValue, events: Int16(POLLIN), revents: 0)]
     let timeout = CInt(max(0, (deadline - Clock.now) * 1000).rounded(.up))
-    do {
-      return try valueOrErrno { poll(&entry, 1, timeout) } > 0
-    } catch {
-      throw Failure("poll", error)
-    }
+    return try waitForEvents(&waiting, timeout: timeout) > 0
   }
 }
 

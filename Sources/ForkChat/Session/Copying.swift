@@ -2,17 +2,6 @@ import Glibc
 
 // The two copy loops every mode shares, and the teardown contract.
 
-/// Waits with poll(2) until one of `descriptors` is ready or `timeout` ms
-/// have passed (-1: no limit); returns how many are ready (0: timeout).
-func waitForEvents(_ descriptors: inout [pollfd], timeout: CInt) throws(Failure) -> CInt {
-  let count = nfds_t(descriptors.count)
-  do {
-    return try valueOrErrno { poll(&descriptors, count, timeout) }
-  } catch {
-    throw Failure("poll", error)
-  }
-}
-
 /// Our sending side: standard input to the socket.
 struct InputSender {
   let session: Session
@@ -106,11 +95,7 @@ struct InputSender {
       pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0),
       pollfd(fd: stopRequest.rawValue, events: Int16(POLLIN), revents: 0),
     ]
-    do {
-      _ = try valueOrErrno { poll(&waiting, 2, -1) }
-    } catch {
-      throw Failure("poll", error)
-    }
+    _ = try waitForEvents(&waiting, timeout: -1)
     return waiting[1].revents != 0
   }
 }

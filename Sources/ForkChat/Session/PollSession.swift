@@ -31,9 +31,16 @@ final class PollSession {
   func run() -> SessionResult {
     do {
       signals = try SignalPipe.install()
-      // Non-blocking: a write takes what fits and never waits.
-      try nothingOrErrno { fcntl(session.socket.rawValue, F_SETFL, O_NONBLOCK) }
     } catch {
+      notice("pipe: \(error)")
+      session.socket.closeIgnoringErrors()
+      return .failed
+    }
+    do {
+      // Non-blocking: a write takes what fits and never waits.
+      try session.socket.setNonBlocking()
+    } catch {
+      _ = signals.uninstall()
       notice("fcntl: \(error)")
       session.socket.closeIgnoringErrors()
       return .failed

@@ -161,10 +161,3 @@ final class ThreadSession {
     }
   }
 }
-
-/// A pipe, both ends close-on-exec.
-func makePipe() throws(Errno) -> (read: FileDescriptor, write: FileDescriptor) {
-  var ends: [CInt] = [-1, -1]
-  try nothingOrErrno { forkchat_pipe2(&ends, O_CLOEXEC) }
-  return (FileDescriptor(rawValue: ends[0]), FileDescriptor(rawValue: ends[1]))
-}

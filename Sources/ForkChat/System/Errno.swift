@@ -25,6 +25,24 @@ public struct Errno: Error, Equatable, CustomStringConvertible, Sendable {
   public var description: String { String(cString: strerror(rawValue)) }
 }
 
+/// A failure that ends a command, with the one line that explains it:
+/// the call, the host or peer, and the error text
+/// ("connect to 127.0.0.1 port 8080: Connection refused").
+public struct Failure: Error, CustomStringConvertible, Sendable {
+  public let description: String
+  public let errno: Errno?
+
+  public init(_ what: String, _ error: Errno) {
+    description = "\(what): \(error)"
+    errno = error
+  }
+
+  public init(_ message: String) {
+    description = message
+    errno = nil
+  }
+}
+
 /// Calls `body` until it does not fail with EINTR (if `retryOnInterrupt`),
 /// and turns the C convention "-1 and errno" into a thrown `Errno`.
 ///

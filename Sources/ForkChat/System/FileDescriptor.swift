@@ -131,6 +131,42 @@ public struct FileDescriptor: Hashable, Sendable {
   }
 }
 
+extension FileDescriptor {
+  /// Sets O_NONBLOCK on this descriptor's open file description, for
+  /// descriptors that only this process uses: the flag is shared by every
+  /// process that holds the same open file.
+  ///
+  /// The corresponding C function is `fcntl` (F_GETFL, F_SETFL).
+  public func setNonBlocking() throws(Errno) {
+    let flags = try valueOrErrno { fcntl(rawValue, F_GETFL) }
+    try nothingOrErrno { fcntl(rawValue, F_SETFL, flags | O_NONBLOCK) }
+  }
+}
+
+/// A pipe, both ends close-on-exec, with `flags` (O_NONBLOCK) added.
+///
+/// The corresponding C function is `pipe2`.
+public func makePipe(flags: CInt = 0) throws(Errno) -> (read: FileDescriptor, write: FileDescriptor) {
+  var ends: [CInt] = [-1, -1]
+  try nothingOrErrno { forkchat_pipe2(&ends, O_CLOEXEC | flags) }
+  return (FileDescriptor(rawValue: ends[0]), FileDescriptor(rawValue: ends[1]))
+}
+
+/// Waits until one of `descriptors` is ready or `timeout` ms have passed
+/// (-1: no limit); returns how many are ready (0: the time ran out). A
+/// signal's EINTR is retried: the self-pipe, among `descriptors`, says
+/// which signal came.
+///
+/// The corresponding C function is `poll`.
+public func waitForEvents(_ descriptors: inout [pollfd], timeout: CInt) throws(Failure) -> CInt {
+  let count = nfds_t(descriptors.count)
+  do {
+    return try valueOrErrno { poll(&descriptors, count, timeout) }
+  } catch {
+    throw Failure("poll", error)
+  }
+}
+
 /// Writes a notice or error line to standard error: "forkchat: TEXT\n".
 ///
 /// Unbuffered (one write(2)), so it is safe right after fork() and never
