@@ -44,18 +44,12 @@ func serveEcho(_ listener: Listener, options: ListenOptions, allowed: [SocketAdd
     if waiting[0].revents != 0 {
       let (stop, childEnded) = signals.receive(role: "main")
       if let stop {
-        for child in children {
-          Trace.event("main", "kill", "\(child) SIGTERM")
-          try? sendSignal(SIGTERM, to: child)
-        }
-        for child in children {
-          if let status = try? waitForChild(child) {
-            Trace.event("main", "waitpid", "\(child) \(status.traceDescription)")
-          }
-        }
+        stopAndReap(Array(children), role: "main")
         signals.die(of: stop, role: "main")
       }
-      if childEnded { reapEchoChildren(&children) }
+      if childEnded {
+        for (pid, _) in reapEndedChildren(role: "main") { children.remove(pid) }
+      }
     }
     guard waiting[1].revents != 0 else { continue }
     guard let (socket, peer) = acceptAllowed(listener, options: options, allowed: allowed) else {
@@ -73,17 +67,6 @@ func serveEcho(_ listener: Listener, options: ListenOptions, allowed: [SocketAdd
     }
     children.insert(pid)
     socket.closeIgnoringErrors()  // the child has it
-  }
-}
-
-/// Reaps every child that has ended (one SIGCHLD may stand for several).
-private func reapEchoChildren(_ children: inout Set<pid_t>) {
-  while true {
-    var status: CInt = 0
-    let pid = waitpid(-1, &status, WNOHANG)
-    if pid <= 0 { return }
-    Trace.event("main", "waitpid", "\(pid) \(WaitStatus(rawValue: status).traceDescription)")
-    children.remove(pid)
   }
 }
 

@@ -92,9 +92,44 @@ public func forkChild(
 ///
 /// The corresponding C function is `waitpid`.
 public func waitForChild(_ pid: pid_t, noHang: Bool = false) throws(Errno) -> WaitStatus? {
+  try reap(pid, noHang: noHang)?.status
+}
+
+/// waitpid(2) for `pid` (-1: any child): the pid reaped and how it ended,
+/// or nil if, with `noHang`, none has ended yet.
+private func reap(_ pid: pid_t, noHang: Bool) throws(Errno) -> (pid: pid_t, status: WaitStatus)? {
   var status: CInt = 0
   let result = try valueOrErrno { waitpid(pid, &status, noHang ? WNOHANG : 0) }
-  return result == 0 ? nil : WaitStatus(rawValue: status)
+  return result == 0 ? nil : (result, WaitStatus(rawValue: status))
+}
+
+/// Reaps every child that has ended, without waiting for the others: one
+/// SIGCHLD may stand for several children (signals of one kind do not
+/// queue), so waitpid(-1, WNOHANG) runs until none is left to reap.
+/// `role` names the caller in --trace lines. Returns them in reaping order.
+public func reapEndedChildren(role: String) -> [(pid: pid_t, status: WaitStatus)] {
+  var ended: [(pid: pid_t, status: WaitStatus)] = []
+  while let child = (try? reap(-1, noHang: true)) ?? nil {
+    Trace.event(role, "waitpid", "\(child.pid) \(child.status.traceDescription)")
+    ended.append(child)
+  }
+  return ended
+}
+
+/// Stops children and reaps them: SIGTERM to each, and SIGCONT after it
+/// (a child stopped by Ctrl-Z gets its SIGTERM only once continued), then
+/// waitpid for each. `role` names the caller in --trace lines.
+public func stopAndReap(_ pids: [pid_t], role: String) {
+  for pid in pids {
+    Trace.event(role, "kill", "\(pid) SIGTERM")
+    try? sendSignal(SIGTERM, to: pid)
+    try? sendSignal(SIGCONT, to: pid)
+  }
+  for pid in pids {
+    if let status = (try? waitForChild(pid)) ?? nil {
+      Trace.event(role, "waitpid", "\(pid) \(status.traceDescription)")
+    }
+  }
 }
 
 /// Sends `signal` to process `pid`.

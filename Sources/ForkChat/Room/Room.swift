@@ -674,14 +674,7 @@ final class RoomHub {
       member.socket.closeIgnoringErrors()
       member.state = .closed
     }
-    if !spawnerReaped {
-      Trace.event("room", "kill", "\(spawner) SIGTERM")
-      try? sendSignal(SIGTERM, to: spawner)
-      try? sendSignal(SIGCONT, to: spawner)
-      if let status = try? waitForChild(spawner) {
-        Trace.event("room", "waitpid", "\(spawner) \(status.traceDescription)")
-      }
-    }
+    if !spawnerReaped { stopAndReap([spawner], role: "room") }
     listener.socket.closeIgnoringErrors()
     inbox.closeIgnoringErrors()
     control.closeIgnoringErrors()

@@ -138,13 +138,10 @@ struct RoomSpawner {
 
   /// Reaps every reader that has ended, and tells the hub.
   private func reap(_ readers: inout [pid_t: Int]) {
-    while true {
-      var status: CInt = 0
-      let pid = waitpid(-1, &status, WNOHANG)
-      if pid <= 0 { return }
-      let how = WaitStatus(rawValue: status).traceDescription
-      Trace.event("spawner", "waitpid", "\(pid) \(how)")
-      if let client = readers.removeValue(forKey: pid) { record(.gone(client: client, how: how)) }
+    for (pid, status) in reapEndedChildren(role: "spawner") {
+      if let client = readers.removeValue(forKey: pid) {
+        record(.gone(client: client, how: status.traceDescription))
+      }
     }
   }
 
@@ -161,16 +158,7 @@ struct RoomSpawner {
   private func stop(
     _ readers: inout [pid_t: Int], _ signals: SignalPipe, _ signal: CInt?, status: CInt = 0
   ) -> Never {
-    for pid in readers.keys {
-      Trace.event("spawner", "kill", "\(pid) SIGTERM")
-      try? sendSignal(SIGTERM, to: pid)
-      try? sendSignal(SIGCONT, to: pid)
-    }
-    for pid in readers.keys {
-      if let status = try? waitForChild(pid) {
-        Trace.event("spawner", "waitpid", "\(pid) \(status.traceDescription)")
-      }
-    }
+    stopAndReap(Array(readers.keys), role: "spawner")
     if let signal { signals.die(of: signal, role: "spawner") }
     _ = signals.uninstall()
     Trace.event("spawner", "exit", "\(status)")

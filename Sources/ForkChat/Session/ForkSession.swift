@@ -136,16 +136,10 @@ final class ForkSession {
     }
   }
 
-  /// Stops the child (if it is still running) and reaps it. SIGCONT after
-  /// SIGTERM, so that a child stopped by Ctrl-Z also gets it at once.
+  /// Stops the child (if it is still running) and reaps it.
   func stopChild() {
     guard teardown.sending else { return }
-    Trace.event("parent", "kill", "\(child) SIGTERM")
-    try? sendSignal(SIGTERM, to: child)
-    try? sendSignal(SIGCONT, to: child)
-    if let status = try? waitForChild(child) {
-      Trace.event("parent", "waitpid", "\(child) \(status.traceDescription)")
-    }
+    stopAndReap([child], role: "parent")
     teardown.sending = false
   }
 }
