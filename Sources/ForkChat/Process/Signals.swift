@@ -99,6 +99,13 @@ public struct SignalPipe {
     dieOfSignal(signal, role: role)
   }
 
+  /// Ends the use of the pipe at the end of a session: uninstalls the
+  /// handlers; a stop request (SIGINT, SIGTERM, SIGHUP) that came but was
+  /// not acted on yet still ends the process, now, as it asked.
+  public func finish(role: String) {
+    if let stop = uninstall().first(where: { $0 != SIGCHLD }) { dieOfSignal(stop, role: role) }
+  }
+
   /// Puts back the default action of every signal and closes the pipe.
   /// Returns the signals that arrived and were not drained yet.
   public func uninstall() -> [CInt] {

@@ -679,8 +679,7 @@ final class RoomHub {
     inbox.closeIgnoringErrors()
     control.closeIgnoringErrors()
     if let signal { signals.die(of: signal, role: "room") }
-    let pending = signals.uninstall()
-    if let signal = pending.first(where: { $0 != SIGCHLD }) { dieOfSignal(signal, role: "room") }
+    signals.finish(role: "room")
     Trace.event("room", "exit", "\(ExitStatus.failure)")
     exit(ExitStatus.failure)
   }

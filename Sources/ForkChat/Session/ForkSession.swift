@@ -62,7 +62,7 @@ final class ForkSession {
     if session.options.parentClosesInput { FileDescriptor.standardInput.closeIgnoringErrors() }
     let result = receive()
     session.socket.closeIgnoringErrors()
-    for signal in signals.uninstall() where signal != SIGCHLD { dieOfSignal(signal, role: "parent") }
+    signals.finish(role: "parent")
     return result
   }
 

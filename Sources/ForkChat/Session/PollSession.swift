@@ -47,7 +47,7 @@ final class PollSession {
     }
     let result = loop()
     session.socket.closeIgnoringErrors()
-    for signal in signals.uninstall() where signal != SIGCHLD { dieOfSignal(signal, role: "poll") }
+    signals.finish(role: "poll")
     return result
   }
 

@@ -82,7 +82,7 @@ final class ThreadSession {
     let result = receive()
     stopSender()
     closeAll()
-    for signal in signals.uninstall() where signal != SIGCHLD { dieOfSignal(signal, role: "main") }
+    signals.finish(role: "main")
     return result
   }
 
