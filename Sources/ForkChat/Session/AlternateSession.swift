@@ -14,12 +14,14 @@ import Glibc
 
 final class AlternateSession {
   let session: Session
+  var teardown: Teardown
   var input = LineReader(.standardInput)
-  var received = LineReader(FileDescriptor(rawValue: -1))
+  var received: LineReader
   var quit: QuitWordDetector?
 
   init(session: Session) {
     self.session = session
+    self.teardown = Teardown(session: session, role: "alternate")
     self.received = LineReader(session.socket)
     self.quit = session.quitWordDetector()
   }
@@ -30,42 +32,32 @@ final class AlternateSession {
     defer { session.socket.closeIgnoringErrors() }
     let output = OutputWriter(session: session)
     var sending = (session.options.first ?? (session.accepted ? .receive : .send)) == .send
-    var inputOpen = true
-    var lingerDeadline: Double? = nil
     do throws(Failure) {
       while true {
-        if sending && inputOpen {
+        if sending && teardown.sending {
           Trace.event("alternate", "turn", "send: waiting for a line on stdin")
           if session.inputIsTerminal, try peerClosesBeforeInput() {
-            Trace.event("alternate", "eof", "socket")
-            notice("\(session.peer) closed the connection")
-            return .finished
+            _ = teardown.peerClosed()
+            return teardown.result
           }
           guard let line = try input.next(what: "standard input") else {
             Trace.event("alternate", "eof", "stdin")
-            try shutdownSending()
-            inputOpen = false
-            lingerDeadline = session.lingerTime.map { Clock.now + $0 }
+            try endSending()
             continue
           }
           try send(line)
-          if var detector = quit, detector.scan(line) != nil {
+          if quit?.scan(line) != nil {
             Trace.event("alternate", "quit", "word typed")
-            try shutdownSending()
-            inputOpen = false
-            lingerDeadline = session.lingerTime.map { Clock.now + $0 }
+            try endSending()
           }
         } else {
           Trace.event("alternate", "turn", "receive: waiting for the peer's line")
-          if let deadline = lingerDeadline, !(try waitForSocket(until: deadline)) {
-            notice(
-              "\(session.peer) did not close within \(formatSeconds(session.lingerTime ?? 0)) s; closing")
-            return .finished
+          while teardown.lingerDeadline != nil, try !waitForSocket(timeout: teardown.pollTimeout) {
+            if teardown.lingerExpired() { return teardown.result }
           }
           guard let message = try received.next(what: "\(session.peer)", messageAtReadEnd: true) else {
-            Trace.event("alternate", "eof", "socket")
-            notice("\(session.peer) closed the connection")
-            return .finished
+            _ = teardown.peerClosed()
+            return teardown.result
           }
           try message.withUnsafeBytes { bytes in Result { () throws(Failure) in try output.show(bytes) {} } }
             .get()
@@ -81,8 +73,8 @@ final class AlternateSession {
   /// Our turn to send, at a terminal: waits for a line on stdin, but
   /// notices if the peer closes meanwhile, so that a person is not left
   /// typing to nobody (the peer may have ended with the quit word). From a
-  /// pipe the next line is still sent: the peer may only have half-closed. poll(2) watches stdin and
-  /// the socket; when the socket is readable, recv(2) with MSG_PEEK looks
+  /// pipe the next line is still sent: the peer may only have half-closed.
+  /// poll(2) watches stdin and the socket; when the socket is readable, recv(2) with MSG_PEEK looks
   /// at its next byte without taking it: end of file means the peer has
   /// gone; a byte means the peer speaks out of turn, and it stays queued
   /// for our receiving turn.
@@ -117,20 +109,22 @@ final class AlternateSession {
     }
   }
 
-  func shutdownSending() throws(Failure) {
+  /// Our input has ended (or the quit word was sent): FIN, then only
+  /// receive, at most the linger time.
+  func endSending() throws(Failure) {
     do {
       try session.socket.shutdown(CInt(SHUT_WR))
     } catch {
       throw Failure("shutdown to \(session.peer)", error)
     }
     Trace.event("alternate", "shutdown", "SHUT_WR")
+    teardown.inputEnded()
   }
 
-  /// Waits until the socket is readable or `deadline` passes (false).
-  func waitForSocket(until deadline: Double) throws(Failure) -> Bool {
+  /// Waits until the socket is readable or `timeout` ms pass (false).
+  func waitForSocket(timeout: CInt) throws(Failure) -> Bool {
     if received.hasBufferedData { return true }
     var waiting = [pollfd(fd: session.socket.rawValue, events: Int16(POLLIN), revents: 0)]
-    let timeout = CInt(max(0, (deadline - Clock.now) * 1000).rounded(.up))
     return try waitForEvents(&waiting, timeout: timeout) > 0
   }
 }

@@ -180,9 +180,10 @@ final class OutputWriter {
   }
 }
 
-/// The teardown contract (README, "How a chat ends"), shared by the fork,
-/// threads and poll modes: when the session is over, and what to do when
-/// each direction ends.
+/// The teardown contract (README, "How a chat ends"), shared by every
+/// mode: when the session is over, and what to do when each direction
+/// ends (the alternate mode uses its linger and its notices; its turns
+/// decide the rest).
 struct Teardown {
   let session: Session
   let role: String

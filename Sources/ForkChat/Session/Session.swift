@@ -101,14 +101,12 @@ public struct Session {
     // A line is sent the moment it is typed: no Nagle delay (tcp(7)),
     // which would hold a small segment back until the last one is acked.
     try? socket.setOption(CInt(IPPROTO_TCP), TCP_NODELAY, 1)
-    let result: SessionResult
     switch options.mode {
-    case .fork: result = ForkSession(session: self).run()
-    case .threads: result = ThreadSession(session: self).run()
-    case .poll: result = PollSession(session: self).run()
-    case .alternate: result = AlternateSession(session: self).run()
+    case .fork: return ForkSession(session: self).run()
+    case .threads: return ThreadSession(session: self).run()
+    case .poll: return PollSession(session: self).run()
+    case .alternate: return AlternateSession(session: self).run()
     }
-    return result
   }
 
   /// How long to wait for the peer's end once our input has ended.
