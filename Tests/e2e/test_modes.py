@@ -198,14 +198,20 @@ def chat_both_ways(listener, client):
     listener.assert_exit(0)
 
 
+def connect_and_chat(listener, port, *connect_args, address):
+    """forkchat connect `connect_args` PORT to `listener`: both ends name
+    `address` (a regex) in their notices, then a line goes each way."""
+    client = Forkchat("connect", *connect_args, str(port), stdin="pipe")
+    client.wait_err(rf"forkchat: connected to {address} port {port}\n")
+    listener.wait_err(rf"forkchat: connection from {address} port \d+\n")
+    chat_both_ways(listener, client)
+
+
 @needs_ipv6
 def test_connect_to_ipv6_loopback():
     port = free_port()
     listener = start_listener(port, stdin="pipe")
-    client = Forkchat("connect", "::1", str(port), stdin="pipe")
-    client.wait_err(rf"forkchat: connected to ::1 port {port}\n")
-    listener.wait_err(r"forkchat: connection from ::1 port \d+\n")
-    chat_both_ways(listener, client)
+    connect_and_chat(listener, port, "::1", address=r"::1")
 
 
 @pytest.mark.parametrize("listen_args", [[], ["-4"]], ids=["dual-stack", "listen-4"])
@@ -214,10 +220,7 @@ def test_connect_to_localhost(listen_args):
     port = free_port()
     expect = (LISTEN_RE % port) if not listen_args else rf"forkchat: listening on 0\.0\.0\.0 port {port}\n"
     listener = start_listener(port, *listen_args, stdin="pipe", expect=expect)
-    client = Forkchat("connect", "localhost", str(port), stdin="pipe")
-    client.wait_err(rf"forkchat: connected to (127\.0\.0\.1|::1) port {port}\n")
-    listener.wait_err(r"forkchat: connection from (127\.0\.0\.1|::1) port \d+\n")
-    chat_both_ways(listener, client)
+    connect_and_chat(listener, port, "localhost", address=r"(127\.0\.0\.1|::1)")
 
 
 @needs_ipv6
@@ -226,10 +229,7 @@ def test_listen_ipv4_only():
     listener = start_listener(port, "-4", stdin="pipe", expect=rf"\Aforkchat: listening on 0\.0\.0\.0 port {port}\n")
     with pytest.raises(ConnectionRefusedError):
         Peer.connect("::1", port)
-    client = Forkchat("connect", "-4", "localhost", str(port), stdin="pipe")
-    client.wait_err(rf"forkchat: connected to 127\.0\.0\.1 port {port}\n")
-    listener.wait_err(r"forkchat: connection from 127\.0\.0\.1 port \d+\n")
-    chat_both_ways(listener, client)
+    connect_and_chat(listener, port, "-4", "localhost", address=r"127\.0\.0\.1")
 
 
 @needs_ipv6
@@ -238,10 +238,7 @@ def test_listen_ipv6_only():
     listener = start_listener(port, "-6", stdin="pipe", expect=rf"\Aforkchat: listening on :: port {port}\n")
     with pytest.raises(ConnectionRefusedError):
         Peer.connect("127.0.0.1", port)
-    client = Forkchat("connect", "-6", "::1", str(port), stdin="pipe")
-    client.wait_err(rf"forkchat: connected to ::1 port {port}\n")
-    listener.wait_err(r"forkchat: connection from ::1 port \d+\n")
-    chat_both_ways(listener, client)
+    connect_and_chat(listener, port, "-6", "::1", address=r"::1")
 
 
 def test_ipv4_mapped_peer_shown_as_ipv4():
