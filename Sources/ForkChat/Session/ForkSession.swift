@@ -31,13 +31,8 @@ final class ForkSession {
   /// Forks, runs the parent's half here, and returns once both processes
   /// are done: the child reaped, the socket closed.
   func run() -> SessionResult {
-    do {
-      signals = try SignalPipe.install()
-    } catch {
-      notice("pipe: \(error)")
-      session.socket.closeIgnoringErrors()
-      return .failed
-    }
+    guard let signals = session.installSignals() else { return .failed }
+    self.signals = signals
     // fork(): the child sends, and the parent goes on below to receive.
     do {
       child = try forkChild(

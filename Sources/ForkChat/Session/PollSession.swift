@@ -29,13 +29,8 @@ final class PollSession {
   }
 
   func run() -> SessionResult {
-    do {
-      signals = try SignalPipe.install()
-    } catch {
-      notice("pipe: \(error)")
-      session.socket.closeIgnoringErrors()
-      return .failed
-    }
+    guard let signals = session.installSignals() else { return .failed }
+    self.signals = signals
     do {
       // Non-blocking: a write takes what fits and never waits.
       try session.socket.setNonBlocking()

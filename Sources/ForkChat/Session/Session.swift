@@ -109,6 +109,18 @@ public struct Session {
     }
   }
 
+  /// Installs the session's signal handlers and their self-pipe. If that
+  /// fails, says so and closes the socket: the session cannot start.
+  func installSignals() -> SignalPipe? {
+    do {
+      return try SignalPipe.install()
+    } catch {
+      notice("pipe: \(error)")
+      socket.closeIgnoringErrors()
+      return nil
+    }
+  }
+
   /// How long to wait for the peer's end once our input has ended.
   var lingerTime: Double? {
     options.linger ?? (inputIsTerminal ? SessionOptions.terminalLinger : nil)
