@@ -31,6 +31,10 @@ int forkchat_close_range(unsigned int first, unsigned int last) {
   return (int)syscall(SYS_close_range, first, last, 0);
 }
 
+/* Descriptor passing follows W. R. Stevens' UNP (write_fd.c and read_fd.c,
+   section 15.7): one iovec of data, and a control buffer in a union with a
+   struct cmsghdr so that it is aligned as CMSG_FIRSTHDR expects. */
+
 long forkchat_send_descriptor(int socket, int descriptor, const void *data, unsigned long length, int flags) {
   struct iovec part = {(void *)data, length};
   union {

@@ -3,27 +3,29 @@ import Glibc
 // The two commands: wait for a peer, or call one; then hand the connected
 // socket to a Session (Session/Session.swift), where the chat is driven.
 
-/// `forkchat listen`: what to listen on and whom to accept.
-public struct ListenOptions: Equatable, Sendable {
+/// What the command line asks for, for every subcommand at once, the way
+/// netcat keeps one set of flags: each command reads the settings that
+/// concern it. Which options set what, and which subcommand takes which, is
+/// the option table of the command line (Sources/forkchat/OptionTable.swift).
+public struct Options: Equatable, Sendable {
+  // Where: connect calls `host`; listen and room wait on `bindAddress`
+  // (nil: every interface).
+  public var host = ""
   public var port: UInt16 = 8080
   public var bindAddress: String? = nil
+  public var family = AddressFamily.any
+  // listen
   public var keep = false
   public var allow: String? = nil
   public var echo = false
-  public var family: AddressFamily = .any
-  public var trace = false
-  public var session = SessionOptions()
-  public init() {}
-}
-
-/// `forkchat connect`: whom to call.
-public struct ConnectOptions: Equatable, Sendable {
-  public var host = ""
-  public var port: UInt16 = 8080
+  // connect
   public var retry: Double? = nil
-  public var family: AddressFamily = .any
-  public var trace = false
+  // The chat itself (listen, connect).
   public var session = SessionOptions()
+  // The room.
+  public var room = RoomOptions()
+  public var trace = false
+
   public init() {}
 }
 
@@ -44,7 +46,7 @@ extension SessionResult {
 /// --echo). Returns the exit status. Without `keep`, the listening socket
 /// is closed as soon as the peer is accepted, so no third party can even
 /// connect.
-public func listenAndChat(_ options: ListenOptions) -> CInt {
+public func listenAndChat(_ options: Options) -> CInt {
   let listener: Listener
   var allowed: [SocketAddress] = []
   do throws(Failure) {
@@ -74,7 +76,7 @@ public func listenAndChat(_ options: ListenOptions) -> CInt {
 
 /// Accepts the next peer that --allow lets in; any other is closed at once,
 /// with a notice. Returns nil if accept(2) fails (reported).
-func acceptAllowed(_ listener: Listener, options: ListenOptions, allowed: [SocketAddress])
+func acceptAllowed(_ listener: Listener, options: Options, allowed: [SocketAddress])
   -> (FileDescriptor, SocketAddress)?
 {
   while true {
@@ -87,11 +89,11 @@ func acceptAllowed(_ listener: Listener, options: ListenOptions, allowed: [Socke
       listener.socket.closeIgnoringErrors()
       return nil
     }
-    Trace.event("main", "accept", "fd=\(socket.rawValue) \(peer)")
+    Trace.event(.main, "accept", "fd=\(socket.rawValue) \(peer)")
     if !allowed.isEmpty && !allowed.contains(where: { sameHost($0, peer) }) {
       notice("refused connection from \(peer) (not --allow \(options.allow!))")
       socket.closeIgnoringErrors()
-      Trace.event("main", "close", "fd=\(socket.rawValue) not allowed")
+      Trace.event(.main, "close", "fd=\(socket.rawValue) not allowed")
       continue
     }
     notice("connection from \(peer)")
@@ -100,7 +102,7 @@ func acceptAllowed(_ listener: Listener, options: ListenOptions, allowed: [Socke
 }
 
 /// Connects to the host and chats. Returns the exit status.
-public func connectAndChat(_ options: ConnectOptions) -> CInt {
+public func connectAndChat(_ options: Options) -> CInt {
   let socket: FileDescriptor
   let peer: SocketAddress
   do throws(Failure) {

@@ -14,13 +14,13 @@ import Glibc
 // server dies of the signal.
 
 /// Serves echo clients on `listener`. Returns the exit status.
-func serveEcho(_ listener: Listener, options: ListenOptions, allowed: [SocketAddress]) -> CInt {
+func serveEcho(_ listener: Listener, options: Options, allowed: [SocketAddress]) -> CInt {
   guard options.keep else {
     guard let (socket, peer) = acceptAllowed(listener, options: options, allowed: allowed) else {
       return ExitStatus.failure
     }
     listener.socket.closeIgnoringErrors()
-    return echo(socket, peer: peer, role: "main") ? ExitStatus.success : ExitStatus.failure
+    return echo(socket, peer: peer, role: .main) ? ExitStatus.success : ExitStatus.failure
   }
   let signals: SignalPipe
   do {
@@ -30,65 +30,63 @@ func serveEcho(_ listener: Listener, options: ListenOptions, allowed: [SocketAdd
     return ExitStatus.failure
   }
   var children: Set<pid_t> = []
+  var poll = PollSet<EchoSlot>()
+  poll.watch(.signals, signals.readEnd)
+  poll.watch(.listener, listener.socket)
   while true {
-    var waiting = [
-      pollfd(fd: signals.readEnd.rawValue, events: Int16(POLLIN), revents: 0),
-      pollfd(fd: listener.socket.rawValue, events: Int16(POLLIN), revents: 0),
-    ]
     do {
-      _ = try waitForEvents(&waiting, timeout: -1)
+      _ = try poll.wait(timeout: -1)
     } catch {
       notice(error.description)
       return ExitStatus.failure
     }
-    if waiting[0].revents != 0 {
-      let (stop, childEnded) = signals.receive(role: "main")
+    if poll.isReady(.signals) {
+      let (stop, childEnded) = signals.receive(role: .main)
       if let stop {
-        stopAndReap(Array(children), role: "main")
-        signals.die(of: stop, role: "main")
+        stopAndReap(Array(children), role: .main)
+        signals.die(of: stop, role: .main)
       }
       if childEnded {
-        for (pid, _) in reapEndedChildren(role: "main") { children.remove(pid) }
+        for (pid, _) in reapEndedChildren(role: .main) { children.remove(pid) }
       }
     }
-    guard waiting[1].revents != 0 else { continue }
+    guard poll.isReady(.listener) else { continue }
     guard let (socket, peer) = acceptAllowed(listener, options: options, allowed: allowed) else {
       return ExitStatus.failure  // (reported; the children die with us: PR_SET_PDEATHSIG)
     }
     let pid: pid_t
     do {
-      pid = try forkChild(signals: signals, role: "echo", parentRole: "main", closing: [listener.socket]) {
-        echo(socket, peer: peer, role: "echo") ? 0 : 1
-      }
+      pid = try forkChild(signals: signals, parentRole: .main, closing: [listener.socket])
     } catch {
       notice("fork: \(error)")
       socket.closeIgnoringErrors()
       continue
+    }
+    if pid == 0 {
+      // The child: this one client, then _exit.
+      let status: CInt = echo(socket, peer: peer, role: .echo) ? 0 : 1
+      Trace.event(.echo, "exit", "\(status)")
+      _exit(status)
     }
     children.insert(pid)
     socket.closeIgnoringErrors()  // the child has it
   }
 }
 
+private enum EchoSlot: Int, CaseIterable { case signals, listener }
+
 /// Sends back everything `socket` receives until the client's FIN, then
 /// sends ours. Returns false after an error (reported).
-func echo(_ socket: FileDescriptor, peer: SocketAddress, role: String) -> Bool {
+func echo(_ socket: FileDescriptor, peer: SocketAddress, role: Role) -> Bool {
   defer { socket.closeIgnoringErrors() }
   let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Session.bufferSize, alignment: 16)
   defer { buffer.deallocate() }
   do throws(Failure) {
     while true {
-      let count: Int
-      do {
-        count = try socket.read(into: buffer)
-      } catch {
-        throw Failure("read from \(peer)", error)
-      }
+      let count = try orFailure("read from \(peer)") { () throws(Errno) in try socket.read(into: buffer) }
       if count == 0 { break }
-      do {
+      try orFailure("write to \(peer)") { () throws(Errno) in
         try socket.writeAll(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
-      } catch {
-        throw Failure("write to \(peer)", error)
       }
     }
     Trace.event(role, "eof", "socket")

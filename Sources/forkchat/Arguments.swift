@@ -3,308 +3,205 @@ import ForkChat
 // The command line, by hand, in the conventions of swift-argument-parser
 // tools: OVERVIEW / USAGE / ARGUMENTS / OPTIONS help, "Error: ..." plus the
 // usage line and exit 64 on a mistake. Options may stand before or after
-// the positional arguments; "--" ends the options.
-
-let version = "forkchat 0.1.0"
+// the positional arguments, as "--name value" or "--name=value"; "--" ends
+// the options. What each subcommand takes is in OptionTable.swift; this
+// file only reads the tables.
 
 /// What the command line asks for.
 enum Command: Equatable {
-  case listen(ListenOptions)
-  case connect(ConnectOptions)
-  case room(RoomOptions)
+  case run(Subcommand, Options)
   case help(String)
   case version
 }
 
-/// A command-line mistake: the reason, and the usage of the subcommand.
+/// A command-line mistake: the reason, and the subcommand it concerns.
 struct UsageError: Error, Equatable {
   let reason: String
-  let subcommand: String?
+  let subcommand: Subcommand?
 
   /// What is printed on stderr before exiting with status 64.
   var text: String {
-    let usage = subcommand.map { usageLine(for: $0) } ?? "forkchat <subcommand>"
-    let helpCommand = subcommand.map { "forkchat \($0) --help" } ?? "forkchat --help"
+    let usage = subcommand.map(usageLine) ?? "forkchat <subcommand>"
+    let helpCommand = subcommand.map { "forkchat \($0.rawValue) --help" } ?? "forkchat --help"
     return "Error: \(reason)\nUsage: \(usage)\n  See '\(helpCommand)' for more information.\n"
   }
 }
 
-func usageLine(for subcommand: String) -> String {
-  switch subcommand {
-  case "room": roomUsage
-  case "listen":
-    "forkchat listen [<port>] [--bind <address>] [--keep] [--allow <address>] [--echo] [-4|-6] \(commonUsage)"
-  default:
-    "forkchat connect <host> [<port>] [--retry <seconds>] [-4|-6] \(commonUsage)"
-  }
-}
-
-let commonUsage = "[--mode <mode>] [--first <turn>] [--quit <word>] [--linger <seconds>] [--trace]"
-
-let mainHelp = """
-  OVERVIEW: Chat over TCP from two terminals, one process per direction.
-
-  After the connection is made, forkchat calls fork(): the child copies
-  standard input to the socket, the parent copies the socket to standard
-  output. The peer may be another forkchat, nc, socat or telnet.
-
-  USAGE: forkchat <subcommand>
-
-  OPTIONS:
-    --version               Show the version.
-    -h, --help              Show help information.
-
-  SUBCOMMANDS:
-    listen                  Wait for a peer on a TCP port, then chat with it.
-    connect                 Connect to a listening peer, then chat with it.
-    room                    Host a chat room: every line goes to every other client.
-
-    See 'forkchat help <subcommand>' for detailed help.
-
-  """
-
-let commonOptionsHelp = """
-    --mode <mode>           How the two directions are driven: fork (a process
-                            each), threads (a thread each), poll (one thread,
-                            poll(2)) or alternate (one line each way in turn).
-                            (default: fork)
-    --first <turn>          alternate mode: send or receive first. (default:
-                            send when connecting, receive when listening)
-    --quit <word>           A line equal to <word>, typed on a terminal, is sent
-                            and ends your side of the chat; '' disables it.
-                            (default: exit)
-    --linger <seconds>      After your input ends, wait at most this long for the
-                            peer to close. (default: 2 on a terminal, no limit
-                            otherwise)
-    --trace                 Print process events (socket, fork, signals, waitpid,
-                            exit ...) on standard error, with times in ms.
-    --version               Show the version.
-    -h, --help              Show help information.
-  """
-
-let listenHelp = """
-  OVERVIEW: Wait for a peer on a TCP port, then chat with it.
-
-  Listens on every interface, IPv4 and IPv6, with SO_REUSEADDR. One chat at
-  a time: the listening socket is closed once a peer is accepted, unless
-  --keep is given.
-
-  USAGE: \(usageLine(for: "listen"))
-
-  ARGUMENTS:
-    <port>                  The TCP port to listen on, 1 to 65535. (default: 8080)
-
-  OPTIONS:
-    --bind <address>        Listen on this local address only.
-    --keep                  After a chat ends, wait for the next peer.
-    --allow <address>       Accept only this peer address; close any other at once.
-    --echo                  Send every byte received back to the client (the
-                            course's ping-pong server); with --keep, one process
-                            per client.
-    -4                      Use IPv4 only.
-    -6                      Use IPv6 only.
-  \(commonOptionsHelp)
-
-  """
-
-let connectHelp = """
-  OVERVIEW: Connect to a listening peer, then chat with it.
-
-  Tries each address of <host> in turn (localhost works whether ::1 or
-  127.0.0.1 answers).
-
-  USAGE: \(usageLine(for: "connect"))
-
-  ARGUMENTS:
-    <host>                  The peer's name or address.
-    <port>                  The peer's TCP port, 1 to 65535. (default: 8080)
-
-  OPTIONS:
-    --retry <seconds>       While the connection is refused, try again for up to
-                            this long (the server may not have started yet).
-    -4                      Use IPv4 only.
-    -6                      Use IPv6 only.
-  \(commonOptionsHelp)
-
-  """
-
 /// Parses the arguments after the program name.
-func parse(_ arguments: [String]) throws(UsageError) -> Command {
-  guard let first = arguments.first else {
-    throw UsageError(reason: "Missing subcommand: listen, connect or room.", subcommand: nil)
+func parse(_ words: [String]) throws(UsageError) -> Command {
+  guard let first = words.first else {
+    let names = Subcommand.allCases.map(\.rawValue)
+    let list = names.dropLast().joined(separator: ", ") + " or " + names.last!
+    throw UsageError(reason: "Missing subcommand: \(list).", subcommand: nil)
   }
-  switch first {
-  case "-h", "--help": return .help(mainHelp)
-  case "--version": return .version
-  case "help":
-    switch arguments.dropFirst().first {
-    case nil: return .help(mainHelp)
-    case "listen": return .help(listenHelp)
-    case "connect": return .help(connectHelp)
-    case "room": return .help(roomHelp)
-    case let other?: throw UsageError(reason: "Unknown subcommand '\(other)'.", subcommand: nil)
+  if first == "-h" || first == "--help" { return .help(mainHelp()) }
+  if first == "--version" { return .version }
+  if first == "help" {
+    guard let name = words.dropFirst().first else { return .help(mainHelp()) }
+    guard let subcommand = Subcommand(rawValue: name) else {
+      throw UsageError(reason: "Unknown subcommand '\(name)'.", subcommand: nil)
     }
-  case "listen", "connect":
-    return try parseSubcommand(first, Array(arguments.dropFirst()))
-  case "room": return try parseRoom(Array(arguments.dropFirst()))
-  default:
-    let reason =
-      first.hasPrefix("-") ? "Unknown option '\(first)'." : "Unknown subcommand '\(first)'."
-    throw UsageError(reason: reason, subcommand: nil)
+    return .help(help(for: subcommand))
   }
+  guard let subcommand = Subcommand(rawValue: first) else {
+    let what = first.hasPrefix("-") ? "option" : "subcommand"
+    throw UsageError(reason: "Unknown \(what) '\(first)'.", subcommand: nil)
+  }
+  return try parse(subcommand, Array(words.dropFirst()))
 }
 
-/// Walks a subcommand's arguments in order: options, written "--name value"
-/// or "--name=value", and positional arguments, which may come before or
-/// after them; "--" ends the options. Reports mistakes as usage errors of
-/// the subcommand.
-struct ArgumentScanner {
-  let arguments: [String]
-  let subcommand: String
-  private var index = 0
-  private var optionsEnded = false
-  /// The option being read, and the value written after "=", if any.
-  private(set) var option = ""
-  private var inlineValue: String? = nil
-  /// The positional arguments met so far.
-  private(set) var positionals: [String] = []
-
-  init(_ arguments: [String], subcommand: String) {
-    self.arguments = arguments
-    self.subcommand = subcommand
-  }
-
+/// Parses a subcommand's arguments with the tables: each option is applied
+/// as it comes, the positional arguments once all are read.
+func parse(_ subcommand: Subcommand, _ words: [String]) throws(UsageError) -> Command {
   func fail(_ reason: String) -> UsageError { UsageError(reason: reason, subcommand: subcommand) }
-
-  /// The next option (collecting the positional arguments before it), or
-  /// nil when the arguments are done.
-  mutating func nextOption() -> String? {
-    while index < arguments.count {
-      let argument = arguments[index]
+  var settings = Options()
+  var given: Set<String> = []
+  var positionals: [String] = []
+  var index = 0
+  var optionsEnded = false
+  while index < words.count {
+    let word = words[index]
+    index += 1
+    if optionsEnded || !word.hasPrefix("-") || word == "-" {
+      positionals.append(word)
+      continue
+    }
+    if word == "--" {
+      optionsEnded = true
+      continue
+    }
+    if word == "-h" || word == "--help" { return .help(help(for: subcommand)) }
+    if word == "--version" { return .version }
+    // "--name=value" or "--name value"
+    var name = word
+    var value: String? = nil
+    if word.hasPrefix("--"), let equals = word.firstIndex(of: "=") {
+      name = String(word[..<equals])
+      value = String(word[word.index(after: equals)...])
+    }
+    guard let option = options.first(where: { $0.name == name && $0.subcommands.contains(subcommand) }) else {
+      throw fail("Unknown option '\(name)'.")
+    }
+    if option.value == nil {
+      if value != nil { throw fail("'\(name)' takes no value.") }
+    } else if value == nil {
+      guard index < words.count else { throw fail("Missing value for '\(name)'.") }
+      value = words[index]
       index += 1
-      if optionsEnded || !argument.hasPrefix("-") || argument == "-" {
-        positionals.append(argument)
-      } else if argument == "--" {
-        optionsEnded = true
-      } else {
-        option = argument
-        inlineValue = nil
-        if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
-          option = String(argument[..<equals])
-          inlineValue = String(argument[argument.index(after: equals)...])
-        }
-        return option
+    }
+    if let group = option.group {
+      let members = options.filter { $0.group == group }.map(\.name)
+      if members.contains(where: { $0 != name && given.contains($0) }) {
+        throw fail("Cannot use \(members.joined(separator: " and ")) together.")
       }
     }
-    return nil
-  }
-
-  /// The option's value: after "=", or the next argument.
-  mutating func value() throws(UsageError) -> String {
-    if let inlineValue { return inlineValue }
-    guard index < arguments.count else { throw fail("Missing value for '\(option)'.") }
-    index += 1
-    return arguments[index - 1]
-  }
-
-  /// For a flag: fails if a value was written after "=".
-  func noValue() throws(UsageError) {
-    if inlineValue != nil { throw fail("'\(option)' takes no value.") }
-  }
-
-  mutating func seconds() throws(UsageError) -> Double {
-    let text = try value()
-    guard let number = Double(text), number.isFinite, number >= 0, number < 1e9 else {
-      throw fail("Invalid value '\(text)' for '\(option)': expected a number of seconds.")
+    given.insert(name)
+    do {
+      try option.apply(&settings, value ?? "")
+    } catch {
+      throw fail(BadValue.reason(error, "Invalid value '\(value ?? "")' for '\(name)'"))
     }
-    return number
   }
-
-  func port(_ text: String) throws(UsageError) -> UInt16 {
-    guard text.allSatisfy(\.isASCII), let number = Int(text), (1...65535).contains(number) else {
-      throw fail("Invalid port '\(text)': expected a number from 1 to 65535.")
+  let expected = arguments.filter { $0.subcommands.contains(subcommand) }
+  if positionals.count > expected.count {
+    throw fail("Unexpected argument '\(positionals[expected.count])'.")
+  }
+  for (position, argument) in expected.enumerated() {
+    guard position < positionals.count else {
+      if argument.required { throw fail("Missing expected argument '\(argument.name)'.") }
+      break
     }
-    return UInt16(number)
+    let text = positionals[position]
+    do {
+      try argument.apply(&settings, text)
+    } catch {
+      throw fail(BadValue.reason(error, "Invalid \(argument.name.dropFirst().dropLast()) '\(text)'"))
+    }
   }
+  if let reason = checkRules(settings, given: given) { throw fail(reason) }
+  return .run(subcommand, settings)
 }
 
-private func parseSubcommand(_ name: String, _ arguments: [String]) throws(UsageError) -> Command {
-  var scan = ArgumentScanner(arguments, subcommand: name)
-  func fail(_ reason: String) -> UsageError { scan.fail(reason) }
-  var family: AddressFamily? = nil
-  var listen = ListenOptions()
-  var connect = ConnectOptions()
-  var session = SessionOptions()
-  var trace = false
+// Help, made from the tables.
 
-  while let option = scan.nextOption() {
-    func setFamily(_ requested: AddressFamily) throws(UsageError) {
-      try scan.noValue()
-      if let family, family != requested { throw fail("Cannot use -4 and -6 together.") }
-      family = requested
-    }
-
-    switch (option, name) {
-    case ("-h", _), ("--help", _): return .help(name == "listen" ? listenHelp : connectHelp)
-    case ("--version", _): return .version
-    case ("-4", _): try setFamily(.inet4)
-    case ("-6", _): try setFamily(.inet6)
-    case ("--quit", _):
-      let word = try scan.value()
-      if word.contains("\n") || word.contains("\r") { throw fail("The quit word cannot contain a newline.") }
-      session.quitWord = word.isEmpty ? nil : Array(word.utf8)
-    case ("--linger", _): session.linger = try scan.seconds()
-    case ("--mode", _):
-      let text = try scan.value()
-      guard let mode = Mode(rawValue: text) else {
-        throw fail("Invalid value '\(text)' for '--mode': expected fork, threads, poll or alternate.")
-      }
-      session.mode = mode
-    case ("--first", _):
-      let text = try scan.value()
-      guard let turn = Turn(rawValue: text) else {
-        throw fail("Invalid value '\(text)' for '--first': expected send or receive.")
-      }
-      session.first = turn
-    case ("--trace", _):
-      try scan.noValue()
-      trace = true
-    case ("--echo", "listen"):
-      try scan.noValue()
-      listen.echo = true
-    case ("--bind", "listen"): listen.bindAddress = try scan.value()
-    case ("--allow", "listen"): listen.allow = try scan.value()
-    case ("--keep", "listen"):
-      try scan.noValue()
-      listen.keep = true
-    case ("--retry", "connect"): connect.retry = try scan.seconds()
-    default:
-      throw fail("Unknown option '\(option)'.")
+/// "forkchat listen [<port>] [--bind <address>] ... [-4|-6] ...".
+func usageLine(for subcommand: Subcommand) -> String {
+  var parts = ["forkchat", subcommand.rawValue]
+  for argument in arguments where argument.subcommands.contains(subcommand) {
+    parts.append(argument.required ? argument.name : "[\(argument.name)]")
+  }
+  var groupsShown: Set<String> = []
+  for option in options where option.subcommands.contains(subcommand) {
+    if let group = option.group {
+      guard groupsShown.insert(group).inserted else { continue }
+      let names = options.filter { $0.group == group && $0.subcommands.contains(subcommand) }.map(\.name)
+      parts.append("[\(names.joined(separator: "|"))]")
+    } else {
+      parts.append("[\(option.name)" + (option.value.map { " \($0)" } ?? "") + "]")
     }
   }
-  let positionals = scan.positionals
+  return parts.joined(separator: " ")
+}
 
-  if session.first != nil && session.mode != .alternate {
-    throw fail("'--first' needs '--mode alternate'.")
+func help(for subcommand: Subcommand) -> String {
+  var text = "OVERVIEW: \(subcommand.abstract)\n\n"
+  text += wrap(subcommand.discussion, indent: 0) + "\n"
+  text += "USAGE: \(usageLine(for: subcommand))\n\n"
+  text += "ARGUMENTS:\n"
+  for argument in arguments where argument.subcommands.contains(subcommand) {
+    text += helpRow(argument.name, argument.help)
   }
-  if listen.echo && session.mode != .fork {
-    throw fail("Cannot use --echo with --mode.")
+  text += "\nOPTIONS:\n"
+  for option in options where option.subcommands.contains(subcommand) {
+    text += helpRow(option.name + (option.value.map { " \($0)" } ?? ""), option.help)
   }
-  if name == "listen" {
-    if positionals.count > 1 { throw fail("Unexpected argument '\(positionals[1])'.") }
-    if let text = positionals.first { listen.port = try scan.port(text) }
-    listen.family = family ?? .any
-    listen.trace = trace
-    listen.session = session
-    return .listen(listen)
+  return text + versionAndHelpRows + "\n"
+}
+
+func mainHelp() -> String {
+  var text = """
+    OVERVIEW: Chat over TCP from two terminals, one process per direction.
+
+    After the connection is made, forkchat calls fork(): the child copies
+    standard input to the socket, the parent copies the socket to standard
+    output. The peer may be another forkchat, nc, socat or telnet.
+
+    USAGE: forkchat <subcommand>
+
+    OPTIONS:
+
+    """
+  text += versionAndHelpRows + "\nSUBCOMMANDS:\n"
+  for subcommand in Subcommand.allCases { text += helpRow(subcommand.rawValue, subcommand.abstract) }
+  return text + "\n  See 'forkchat help <subcommand>' for detailed help.\n\n"
+}
+
+private let versionAndHelpRows =
+  helpRow("--version", "Show the version.") + helpRow("-h, --help", "Show help information.")
+
+/// "  --name <value>          Help text, wrapped at 80 columns under
+///                           itself."
+private func helpRow(_ name: String, _ help: String) -> String {
+  let column = 26
+  let head = "  " + name
+  let body = wrap(help, indent: column)
+  if head.count + 2 > column { return head + "\n" + body }
+  return head + String(repeating: " ", count: column - head.count) + body.dropFirst(column)
+}
+
+/// `text` in lines of at most 80 columns, each indented by `indent`
+/// spaces; every line ends with "\n".
+private func wrap(_ text: String, indent: Int) -> String {
+  let margin = String(repeating: " ", count: indent)
+  var lines: [String] = []
+  var line = ""
+  for word in text.split(separator: " ") {
+    if !line.isEmpty && indent + line.count + 1 + word.count > 80 {
+      lines.append(line)
+      line = ""
+    }
+    line += (line.isEmpty ? "" : " ") + word
   }
-  guard let host = positionals.first else { throw fail("Missing expected argument '<host>'.") }
-  if host.isEmpty { throw fail("The host cannot be empty.") }
-  if positionals.count > 2 { throw fail("Unexpected argument '\(positionals[2])'.") }
-  connect.host = host
-  if positionals.count == 2 { connect.port = try scan.port(positionals[1]) }
-  connect.family = family ?? .any
-  connect.trace = trace
-  connect.session = session
-  return .connect(connect)
+  if !line.isEmpty { lines.append(line) }
+  return lines.map { margin + $0 + "\n" }.joined()
 }

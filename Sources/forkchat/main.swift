@@ -14,19 +14,17 @@ do {
   case .version:
     try? FileDescriptor.standardOutput.writeAll(Array("\(version)\n".utf8))
     status = ExitStatus.success
-  case .listen(let options):
+  case .run(let subcommand, let options):
     if options.trace { Trace.start() }
-    status = listenAndChat(options)
-  case .connect(let options):
-    if options.trace { Trace.start() }
-    status = connectAndChat(options)
-  case .room(let options):
-    if options.trace { Trace.start() }
-    status = runRoom(options)
+    switch subcommand {
+    case .listen: status = listenAndChat(options)
+    case .connect: status = connectAndChat(options)
+    case .room: status = runRoom(options)
+    }
   }
 } catch {
   try? FileDescriptor.standardError.writeAll(Array(error.text.utf8))
   status = ExitStatus.usage
 }
-Trace.event("main", "exit", "\(status)")
+Trace.event(.main, "exit", "\(status)")
 exit(status)

@@ -5,21 +5,16 @@ import Testing
 
 @Suite("Command line")
 struct ArgumentsTests {
-  func listenOptions(_ arguments: [String]) throws -> ListenOptions {
-    guard case .listen(let options) = try parse(["listen"] + arguments) else {
-      Issue.record("not a listen command")
-      return ListenOptions()
+  func parsed(_ subcommand: Subcommand, _ arguments: [String]) throws -> Options {
+    guard case .run(subcommand, let options) = try parse([subcommand.rawValue] + arguments) else {
+      Issue.record("not a \(subcommand) command")
+      return Options()
     }
     return options
   }
 
-  func connectOptions(_ arguments: [String]) throws -> ConnectOptions {
-    guard case .connect(let options) = try parse(["connect"] + arguments) else {
-      Issue.record("not a connect command")
-      return ConnectOptions()
-    }
-    return options
-  }
+  func listenOptions(_ arguments: [String]) throws -> Options { try parsed(.listen, arguments) }
+  func connectOptions(_ arguments: [String]) throws -> Options { try parsed(.connect, arguments) }
 
   func reason(_ arguments: [String]) -> String? {
     do {
@@ -70,16 +65,18 @@ struct ArgumentsTests {
   @Test func helpAndVersion() throws {
     #expect(try parse(["--version"]) == .version)
     #expect(try parse(["listen", "--version"]) == .version)
-    #expect(try parse(["--help"]) == .help(mainHelp))
-    #expect(try parse(["-h"]) == .help(mainHelp))
-    #expect(try parse(["help"]) == .help(mainHelp))
-    #expect(try parse(["help", "connect"]) == .help(connectHelp))
-    #expect(try parse(["listen", "7000", "-h"]) == .help(listenHelp))
+    #expect(try parse(["--help"]) == .help(mainHelp()))
+    #expect(try parse(["-h"]) == .help(mainHelp()))
+    #expect(try parse(["help"]) == .help(mainHelp()))
+    #expect(try parse(["help", "connect"]) == .help(help(for: .connect)))
+    #expect(try parse(["listen", "7000", "-h"]) == .help(help(for: .listen)))
   }
 
   @Test func helpHasTheArgumentParserSections() {
-    for section in ["OVERVIEW:", "USAGE:", "OPTIONS:", "SUBCOMMANDS:"] { #expect(mainHelp.contains(section)) }
-    for help in [listenHelp, connectHelp] {
+    for section in ["OVERVIEW:", "USAGE:", "OPTIONS:", "SUBCOMMANDS:"] {
+      #expect(mainHelp().contains(section))
+    }
+    for help in Subcommand.allCases.map({ help(for: $0) }) {
       for section in ["OVERVIEW:", "USAGE:", "ARGUMENTS:", "OPTIONS:", "--version", "-h, --help"] {
         #expect(help.contains(section))
       }
@@ -112,9 +109,61 @@ struct ArgumentsTests {
     #expect(reason(arguments) == expected)
   }
 
+  @Test func usageIsMadeFromTheTable() {
+    #expect(
+      usageLine(for: .listen)
+        == "forkchat listen [<port>] [--bind <address>] [--keep] [--allow <address>] [--echo] [-4|-6]"
+        + " [--mode <mode>] [--first <turn>] [--quit <word>] [--linger <seconds>] [--trace]")
+    #expect(
+      usageLine(for: .connect).hasPrefix("forkchat connect <host> [<port>] [--retry <seconds>] [-4|-6]"))
+    #expect(
+      usageLine(for: .room) == "forkchat room [<port>] [--bind <address>] [--max-clients <n>] [--trace]")
+    // Every option of the table is in the help of each subcommand that takes it.
+    for option in forkchat.options {
+      for subcommand in option.subcommands { #expect(help(for: subcommand).contains("  \(option.name)")) }
+    }
+  }
+
+  @Test func helpLinesFitIn80Columns() {
+    for text in [mainHelp()] + Subcommand.allCases.map({ help(for: $0) }) {
+      for line in text.split(separator: "\n") where !line.hasPrefix("USAGE:") { #expect(line.count <= 80) }
+    }
+  }
+
+  /// One rule for every number: decimal digits only (and a fraction for
+  /// seconds).
+  @Test(arguments: ["+80", " 80", "80 ", "0x50", "8e1", "٨٠", ""])
+  func portsAreDecimalDigitsOnly(text: String) {
+    #expect(reason(["listen", text]) == "Invalid port '\(text)': expected a number from 1 to 65535.")
+    #expect(reason(["room", "--max-clients", text])?.hasPrefix("Invalid value") == true)
+  }
+
+  @Test(arguments: ["0x10", "+2", " 2", "2 ", "1e3", ".5", "5.", "inf", "nan", "-0", "1_000"])
+  func secondsAreDecimalDigitsOnly(text: String) {
+    #expect(
+      reason(["connect", "h", "--linger", text])
+        == "Invalid value '\(text)' for '--linger': expected a number of seconds.")
+    #expect(
+      reason(["connect", "h", "--retry", text])
+        == "Invalid value '\(text)' for '--retry': expected a number of seconds.")
+  }
+
+  @Test func leadingZerosAreDecimal() throws {
+    #expect(try listenOptions(["080"]).port == 80)
+    #expect(try connectOptions(["h", "--linger", "0.50"]).session.linger == 0.5)
+    #expect(try connectOptions(["h", "--retry", "007"]).retry == 7)
+  }
+
+  @Test func echoTakesNoChatOption() {
+    for option in [["--mode", "threads"], ["--quit", "fin"], ["--linger", "1"]] {
+      #expect(reason(["listen", "--echo"] + option) == "Cannot use --echo with \(option[0]).")
+    }
+    #expect(reason(["listen", "--echo", "--mode", "fork"]) == nil)  // the echo server forks
+  }
+
   @Test func usageErrorTextPointsToHelp() {
     let error = UsageError(
-      reason: "Invalid port 'x': expected a number from 1 to 65535.", subcommand: "listen")
+      reason: "Invalid port 'x': expected a number from 1 to 65535.", subcommand: .listen)
     let lines = error.text.split(separator: "\n")
     #expect(lines.count == 3)
     #expect(lines[0] == "Error: Invalid port 'x': expected a number from 1 to 65535.")

@@ -122,10 +122,10 @@ struct RoomTextTests {
 
 @Suite("Room: command line")
 struct RoomArgumentsTests {
-  func options(_ arguments: [String]) throws -> RoomOptions {
-    guard case .room(let options) = try parse(["room"] + arguments) else {
+  func options(_ arguments: [String]) throws -> Options {
+    guard case .run(.room, let options) = try parse(["room"] + arguments) else {
       Issue.record("not a room command")
-      return RoomOptions()
+      return Options()
     }
     return options
   }
@@ -140,9 +140,9 @@ struct RoomArgumentsTests {
   }
 
   @Test func defaultsAndOptions() throws {
-    #expect(try options([]) == RoomOptions())
+    #expect(try options([]) == Options())
     let set = try options(["--max-clients", "50", "9000", "--bind=127.0.0.1", "--trace"])
-    #expect(set.port == 9000 && set.maxClients == 50 && set.bindAddress == "127.0.0.1" && set.trace)
+    #expect(set.port == 9000 && set.room.maxClients == 50 && set.bindAddress == "127.0.0.1" && set.trace)
   }
 
   @Test func mistakes() {
@@ -155,9 +155,9 @@ struct RoomArgumentsTests {
   }
 
   @Test func help() throws {
-    #expect(try parse(["room", "--help"]) == .help(roomHelp))
-    #expect(try parse(["help", "room"]) == .help(roomHelp))
-    #expect(mainHelp.contains("room "))
-    #expect(UsageError(reason: "x", subcommand: "room").text.contains("forkchat room --help"))
+    #expect(try parse(["room", "--help"]) == .help(forkchat.help(for: .room)))
+    #expect(try parse(["help", "room"]) == .help(forkchat.help(for: .room)))
+    #expect(mainHelp().contains("room "))
+    #expect(UsageError(reason: "x", subcommand: .room).text.contains("forkchat room --help"))
   }
 }

@@ -46,6 +46,16 @@ USAGE_ERRORS = [
     (["listen", "--echo=yes"], "listen", "--echo"),
     (["connect", "localhost", "--echo"], "connect", "--echo"),
     (["listen", "--trace=yes"], "listen", "--trace"),
+    # one rule for numbers: decimal digits only (and a fraction for seconds)
+    (["listen", "+80"], "listen", "Invalid port '+80'"),
+    (["listen", " 80"], "listen", "Invalid port ' 80'"),
+    (["connect", "localhost", "0x50"], "connect", "Invalid port '0x50'"),
+    (["connect", "localhost", "--linger", "0x10"], "connect", "Invalid value '0x10' for '--linger'"),
+    (["connect", "localhost", "--retry", "1e3"], "connect", "Invalid value '1e3' for '--retry'"),
+    (["room", "--max-clients", "+5"], "room", "Invalid value '+5' for '--max-clients'"),
+    # the echo server takes none of the chat's options
+    (["listen", "--echo", "--quit", "fin"], "listen", "Cannot use --echo with --quit."),
+    (["listen", "--echo", "--linger=1"], "listen", "Cannot use --echo with --linger."),
     (["frobnicate"], None, "frobnicate"),
     (["--frobnicate"], None, "--frobnicate"),
 ]

@@ -2,10 +2,18 @@
 #define CFORKCHAT_H
 
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 /* The few Linux calls that Glibc's Swift module does not import: prctl is
    variadic, and accept4 and pipe2 are declared only under _GNU_SOURCE.
    Each returns what the C call returns (-1 with errno set on failure). */
+
+/* The wait status macros of waitpid(2), which Swift does not import
+   (function-like macros): how a child ended. */
+static inline int forkchat_wifexited(int status) { return WIFEXITED(status); }
+static inline int forkchat_wexitstatus(int status) { return WEXITSTATUS(status); }
+static inline int forkchat_wifsignaled(int status) { return WIFSIGNALED(status); }
+static inline int forkchat_wtermsig(int status) { return WTERMSIG(status); }
 
 /* prctl(PR_SET_PDEATHSIG, signal): the kernel sends `signal` to this process
    when its parent dies. */

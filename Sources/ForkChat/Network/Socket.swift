@@ -12,7 +12,7 @@ extension FileDescriptor {
   static func tcpSocket(family: CInt) throws(Errno) -> FileDescriptor {
     let type = CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue)
     let fd = try valueOrErrno { socket(family, type, CInt(IPPROTO_TCP)) }
-    Trace.event("main", "socket", "fd=\(fd) \(family == AF_INET6 ? "AF_INET6" : "AF_INET") SOCK_STREAM")
+    Trace.event(.main, "socket", "fd=\(fd) \(family == AF_INET6 ? "AF_INET6" : "AF_INET") SOCK_STREAM")
     return FileDescriptor(rawValue: fd)
   }
 
@@ -26,6 +26,15 @@ extension FileDescriptor {
     }
   }
 
+  /// Receives at most `buffer.count` bytes, as read(2) does, with `flags`
+  /// (MSG_PEEK: look at the bytes without taking them). Returns 0 at end
+  /// of file.
+  ///
+  /// The corresponding C function is `recv`.
+  public func receive(into buffer: UnsafeMutableRawBufferPointer, flags: CInt) throws(Errno) -> Int {
+    try valueOrErrno { recv(rawValue, buffer.baseAddress, buffer.count, flags) }
+  }
+
   /// Waits for the next connection on a listening socket and returns the
   /// connected socket (close-on-exec) with the peer's address.
   ///
@@ -36,6 +45,34 @@ extension FileDescriptor {
       try valueOrErrno { forkchat_accept4(rawValue, address, &length, CInt(SOCK_CLOEXEC.rawValue)) }
     }
     return (FileDescriptor(rawValue: fd), peer)
+  }
+
+  /// Gives the socket its local address.
+  ///
+  /// The corresponding C function is `bind`.
+  func bind(to address: SocketAddress) throws(Errno) {
+    try address.withSockaddr { (pointer, length) throws(Errno) in
+      try nothingOrErrno { Glibc.bind(rawValue, pointer, length) }
+    }
+  }
+
+  /// Makes the socket a listening one, with room for `backlog` connections
+  /// that are established but not yet accepted.
+  ///
+  /// The corresponding C function is `listen`.
+  func listen(backlog: CInt) throws(Errno) {
+    try nothingOrErrno { Glibc.listen(rawValue, backlog) }
+  }
+
+  /// Starts a connection to `address` and waits until it is made. Not
+  /// retried on EINTR: the attempt goes on in the kernel, and a second
+  /// connect(2) would fail with EALREADY (see `connect(to:)` below).
+  ///
+  /// The corresponding C function is `connect`.
+  func connect(to address: SocketAddress) throws(Errno) {
+    try address.withSockaddr { (pointer, length) throws(Errno) in
+      try nothingOrErrno(retryOnInterrupt: false) { Glibc.connect(rawValue, pointer, length) }
+    }
   }
 
   /// The error waiting on the socket, if any, and clears it: the outcome of
@@ -118,17 +155,15 @@ public struct Listener {
       if address.family == AF_INET6 {
         try socket.setOption(CInt(IPPROTO_IPV6), IPV6_V6ONLY, dualStack ? 0 : 1)
       }
-      try address.withSockaddr { (pointer, length) throws(Errno) in
-        try nothingOrErrno { bind(socket.rawValue, pointer, length) }
-      }
+      try socket.bind(to: address)
     } catch {
       socket.closeIgnoringErrors()
       throw Failure("bind to \(address)", error)
     }
-    Trace.event("main", "bind", "\(address)")
+    Trace.event(.main, "bind", "\(address)")
     do {
-      try nothingOrErrno { Glibc.listen(socket.rawValue, SOMAXCONN) }
-      Trace.event("main", "listen", "backlog=\(SOMAXCONN)")
+      try socket.listen(backlog: SOMAXCONN)
+      Trace.event(.main, "listen", "backlog=\(SOMAXCONN)")
       return Listener(socket: socket, address: try socket.localAddress(), dualStack: dualStack)
     } catch {
       socket.closeIgnoringErrors()
@@ -153,10 +188,10 @@ public func connect(host: String, port: UInt16, family: AddressFamily, retryFor:
     for address in addresses {
       do {
         let socket = try connect(to: address)
-        Trace.event("main", "connect", "fd=\(socket.rawValue) \(address)")
+        Trace.event(.main, "connect", "fd=\(socket.rawValue) \(address)")
         return (socket, address)
       } catch {
-        Trace.event("main", "connect", "\(address) failed: \(error)")
+        Trace.event(.main, "connect", "\(address) failed: \(error)")
         failures.append(Failure("connect to \(address)", error))
       }
     }
@@ -180,14 +215,12 @@ public func connect(host: String, port: UInt16, family: AddressFamily, retryFor:
 func connect(to address: SocketAddress) throws(Errno) -> FileDescriptor {
   let socket = try FileDescriptor.tcpSocket(family: address.family)
   do throws(Errno) {
-    try address.withSockaddr { (pointer, length) throws(Errno) in
-      try nothingOrErrno(retryOnInterrupt: false) { Glibc.connect(socket.rawValue, pointer, length) }
-    }
+    try socket.connect(to: address)
   } catch {
     do throws(Errno) {
       guard error == .interrupted else { throw error }
-      var entry = pollfd(fd: socket.rawValue, events: Int16(POLLOUT), revents: 0)
-      _ = try valueOrErrno { poll(&entry, 1, -1) }
+      var entry = [pollfd(fd: socket.rawValue, events: Int16(POLLOUT), revents: 0)]
+      _ = try poll(&entry, timeout: -1)
       if let outcome = try socket.pendingError() { throw outcome }
     } catch {
       socket.closeIgnoringErrors()

@@ -1,16 +1,18 @@
 import CForkChat
 import Glibc
 
-/// How a child process ended, from the status waitpid(2) reports
-/// (the C macros WIFEXITED, WEXITSTATUS, WTERMSIG decoded by hand, since
-/// Swift does not import function-like macros).
+/// How a child process ended, from the status waitpid(2) reports.
 public enum WaitStatus: Equatable, CustomStringConvertible, Sendable {
   case exited(CInt)
   case signaled(CInt)
 
+  /// Decodes a status with the C macros WIFEXITED, WEXITSTATUS and
+  /// WTERMSIG (through the C shim: Swift does not import function-like
+  /// macros).
   init(rawValue status: CInt) {
-    let signal = status & 0x7f
-    self = signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal)
+    self =
+      forkchat_wifexited(status) != 0
+      ? .exited(forkchat_wexitstatus(status)) : .signaled(forkchat_wtermsig(status))
   }
 
   /// "exited 0", "signaled SIGTERM": the form --trace prints.
@@ -29,46 +31,38 @@ public enum WaitStatus: Equatable, CustomStringConvertible, Sendable {
   }
 }
 
-/// Creates a child process, a copy of this one. Returns 0 in the child and
-/// the child's pid in the parent.
+/// Creates a child process, a copy of this one: returns 0 in the child and
+/// the child's pid in the parent, as fork() does. It is the one place
+/// forkchat forks, and it does first what every one of its children needs
+/// (the callers branch on `pid == 0`, as in Stevens' UNP):
 ///
-/// Standard output is flushed first, or the child would inherit (and later
-/// write again) whatever the C library still buffers. Call only while this
-/// process has one thread: the child gets a copy of the calling thread
-/// alone, and a lock held by any other thread would stay locked forever.
-///
-/// The corresponding C function is `fork`.
-public func forkProcess() throws(Errno) -> pid_t {
-  fflush(nil)
-  return try valueOrErrno(retryOnInterrupt: false) { fork() }
-}
-
-/// Forks a child that runs `body` and ends with `_exit` of what it
-/// returns: the one way forkchat creates processes.
-///
+/// - Standard output is flushed before fork(), or the child would inherit
+///   (and later write again) whatever the C library still buffers.
 /// - The signals `signals` handles stay blocked from before fork() until
 ///   the parent has the child's pid, so a child that ends at once cannot be
 ///   missed by the parent's SIGCHLD handling.
 /// - The child restores the default signal actions *before* it unblocks
 ///   them (a pending Ctrl-C must kill it, not run the parent's handler,
-///   which writes into the parent's self-pipe), and closes the pipe.
+///   which writes into the parent's self-pipe), and closes that pipe.
 /// - The child dies with its parent (`dieWithParent`), and closes the
 ///   descriptors in `closing`, which it does not own.
-/// - The child leaves with `_exit`, not `exit`: the C library's exit
-///   handlers and buffers belong to the parent.
 ///
-/// `role` and `parentRole` name the two processes in --trace lines.
-/// Returns the child's pid (in the parent only).
-public func forkChild(
-  signals: SignalPipe, role: String, parentRole: String, closing: [FileDescriptor],
-  _ body: () -> CInt
-) throws(Errno) -> pid_t {
+/// The child must end with `_exit`, not `exit`: the C library's exit
+/// handlers and stdio buffers belong to the parent. Call only while this
+/// process has one thread: the child gets a copy of the calling thread
+/// alone, and a lock held by any other thread would stay locked forever.
+/// `parentRole` names the caller in the --trace line of the fork.
+///
+/// The corresponding C function is `fork`.
+public func forkChild(signals: SignalPipe, parentRole: Role, closing: [FileDescriptor]) throws(Errno) -> pid_t
+{
   let parentPid = getpid()
   let oldMask = SignalSet(signals.signals).block()
   let forkTime = Clock.now
+  fflush(nil)
   let pid: pid_t
   do {
-    pid = try forkProcess()
+    pid = try valueOrErrno(retryOnInterrupt: false) { fork() }
   } catch {
     oldMask.setAsMask()
     throw error
@@ -78,9 +72,7 @@ public func forkChild(
     oldMask.setAsMask()
     guard dieWithParent(parentPid: parentPid) else { _exit(1) }
     for descriptor in closing { descriptor.closeIgnoringErrors() }
-    let status = body()
-    Trace.event(role, "exit", "\(status)")
-    _exit(status)
+    return 0
   }
   Trace.event(parentRole, "fork", "child=\(pid)", at: forkTime)
   oldMask.setAsMask()
@@ -107,7 +99,7 @@ private func reap(_ pid: pid_t, noHang: Bool) throws(Errno) -> (pid: pid_t, stat
 /// SIGCHLD may stand for several children (signals of one kind do not
 /// queue), so waitpid(-1, WNOHANG) runs until none is left to reap.
 /// `role` names the caller in --trace lines. Returns them in reaping order.
-public func reapEndedChildren(role: String) -> [(pid: pid_t, status: WaitStatus)] {
+public func reapEndedChildren(role: Role) -> [(pid: pid_t, status: WaitStatus)] {
   var ended: [(pid: pid_t, status: WaitStatus)] = []
   while let child = (try? reap(-1, noHang: true)) ?? nil {
     Trace.event(role, "waitpid", "\(child.pid) \(child.status.traceDescription)")
@@ -119,11 +111,11 @@ public func reapEndedChildren(role: String) -> [(pid: pid_t, status: WaitStatus)
 /// Stops children and reaps them: SIGTERM to each, and SIGCONT after it
 /// (a child stopped by Ctrl-Z gets its SIGTERM only once continued), then
 /// waitpid for each. `role` names the caller in --trace lines.
-public func stopAndReap(_ pids: [pid_t], role: String) {
+public func stopAndReap(_ pids: [pid_t], role: Role) {
   for pid in pids {
     Trace.event(role, "kill", "\(pid) SIGTERM")
-    try? sendSignal(SIGTERM, to: pid)
-    try? sendSignal(SIGCONT, to: pid)
+    try? kill(pid: pid, signal: SIGTERM)
+    try? kill(pid: pid, signal: SIGCONT)
   }
   for pid in pids {
     if let status = (try? waitForChild(pid)) ?? nil {
@@ -135,8 +127,8 @@ public func stopAndReap(_ pids: [pid_t], role: String) {
 /// Sends `signal` to process `pid`.
 ///
 /// The corresponding C function is `kill`.
-public func sendSignal(_ signal: CInt, to pid: pid_t) throws(Errno) {
-  try nothingOrErrno { kill(pid, signal) }
+public func kill(pid: pid_t, signal: CInt) throws(Errno) {
+  try nothingOrErrno { Glibc.kill(pid, signal) }
 }
 
 /// In a child: asks the kernel to SIGKILL this process as soon as its

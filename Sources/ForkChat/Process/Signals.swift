@@ -86,7 +86,7 @@ public struct SignalPipe {
   /// Reads the signals delivered since the last call, tracing each as
   /// received by `role`. Returns the first stop request (SIGINT, SIGTERM,
   /// SIGHUP), if any, and whether a child has ended (SIGCHLD).
-  public func receive(role: String) -> (stop: CInt?, childEnded: Bool) {
+  public func receive(role: Role) -> (stop: CInt?, childEnded: Bool) {
     let received = drain()
     for signal in received { Trace.event(role, "signal", signalAbbreviation(signal)) }
     return (received.first { $0 != SIGCHLD }, received.contains(SIGCHLD))
@@ -94,7 +94,7 @@ public struct SignalPipe {
 
   /// Uninstalls the handlers and ends the process as `signal` asks; call
   /// once the children or threads are stopped.
-  public func die(of signal: CInt, role: String) -> Never {
+  public func die(of signal: CInt, role: Role) -> Never {
     _ = uninstall()
     dieOfSignal(signal, role: role)
   }
@@ -102,7 +102,7 @@ public struct SignalPipe {
   /// Ends the use of the pipe at the end of a session: uninstalls the
   /// handlers; a stop request (SIGINT, SIGTERM, SIGHUP) that came but was
   /// not acted on yet still ends the process, now, as it asked.
-  public func finish(role: String) {
+  public func finish(role: Role) {
     if let stop = uninstall().first(where: { $0 != SIGCHLD }) { dieOfSignal(stop, role: role) }
   }
 
@@ -141,7 +141,7 @@ public func restoreDefaultActions(_ signals: [CInt]) {
 /// Ends this process the way `signal` would have ended it, so that the
 /// shell sees "killed by SIGINT" (status 128+N) and, for SIGINT, stops a
 /// running script too: restore the default action, unblock, raise.
-public func dieOfSignal(_ signal: CInt, role: String) -> Never {
+public func dieOfSignal(_ signal: CInt, role: Role) -> Never {
   Trace.event(role, "exit", "signal \(signalAbbreviation(signal))")
   restoreDefaultActions([signal])
   var unblock = SignalSet([signal]).set

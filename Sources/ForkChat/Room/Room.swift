@@ -20,12 +20,10 @@ import Glibc
 // that does not take a line now gets it queued, and a client whose queue
 // passes RoomLimits.queueBytes is dropped.
 
-/// `forkchat room`: where to listen, how many clients.
+/// `forkchat room`: what the room itself takes (where it listens is in
+/// `Options`).
 public struct RoomOptions: Equatable, Sendable {
-  public var port: UInt16 = 8080
-  public var bindAddress: String? = nil
   public var maxClients = 1000
-  public var trace = false
   public init() {}
 }
 
@@ -33,12 +31,12 @@ public struct RoomOptions: Equatable, Sendable {
 /// every reader process is stopped and reaped, and the process dies of
 /// that signal. Returns an exit status only if the room cannot start, or
 /// fails (1).
-public func runRoom(_ options: RoomOptions) -> CInt {
+public func runRoom(_ options: Options) -> CInt {
   // One descriptor per client in the hub, and a few of its own; the soft
   // limit is often 1024, the hard one far higher (getrlimit(2)).
   let reserve = 16
-  let limit = raiseOpenFileLimit(to: UInt(options.maxClients + reserve))
-  var maxClients = options.maxClients
+  let limit = raiseOpenFileLimit(to: UInt(options.room.maxClients + reserve))
+  var maxClients = options.room.maxClients
   if limit < UInt(maxClients + reserve) {
     maxClients = max(1, Int(limit) - reserve)
     notice("at most \(maxClients) clients: the limit on open files is \(limit) (ulimit -n)")
@@ -79,7 +77,7 @@ public func runRoom(_ options: RoomOptions) -> CInt {
     notice(error.description)
     return ExitStatus.failure
   }
-  Trace.event("room", "pipe", "read=\(inbox.rawValue) write=\(outbox.rawValue)")
+  Trace.event(.room, "pipe", "read=\(inbox.rawValue) write=\(outbox.rawValue)")
   let signals: SignalPipe
   do {
     signals = try SignalPipe.install()
@@ -90,16 +88,18 @@ public func runRoom(_ options: RoomOptions) -> CInt {
   // The spawner, forked now, while the hub is small.
   let spawner: pid_t
   do {
-    spawner = try forkChild(signals: signals, role: "spawner", parentRole: "room", closing: []) {
-      // It keeps its end of the socket pair, the pipe's write end and
-      // stderr: not the listening socket, not the pipe's read end.
-      closeDescriptors(except: [spawnerEnd.rawValue, outbox.rawValue])
-      RoomSpawner(control: spawnerEnd, room: outbox, maxClients: maxClients).run()
-    }
+    spawner = try forkChild(signals: signals, parentRole: .room, closing: [])
   } catch {
     notice("fork: \(error)")
     _ = signals.uninstall()
     return ExitStatus.failure
+  }
+  if spawner == 0 {
+    // The spawner keeps its end of the socket pair, the pipe's write end
+    // and stderr: not the listening socket, not the pipe's read end. It
+    // ends with _exit (RoomSpawner.stop).
+    closeDescriptors(except: [spawnerEnd.rawValue, outbox.rawValue])
+    RoomSpawner(control: spawnerEnd, room: outbox, maxClients: maxClients).run()
   }
   // The hub never writes into the room pipe: once the spawner and every
   // reader are gone, the hub reads end of file there.
@@ -230,9 +230,9 @@ final class RoomHub {
       }
       let timeout = deadline.map { CInt(max(0, min(60_000, ($0 - now) * 1000 + 1))) } ?? -1
       do {
-        _ = try waitForEvents(&waiting, timeout: timeout)
+        _ = try poll(&waiting, timeout: timeout)
       } catch {
-        notice(error.description)
+        notice("poll: \(error)")
         stop(nil)
       }
       if waiting[0].revents != 0 { handleSignals() }
@@ -268,7 +268,7 @@ final class RoomHub {
         notice("accept on \(listener.address): \(error)")
         return
       }
-      Trace.event("room", "accept", "fd=\(socket.rawValue) \(peer)")
+      Trace.event(.room, "accept", "fd=\(socket.rawValue) \(peer)")
       if present >= maxClients {
         refuse(socket, peer, "the room is full (\(maxClients) clients); try again later")
         continue
@@ -285,7 +285,7 @@ final class RoomHub {
     _ = line.withUnsafeBytes { try? socket.sendNow($0) }
     try? socket.shutdown(CInt(SHUT_WR))
     socket.closeIgnoringErrors()
-    Trace.event("room", "close", "fd=\(socket.rawValue) \(why)")
+    Trace.event(.room, "close", "fd=\(socket.rawValue) \(why)")
   }
 
   /// Hands the client's socket to the spawner, which forks its reader
@@ -306,7 +306,7 @@ final class RoomHub {
       return
     }
     nextId += 1
-    Trace.event("room", "sendmsg", "client=\(id) fd=\(socket.rawValue) to the spawner")
+    Trace.event(.room, "sendmsg", "client=\(id) fd=\(socket.rawValue) to the spawner")
     let member = Member(id: id, socket: socket, peer: peer)
     members.append(member)
     byId[id] = member
@@ -371,7 +371,7 @@ final class RoomHub {
     // Records of a client who has left (its reader is being stopped) are
     // dropped: nothing it sends after its leave notice reaches anyone.
     guard let member = byId[record.client], member.isPresent else {
-      if case .gone(let client, let how) = record { Trace.event("room", "gone", "client=\(client) \(how)") }
+      if case .gone(let client, let how) = record { Trace.event(.room, "gone", "client=\(client) \(how)") }
       return
     }
     switch record {
@@ -393,7 +393,7 @@ final class RoomHub {
       // Its reader ended without a bye: killed from outside, or it could
       // not even be forked.
       member.readerDone = true
-      Trace.event("room", "gone", "client=\(member.id) \(how)")
+      Trace.event(.room, "gone", "client=\(member.id) \(how)")
       leave(member, .died(how))
     }
   }
@@ -406,7 +406,7 @@ final class RoomHub {
       broadcast(Array("\(member.name): ".utf8) + text + [10], except: member)
       if Trace.isOn {
         let micros = Int((Clock.now - start) * 1e6)
-        Trace.event("room", "line", "client=\(member.id) to=\(present - 1) in \(micros) us")
+        Trace.event(.room, "line", "client=\(member.id) to=\(present - 1) in \(micros) us")
       }
       return
     }
@@ -473,7 +473,7 @@ final class RoomHub {
     member.name = name
     names[nameKey(name)] = member
     notice("\(old) is now \(name)")
-    Trace.event("room", "nick", "client=\(member.id) \(old) \(name)")
+    Trace.event(.room, "nick", "client=\(member.id) \(old) \(name)")
     broadcast("* \(old) is now known as \(name)\n")
   }
 
@@ -558,7 +558,7 @@ final class RoomHub {
   /// A send failed: the client is gone (EPIPE, ECONNRESET). Its reader
   /// sees the same on its side and says bye; until then nothing is sent.
   func outputFailed(_ member: Member, _ error: Errno) {
-    Trace.event("room", "send", "client=\(member.id) failed: \(error)")
+    Trace.event(.room, "send", "client=\(member.id) failed: \(error)")
     member.outputBroken = true
     member.queue = []
     member.sent = 0
@@ -581,7 +581,7 @@ final class RoomHub {
     member.state = .closing(deadline: Clock.now + RoomLimits.closeWait)
     present -= 1
     names[nameKey(member.name)] = nil
-    Trace.event("room", "leave", "client=\(member.id) \(member.name)\(how.suffix)")
+    Trace.event(.room, "leave", "client=\(member.id) \(member.name)\(how.suffix)")
     if case .dropped = how {} else { notice("\(member.name) left\(how.suffix)") }
     broadcast("* \(member.name) left\(how.suffix)\n")
     if !member.readerDone {
@@ -594,10 +594,10 @@ final class RoomHub {
         _ = try Array("stop \(member.id)".utf8).withUnsafeBytes { bytes in
           Result { () throws(Errno) in try control.sendNow(bytes) }
         }.get()
-        Trace.event("room", "send", "stop \(member.id) to the spawner")
+        Trace.event(.room, "send", "stop \(member.id) to the spawner")
       } catch {
         try? member.socket.shutdown(CInt(SHUT_RD))
-        Trace.event("room", "shutdown", "client=\(member.id) SHUT_RD")
+        Trace.event(.room, "shutdown", "client=\(member.id) SHUT_RD")
       }
     }
     if !how.graceful || member.pending == 0 || member.outputBroken {
@@ -620,7 +620,7 @@ final class RoomHub {
     member.state = .closed
     member.queue = []
     member.sent = 0
-    Trace.event("room", "close", "fd=\(member.socket.rawValue) client=\(member.id)\(reset ? " reset" : "")")
+    Trace.event(.room, "close", "fd=\(member.socket.rawValue) client=\(member.id)\(reset ? " reset" : "")")
   }
 
   /// Leaving clients whose queue did not get out in time.
@@ -644,7 +644,7 @@ final class RoomHub {
   // MARK: Signals and the end
 
   func handleSignals() {
-    let (stop, childEnded) = signals.receive(role: "room")
+    let (stop, childEnded) = signals.receive(role: .room)
     if let stop { self.stop(stop) }
     // The hub's only child is the spawner (the readers are its children).
     if childEnded, let status = try? waitForChild(spawner, noHang: true) { spawnerEnded(status) }
@@ -655,7 +655,7 @@ final class RoomHub {
   func spawnerEnded(_ reaped: WaitStatus? = nil) -> Never {
     let status = reaped ?? (try? waitForChild(spawner)) ?? nil
     let how = status.map { "\($0)" } ?? "ended"
-    Trace.event("room", "waitpid", "\(spawner) \(status?.traceDescription ?? "?")")
+    Trace.event(.room, "waitpid", "\(spawner) \(status?.traceDescription ?? "?")")
     notice("the spawner process \(spawner) \(how): the room cannot go on")
     stop(nil, spawnerReaped: true)
   }
@@ -674,13 +674,13 @@ final class RoomHub {
       member.socket.closeIgnoringErrors()
       member.state = .closed
     }
-    if !spawnerReaped { stopAndReap([spawner], role: "room") }
+    if !spawnerReaped { stopAndReap([spawner], role: .room) }
     listener.socket.closeIgnoringErrors()
     inbox.closeIgnoringErrors()
     control.closeIgnoringErrors()
-    if let signal { signals.die(of: signal, role: "room") }
-    signals.finish(role: "room")
-    Trace.event("room", "exit", "\(ExitStatus.failure)")
+    if let signal { signals.die(of: signal, role: .room) }
+    signals.finish(role: .room)
+    Trace.event(.room, "exit", "\(ExitStatus.failure)")
     exit(ExitStatus.failure)
   }
 }

@@ -28,7 +28,7 @@ struct RoomReader {
   /// Reads lines from the client and hands them to the hub, until the
   /// client closes or resets the connection. Never returns.
   func run() -> Never {
-    Trace.event("reader", "start", "client=\(client) fd=\(socket.rawValue)")
+    Trace.event(.reader, "start", "client=\(client) fd=\(socket.rawValue)")
     var framer = LineFramer()
     var bucket = TokenBucket(capacity: RoomLimits.floodBurst, rate: RoomLimits.floodRate, now: Clock.now)
     var held = false
@@ -44,7 +44,7 @@ struct RoomReader {
         if !held {
           held = true
           write(.slow(client: client))
-          Trace.event("reader", "slow", "client=\(client) \(Int(wait * 1000)) ms")
+          Trace.event(.reader, "slow", "client=\(client) \(Int(wait * 1000)) ms")
         }
         sleepUnlessReset(wait)
       }
@@ -55,7 +55,7 @@ struct RoomReader {
       if framer.hasPartial {
         // Bytes without a newline: a line once the client is silent.
         var waiting = [pollfd(fd: socket.rawValue, events: Int16(POLLIN), revents: 0)]
-        let ready = (try? waitForEvents(&waiting, timeout: CInt(RoomLimits.partialLineWait * 1000))) ?? 1
+        let ready = (try? poll(&waiting, timeout: CInt(RoomLimits.partialLineWait * 1000))) ?? 1
         if ready == 0 {
           if let line = framer.flushPartial() { hand(line) }
           continue
@@ -90,7 +90,7 @@ struct RoomReader {
       let left = deadline - Clock.now
       if left <= 0 { return }
       var waiting = [pollfd(fd: socket.rawValue, events: 0, revents: 0)]
-      let ready = (try? waitForEvents(&waiting, timeout: CInt(left * 1000) + 1)) ?? 0
+      let ready = (try? poll(&waiting, timeout: CInt(left * 1000) + 1)) ?? 0
       guard ready > 0 else { continue }
       let error = (try? socket.pendingError()) ?? nil
       end(error == nil || error == .connectionReset ? "reset" : error!.description)
@@ -104,15 +104,15 @@ struct RoomReader {
     do {
       try room.writeAll(record.bytes)
     } catch {
-      Trace.event("reader", "exit", "1 (room pipe: \(error))")
+      Trace.event(.reader, "exit", "1 (room pipe: \(error))")
       _exit(1)
     }
   }
 
   private func end(_ reason: String) -> Never {
-    Trace.event("reader", "eof", "client=\(client) \(reason)")
+    Trace.event(.reader, "eof", "client=\(client) \(reason)")
     write(.bye(client: client, reason: reason))
-    Trace.event("reader", "exit", "0")
+    Trace.event(.reader, "exit", "0")
     _exit(0)
   }
 }

@@ -42,7 +42,7 @@ struct RoomSpawner {
       notice("spawner: pipe: \(error)")
       _exit(1)
     }
-    Trace.event("spawner", "start", "control=\(control.rawValue) room=\(room.rawValue)")
+    Trace.event(.spawner, "start", "control=\(control.rawValue) room=\(room.rawValue)")
     warmUp()
     // Reserved once, so that a join writes one slot, not a new table.
     var readers: [pid_t: Int] = [:]
@@ -53,13 +53,13 @@ struct RoomSpawner {
         pollfd(fd: control.rawValue, events: Int16(POLLIN), revents: 0),
       ]
       do {
-        _ = try waitForEvents(&waiting, timeout: -1)
+        _ = try poll(&waiting, timeout: -1)
       } catch {
-        notice("spawner: \(error)")
+        notice("spawner: poll: \(error)")
         stop(&readers, signals, nil, status: 1)
       }
       if waiting[0].revents != 0 {
-        let (stop, childEnded) = signals.receive(role: "spawner")
+        let (stop, childEnded) = signals.receive(role: .spawner)
         if let stop { self.stop(&readers, signals, stop) }
         if childEnded { reap(&readers) }
       }
@@ -78,9 +78,9 @@ struct RoomSpawner {
           // The client has left the room (/quit, dropped): its reader may
           // be asleep (flood control) or blocked; it has nothing to finish.
           if let pid = readers.first(where: { $0.value == client })?.key {
-            Trace.event("spawner", "kill", "\(pid) SIGTERM client=\(client)")
-            try? sendSignal(SIGTERM, to: pid)
-            try? sendSignal(SIGCONT, to: pid)
+            Trace.event(.spawner, "kill", "\(pid) SIGTERM client=\(client)")
+            try? kill(pid: pid, signal: SIGTERM)
+            try? kill(pid: pid, signal: SIGCONT)
           }
           continue
         }
@@ -91,7 +91,7 @@ struct RoomSpawner {
         }
         if let pid = spawn(client, socket, signals) {
           readers[pid] = client
-          Trace.event("spawner", "reader", "\(pid) client=\(client)")
+          Trace.event(.spawner, "reader", "\(pid) client=\(client)")
         }
         socket.closeIgnoringErrors()  // the reader has it; the hub keeps its own
       }
@@ -122,23 +122,27 @@ struct RoomSpawner {
   /// Forks the reader of `client`. Returns its pid, or nil if fork failed
   /// (the hub is told with a gone record).
   private func spawn(_ client: Int, _ socket: FileDescriptor, _ signals: SignalPipe) -> pid_t? {
+    let pid: pid_t
     do {
-      return try forkChild(signals: signals, role: "reader", parentRole: "spawner", closing: []) {
-        // Its client's socket, the room pipe's write end and stderr; not
-        // the control socket, not the spawner's signal pipe.
-        closeDescriptors(except: [socket.rawValue, room.rawValue])
-        RoomReader(client: client, socket: socket, room: room).run()
-      }
+      pid = try forkChild(signals: signals, parentRole: .spawner, closing: [])
     } catch {
       notice("spawner: fork: \(error)")
       record(.gone(client: client, how: "fork failed: \(error)"))
       return nil
     }
+    if pid == 0 {
+      // The reader keeps its client's socket, the room pipe's write end
+      // and stderr; not the control socket, not the spawner's signal pipe.
+      // It ends with _exit (RoomReader.end).
+      closeDescriptors(except: [socket.rawValue, room.rawValue])
+      RoomReader(client: client, socket: socket, room: room).run()
+    }
+    return pid
   }
 
   /// Reaps every reader that has ended, and tells the hub.
   private func reap(_ readers: inout [pid_t: Int]) {
-    for (pid, status) in reapEndedChildren(role: "spawner") {
+    for (pid, status) in reapEndedChildren(role: .spawner) {
       if let client = readers.removeValue(forKey: pid) {
         record(.gone(client: client, how: status.traceDescription))
       }
@@ -158,10 +162,10 @@ struct RoomSpawner {
   private func stop(
     _ readers: inout [pid_t: Int], _ signals: SignalPipe, _ signal: CInt?, status: CInt = 0
   ) -> Never {
-    stopAndReap(Array(readers.keys), role: "spawner")
-    if let signal { signals.die(of: signal, role: "spawner") }
+    stopAndReap(Array(readers.keys), role: .spawner)
+    if let signal { signals.die(of: signal, role: .spawner) }
     _ = signals.uninstall()
-    Trace.event("spawner", "exit", "\(status)")
+    Trace.event(.spawner, "exit", "\(status)")
     _exit(status)
   }
 }

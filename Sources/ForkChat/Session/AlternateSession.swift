@@ -21,7 +21,7 @@ final class AlternateSession {
 
   init(session: Session) {
     self.session = session
-    self.teardown = Teardown(session: session, role: "alternate")
+    self.teardown = Teardown(session: session, role: .alternate)
     self.received = LineReader(session.socket)
     self.quit = session.quitWordDetector()
   }
@@ -34,33 +34,33 @@ final class AlternateSession {
     var sending = (session.options.first ?? (session.accepted ? .receive : .send)) == .send
     do throws(Failure) {
       while true {
-        if sending && teardown.sending {
-          Trace.event("alternate", "turn", "send: waiting for a line on stdin")
+        if sending && teardown.isSending {
+          Trace.event(.alternate, "turn", "send: waiting for a line on stdin")
           if session.inputIsTerminal, try peerClosesBeforeInput() {
             _ = teardown.peerClosed()
             return teardown.result
           }
           guard let line = try input.next(what: "standard input") else {
-            Trace.event("alternate", "eof", "stdin")
+            Trace.event(.alternate, "eof", "stdin")
             try endSending()
             continue
           }
           try send(line)
           if quit?.scan(line) != nil {
-            Trace.event("alternate", "quit", "word typed")
+            Trace.event(.alternate, "quit", "word typed")
             try endSending()
           }
         } else {
-          Trace.event("alternate", "turn", "receive: waiting for the peer's line")
+          Trace.event(.alternate, "turn", "receive: waiting for the peer's line")
           while teardown.lingerDeadline != nil, try !waitForSocket(timeout: teardown.pollTimeout) {
-            if teardown.lingerExpired() { return teardown.result }
+            teardown.lingerEnded()
+            if teardown.isOver { return teardown.result }
           }
           guard let message = try received.next(what: "\(session.peer)", messageAtReadEnd: true) else {
             _ = teardown.peerClosed()
             return teardown.result
           }
-          try message.withUnsafeBytes { bytes in Result { () throws(Failure) in try output.show(bytes) {} } }
-            .get()
+          try message.withBytes { bytes throws(Failure) in try output.show(bytes) {} }
         }
         sending.toggle()
       }
@@ -80,53 +80,49 @@ final class AlternateSession {
   /// for our receiving turn.
   func peerClosesBeforeInput() throws(Failure) -> Bool {
     if input.hasLine { return false }
-    var watchSocket = !received.hasBufferedData
+    var poll = PollSet<Slot>()
+    poll.watch(.input, .standardInput)
+    poll.watch(.socket, received.hasBufferedData ? nil : session.socket)
     while true {
-      var waiting = [
-        pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0),
-        pollfd(fd: watchSocket ? session.socket.rawValue : -1, events: Int16(POLLIN), revents: 0),
-      ]
-      _ = try waitForEvents(&waiting, timeout: -1)
-      if waiting[0].revents != 0 { return false }
-      guard waiting[1].revents != 0 else { continue }
-      var byte: UInt8 = 0
-      let peeked: Int
-      do {
-        peeked = try valueOrErrno { recv(session.socket.rawValue, &byte, 1, CInt(MSG_PEEK)) }
-      } catch {
-        throw Failure("read from \(session.peer)", error)
+      _ = try poll.wait(timeout: -1)
+      if poll.isReady(.input) { return false }
+      guard poll.isReady(.socket) else { continue }
+      var byte: [UInt8] = [0]
+      let peeked = try orFailure("read from \(session.peer)") { () throws(Errno) in
+        try byte.withMutableBytes { bytes throws(Errno) in
+          try session.socket.receive(into: bytes, flags: CInt(MSG_PEEK))
+        }
       }
       if peeked == 0 { return true }
-      watchSocket = false
+      poll.watch(.socket, nil)
     }
   }
 
+  enum Slot: Int, CaseIterable { case input, socket }
+
   func send(_ line: [UInt8]) throws(Failure) {
-    do {
-      try session.socket.writeAll(line)
-    } catch {
-      throw Failure("write to \(session.peer)", error)
-    }
+    try orFailure("write to \(session.peer)") { () throws(Errno) in try session.socket.writeAll(line) }
   }
 
   /// Our input has ended (or the quit word was sent): FIN, then only
   /// receive, at most the linger time.
   func endSending() throws(Failure) {
-    do {
+    try orFailure("shutdown to \(session.peer)") { () throws(Errno) in
       try session.socket.shutdown(CInt(SHUT_WR))
-    } catch {
-      throw Failure("shutdown to \(session.peer)", error)
     }
-    Trace.event("alternate", "shutdown", "SHUT_WR")
+    Trace.event(.alternate, "shutdown", "SHUT_WR")
     teardown.inputEnded()
   }
 
   /// Waits until the socket is readable or `timeout` ms pass (false).
   func waitForSocket(timeout: CInt) throws(Failure) -> Bool {
     if received.hasBufferedData { return true }
-    var waiting = [pollfd(fd: session.socket.rawValue, events: Int16(POLLIN), revents: 0)]
-    return try waitForEvents(&waiting, timeout: timeout) > 0
+    var poll = PollSet<SocketSlot>()
+    poll.watch(.socket, session.socket)
+    return try poll.wait(timeout: timeout)
   }
+
+  enum SocketSlot: Int, CaseIterable { case socket }
 }
 
 /// Splits what a descriptor delivers into lines (each with its "\n").
@@ -150,13 +146,8 @@ struct LineReader {
         defer { buffered.removeFirst(newline + 1) }
         return Array(buffered[...newline])
       }
-      let count: Int
-      do {
-        count = try chunk.withUnsafeMutableBytes { bytes in
-          Result { () throws(Errno) in try descriptor.read(into: bytes) }
-        }.get()
-      } catch {
-        throw Failure("read from \(what)", error)
+      let count = try orFailure("read from \(what)") { () throws(Errno) in
+        try chunk.withMutableBytes { bytes throws(Errno) in try descriptor.read(into: bytes) }
       }
       if count == 0 {
         guard !buffered.isEmpty else { return nil }

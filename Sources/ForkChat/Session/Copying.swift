@@ -1,6 +1,8 @@
 import Glibc
 
-// The two copy loops every mode shares, and the teardown contract.
+// The two copy loops every mode shares: our sending side (InputSender) and
+// our receiving side (OutputWriter). When each direction ends is decided
+// by the mode's loop, through the teardown states (Teardown.swift).
 
 /// Our sending side: standard input to the socket.
 struct InputSender {
@@ -9,26 +11,30 @@ struct InputSender {
   /// asks the sender to stop. A process can be killed from outside; a
   /// thread cannot, so it must look for the request itself.
   var stopRequest: FileDescriptor? = nil
-  /// The trace role of whoever sends (child, sender).
-  let role: String
+  /// Who sends, in --trace lines (child, sender).
+  let role: Role
 
   enum End { case inputEnded, stopped }
 
   /// Copies standard input to the socket until input ends (or the quit
-  /// word is typed), then half-closes the socket with shutdown(SHUT_WR) so
-  /// that the peer reads end of file while our receiving side goes on.
+  /// word is typed), then half-closes the socket (`shutdownSocket`).
   /// Returns `.stopped`, without the shutdown, if `stopRequest` fired.
   /// Throws a `Failure` naming what failed.
   func run() throws(Failure) -> End {
     let end = try copy()
-    guard end == .inputEnded else { return end }
-    do {
+    if end == .inputEnded { try shutdownSocket() }
+    return end
+  }
+
+  /// Sends FIN with shutdown(SHUT_WR): the peer reads end of file, while
+  /// our receiving side goes on. Not close(2): the socket stays open in the
+  /// other process (or thread) that receives, and a close only drops this
+  /// one reference to it; the kernel sends FIN when the last one goes.
+  func shutdownSocket() throws(Failure) {
+    try orFailure("shutdown to \(session.peer)") { () throws(Errno) in
       try session.socket.shutdown(CInt(SHUT_WR))
-    } catch {
-      throw Failure("shutdown to \(session.peer)", error)
     }
     Trace.event(role, "shutdown", "SHUT_WR")
-    return .inputEnded
   }
 
   /// Copies stdin to the socket. What is typed or piped a line at a time
@@ -47,11 +53,8 @@ struct InputSender {
     while true {
       if try stopRequested() { return .stopped }
       if splicing {
-        let moved: Int
-        do {
-          moved = try input.splice(to: session.socket, count: Session.spliceSize)
-        } catch {
-          throw Failure("write to \(session.peer)", error)
+        let moved = try orFailure("write to \(session.peer)") { () throws(Errno) in
+          try input.splice(to: session.socket, count: Session.spliceSize)
         }
         if moved == 0 {
           Trace.event(role, "eof", "stdin")
@@ -60,11 +63,7 @@ struct InputSender {
         splicing = moved >= Session.bufferSize
         continue
       }
-      let count: Int
-      do {
-        count = try input.read(into: buffer)
-      } catch {
-        throw Failure("read from standard input", error)
+      let count = try orFailure("read from standard input") { () throws(Errno) in try input.read(into: buffer)
       }
       if count == 0 {
         Trace.event(role, "eof", "stdin")
@@ -74,11 +73,7 @@ struct InputSender {
       var chunk = UnsafeRawBufferPointer(rebasing: buffer[..<count])
       let quitLineEnd = quit?.scan(chunk)
       if let quitLineEnd { chunk = UnsafeRawBufferPointer(rebasing: chunk[..<quitLineEnd]) }
-      do {
-        try session.socket.writeAll(chunk)
-      } catch {
-        throw Failure("write to \(session.peer)", error)
-      }
+      try orFailure("write to \(session.peer)") { () throws(Errno) in try session.socket.writeAll(chunk) }
       if quitLineEnd != nil {
         Trace.event(role, "quit", "word typed")
         return .inputEnded
@@ -91,13 +86,14 @@ struct InputSender {
   /// once (the next read simply blocks).
   func stopRequested() throws(Failure) -> Bool {
     guard let stopRequest else { return false }
-    var waiting = [
-      pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0),
-      pollfd(fd: stopRequest.rawValue, events: Int16(POLLIN), revents: 0),
-    ]
-    _ = try waitForEvents(&waiting, timeout: -1)
-    return waiting[1].revents != 0
+    var poll = PollSet<Slot>()
+    poll.watch(.input, .standardInput)
+    poll.watch(.stopRequest, stopRequest)
+    _ = try poll.wait(timeout: -1)
+    return poll.isReady(.stopRequest)
   }
+
+  enum Slot: Int, CaseIterable { case input, stopRequest }
 }
 
 /// Our receiving side: the socket to standard output.
@@ -171,75 +167,11 @@ final class OutputWriter {
       }
       rendered.removeAll(keepingCapacity: true)
       printer!.render(bytes, into: &rendered)
-      try rendered.withUnsafeBytes { text in
-        Result { () throws(Errno) in try output.writeAll(text) { () throws(Errno) in onInterrupt() } }
-      }.get()
+      try rendered.withBytes { text throws(Errno) in
+        try output.writeAll(text) { () throws(Errno) in onInterrupt() }
+      }
     } catch {
       throw Failure("write to standard output", error)
     }
   }
-}
-
-/// The teardown contract (README, "How a chat ends"), shared by every
-/// mode: when the session is over, and what to do when each direction
-/// ends (the alternate mode uses its linger and its notices; its turns
-/// decide the rest).
-struct Teardown {
-  let session: Session
-  let role: String
-  /// Our sending side (child, sender thread, stdin) is still going.
-  var sending = true
-  var peerOpen = true
-  var failed = false
-  /// Set when sending failed: nothing more to wait for.
-  var broken = false
-  /// Once our input has ended: when we stop waiting for the peer to close
-  /// (nil: no limit).
-  var lingerDeadline: Double? = nil
-
-  init(session: Session, role: String) {
-    self.session = session
-    self.role = role
-  }
-
-  var isOver: Bool { broken || (!sending && !peerOpen) }
-
-  /// Our input ended and all of it was sent, FIN included: wait for the
-  /// peer's end, at most the linger time.
-  mutating func inputEnded() {
-    sending = false
-    if peerOpen, let linger = session.lingerTime { lingerDeadline = Clock.now + linger }
-  }
-
-  /// Sending failed (and said why): the chat is broken.
-  mutating func sendingFailed() {
-    sending = false
-    failed = true
-    broken = true
-  }
-
-  /// The peer's FIN arrived. Returns true if our sending side must now be
-  /// stopped: a person at a terminal is not left typing to nobody, while a
-  /// pipe's data goes on (the peer may only have shut down its sending side).
-  mutating func peerClosed() -> Bool {
-    peerOpen = false
-    Trace.event(role, "eof", "socket")
-    notice("\(session.peer) closed the connection")
-    return session.inputIsTerminal && sending
-  }
-
-  /// The poll(2) timeout until the linger deadline, in ms (-1: none).
-  var pollTimeout: CInt {
-    lingerDeadline.map { CInt(max(0, ($0 - Clock.now) * 1000).rounded(.up)) } ?? -1
-  }
-
-  /// Whether the linger time is over; says so on stderr if it is.
-  func lingerExpired() -> Bool {
-    guard let deadline = lingerDeadline, Clock.now >= deadline else { return false }
-    let linger = formatSeconds(session.lingerTime ?? 0)
-    notice("\(session.peer) did not close within \(linger) s; closing")
-    return true
-  }
-
-  var result: SessionResult { failed ? .failed : .finished }
 }

@@ -1,87 +1,111 @@
 import Glibc
 
-// The fork session: the whole process-per-direction protocol in one file.
+// The fork session: the whole process-per-direction protocol, top to bottom.
 //
-//                       fork()
-//       parent ───────────┴─────────── child
-//   socket ──▶ stdout              stdin ──▶ socket
-//   (ForkSession.receive)          (InputSender.run)
+//                          fork()
+//         parent ─────────────┴───────────── child
+//     socket ──▶ stdout                  stdin ──▶ socket
+//     (receive, below)                   (InputSender, Copying.swift)
 //
-// Ownership after fork(): the child reads stdin and writes the socket, and
-// nothing else; the parent reads the socket and writes stdout, never reads
-// stdin and never writes the socket (it may shut it down). Each process
-// closes the descriptors it does not own.
+// After fork() each process owns one direction and closes what it does not
+// own: the child reads stdin and writes the socket; the parent reads the
+// socket and writes stdout, never reads stdin and never writes the socket
+// (it may shut it down).
 //
-// Teardown: docs/design.md has one diagram per ending.
+// Stevens' str_cli (UNP, strclifork.c) has the roles the other way round:
+// its child receives, its parent sends, then pause()s until the child
+// kills it with SIGTERM. forkchat's parent receives because the parent is
+// the process the shell waits for, so it must be the last to end, and the
+// one that knows how the chat ended:
+// - the receiving side is the one that sees the peer's end (end of file on
+//   the socket), and a chat is over only once the peer has closed;
+// - the sending side's end is one event, which SIGCHLD and waitpid(2)
+//   bring to the parent with an exit status that says how it went (all
+//   sent, a write failed, killed by a signal);
+// so the parent exits with a status that means something, instead of dying
+// of the SIGTERM its child sends, as UNP's does.
+//
+// Each way a chat ends is a transition of `Teardown` (Teardown.swift);
+// docs/design.md draws them one by one.
 
-/// The fork mode: the child sends, the parent receives and decides, from
-/// the child's wait status, the end of the socket and the signals received,
-/// when the session is over.
+/// The fork mode: the child sends, the parent receives and decides when
+/// the session is over.
 final class ForkSession {
   let session: Session
+  let signals: SignalPipe
   var teardown: Teardown
   var child: pid_t = 0
-  var signals: SignalPipe! = nil
 
-  init(session: Session) {
+  init(session: Session, signals: SignalPipe) {
     self.session = session
-    self.teardown = Teardown(session: session, role: "parent")
+    self.signals = signals
+    self.teardown = Teardown(session: session, role: .parent)
   }
 
-  /// Forks, runs the parent's half here, and returns once both processes
-  /// are done: the child reaped, the socket closed.
+  /// Forks; the child sends and never returns, the parent receives and
+  /// returns once both processes are done: the child reaped, the socket
+  /// closed.
   func run() -> SessionResult {
-    guard let signals = session.installSignals() else { return .failed }
-    self.signals = signals
-    // fork(): the child sends, and the parent goes on below to receive.
+    let pid: pid_t
     do {
-      child = try forkChild(
-        signals: signals, role: "child", parentRole: "parent",
-        closing: session.closeInChild + [.standardOutput]
-      ) {
-        Trace.event("child", "start", "sends stdin to the socket")
-        do throws(Failure) {
-          _ = try InputSender(session: session, role: "child").run()
-          return 0
-        } catch {
-          notice(error.description)
-          return 1
-        }
-      }
+      // The child does not own stdout (nor a listening socket of --keep).
+      pid = try forkChild(
+        signals: signals, parentRole: .parent, closing: session.closeInChild + [.standardOutput])
     } catch {
       notice("fork: \(error)")
       _ = signals.uninstall()
       session.socket.closeIgnoringErrors()
       return .failed
     }
+
+    if pid == 0 {
+      // The child: standard input to the socket, then FIN.
+      Trace.event(.child, "start", "sends stdin to the socket")
+      var status: CInt = 0
+      do throws(Failure) {
+        _ = try InputSender(session: session, role: .child).run()
+      } catch {
+        notice(error.description)
+        status = 1
+      }
+      Trace.event(.child, "exit", "\(status)")
+      _exit(status)  // not exit(): the C library's exit handlers and buffers are the parent's
+    }
+
+    // The parent: the socket to standard output, until the chat is over.
+    child = pid
     if session.options.parentClosesInput { FileDescriptor.standardInput.closeIgnoringErrors() }
     let result = receive()
     session.socket.closeIgnoringErrors()
-    signals.finish(role: "parent")
+    signals.finish(role: .parent)
     return result
   }
 
+  enum Slot: Int, CaseIterable { case signals, socket }
+
   /// The parent's loop: runs until the peer has closed and the child has
-  /// been reaped (or the linger time has passed).
+  /// been reaped (or the linger time has passed, or something failed).
   func receive() -> SessionResult {
     let output = OutputWriter(session: session)
+    var poll = PollSet<Slot>()
     while !teardown.isOver {
-      var waiting = [
-        pollfd(fd: signals.readEnd.rawValue, events: Int16(POLLIN), revents: 0),
-        pollfd(fd: teardown.peerOpen ? session.socket.rawValue : -1, events: Int16(POLLIN), revents: 0),
-      ]
+      poll.watch(.signals, signals.readEnd)
+      poll.watch(.socket, teardown.isReceiving ? session.socket : nil)
       do throws(Failure) {
-        let ready = try waitForEvents(&waiting, timeout: teardown.pollTimeout)
-        if ready == 0 && teardown.lingerExpired() { break }
-        if waiting[0].revents != 0 { handleSignals() }
-        guard teardown.peerOpen, waiting[1].revents != 0 else { continue }
+        guard try poll.wait(timeout: teardown.pollTimeout) else {
+          teardown.lingerEnded()
+          continue
+        }
+        if poll.isReady(.signals) { handleSignals() }
+        guard teardown.isReceiving, poll.isReady(.socket) else { continue }
+        // A copy that reads the end of file: the peer has closed.
         if try output.copyOnce(onInterrupt: handleSignals) == 0 && teardown.peerClosed() {
-          stopChild()
+          stopChild()  // a person at a terminal is not left typing to nobody
         }
       } catch {
         notice(error.description)
+        teardown.receivingFailed()
         stopChild()
-        return .failed
       }
     }
     return teardown.result
@@ -90,19 +114,19 @@ final class ForkSession {
   /// Acts on the signals waiting in the self-pipe. A stop request (SIGINT,
   /// SIGTERM, SIGHUP) ends the process here, after the child is reaped.
   func handleSignals() {
-    let (stop, childEnded) = signals.receive(role: "parent")
+    let (stop, childEnded) = signals.receive(role: .parent)
     if let stop {
       stopChild()
       session.socket.closeIgnoringErrors()
-      signals.die(of: stop, role: "parent")
+      signals.die(of: stop, role: .parent)
     }
     if childEnded { reapChild() }
   }
 
-  /// Collects the child if it has ended (SIGCHLD) and applies the teardown
+  /// SIGCHLD: collects the child if it has ended, and applies the teardown
   /// contract to how it ended.
   func reapChild() {
-    guard teardown.sending else { return }
+    guard teardown.isSending else { return }
     let status: WaitStatus?
     do {
       status = try waitForChild(child, noHang: true)
@@ -112,7 +136,7 @@ final class ForkSession {
       return
     }
     guard let status else { return }  // a SIGCHLD for a child still running
-    Trace.event("parent", "waitpid", "\(child) \(status.traceDescription)")
+    Trace.event(.parent, "waitpid", "\(child) \(status.traceDescription)")
     switch status {
     case .exited(0):
       // Our input ended and all of it was sent: wait for the peer's end.
@@ -124,17 +148,16 @@ final class ForkSession {
       // The child was killed: tell the peer nothing more will come, and
       // keep printing what it still sends.
       notice("sending process \(child) killed by signal \(signal) (\(signalName(signal)))")
-      teardown.sending = false
-      teardown.failed = true
+      teardown.senderKilled()
       try? session.socket.shutdown(CInt(SHUT_WR))
-      Trace.event("parent", "shutdown", "SHUT_WR")
+      Trace.event(.parent, "shutdown", "SHUT_WR")
     }
   }
 
   /// Stops the child (if it is still running) and reaps it.
   func stopChild() {
-    guard teardown.sending else { return }
-    stopAndReap([child], role: "parent")
-    teardown.sending = false
+    guard teardown.isSending else { return }
+    stopAndReap([child], role: .parent)
+    teardown.senderStopped()
   }
 }

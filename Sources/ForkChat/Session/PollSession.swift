@@ -13,8 +13,8 @@ import Glibc
 
 final class PollSession {
   let session: Session
+  let signals: SignalPipe
   var teardown: Teardown
-  var signals: SignalPipe! = nil
   /// Read from stdin, not yet written to the socket.
   var pending: [UInt8] = []
   var pendingStart = 0
@@ -22,15 +22,14 @@ final class PollSession {
   var inputDone = false
   var quit: QuitWordDetector?
 
-  init(session: Session) {
+  init(session: Session, signals: SignalPipe) {
     self.session = session
-    self.teardown = Teardown(session: session, role: "poll")
+    self.signals = signals
+    self.teardown = Teardown(session: session, role: .poll)
     self.quit = session.quitWordDetector()
   }
 
   func run() -> SessionResult {
-    guard let signals = session.installSignals() else { return .failed }
-    self.signals = signals
     do {
       // Non-blocking: a write takes what fits and never waits.
       try session.socket.setNonBlocking()
@@ -42,62 +41,70 @@ final class PollSession {
     }
     let result = loop()
     session.socket.closeIgnoringErrors()
-    signals.finish(role: "poll")
+    signals.finish(role: .poll)
     return result
   }
+
+  enum Slot: Int, CaseIterable { case signals, socket, input }
 
   func loop() -> SessionResult {
     let output = OutputWriter(session: session)
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Session.bufferSize, alignment: 16)
     defer { buffer.deallocate() }
+    var poll = PollSet<Slot>()
     while !teardown.isOver {
       let hasPending = pendingStart < pending.count
-      let wantInput = teardown.sending && !inputDone && !hasPending
-      var waiting = [
-        pollfd(fd: signals.readEnd.rawValue, events: Int16(POLLIN), revents: 0),
-        pollfd(
-          fd: teardown.peerOpen || hasPending ? session.socket.rawValue : -1,
-          events: Int16(teardown.peerOpen ? POLLIN : 0) | Int16(hasPending ? POLLOUT : 0), revents: 0),
-        pollfd(fd: wantInput ? STDIN_FILENO : -1, events: Int16(POLLIN), revents: 0),
-      ]
+      poll.watch(.signals, signals.readEnd)
+      poll.watch(
+        .socket, teardown.isReceiving || hasPending ? session.socket : nil,
+        for: (teardown.isReceiving ? POLLIN : 0) | (hasPending ? POLLOUT : 0))
+      poll.watch(.input, teardown.isSending && !inputDone && !hasPending ? .standardInput : nil)
       do throws(Failure) {
-        let ready = try waitForEvents(&waiting, timeout: teardown.pollTimeout)
-        if ready == 0 && teardown.lingerExpired() { break }
-        if waiting[0].revents != 0 { handleSignals() }
-        if waiting[2].revents != 0 { try readInput(buffer) }
-        if hasPending && waiting[1].revents & Int16(POLLOUT | POLLERR | POLLHUP) != 0 { try sendPending() }
-        if teardown.peerOpen && waiting[1].revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
-          if try output.copyOnce(onInterrupt: handleSignals) == 0 && teardown.peerClosed() {
-            teardown.sending = false  // a person: stop reading the terminal
-          }
+        guard try poll.wait(timeout: teardown.pollTimeout) else {
+          teardown.lingerEnded()
+          continue
         }
-        if teardown.sending && inputDone && pendingStart == pending.count { try finishSending() }
+        if poll.isReady(.signals) { handleSignals() }
+        if poll.isReady(.input) { try readInput(buffer) }
+        if hasPending && poll.isReady(.socket, for: POLLOUT | POLLERR | POLLHUP) { try sendPending() }
+        if teardown.isReceiving && poll.isReady(.socket, for: POLLIN | POLLERR | POLLHUP) { receive(output) }
+        if !teardown.isOver && teardown.isSending && inputDone && pendingStart == pending.count {
+          try finishSending()
+        }
       } catch {
         notice(error.description)
         teardown.sendingFailed()
-        return .failed
       }
     }
     return teardown.result
   }
 
+  /// The socket is readable: copies what it has to stdout.
+  func receive(_ output: OutputWriter) {
+    do throws(Failure) {
+      if try output.copyOnce(onInterrupt: handleSignals) == 0 && teardown.peerClosed() {
+        teardown.senderStopped()  // a person: stop reading the terminal
+      }
+    } catch {
+      notice(error.description)
+      teardown.receivingFailed()
+    }
+  }
+
   /// stdin is readable: take one block (up to the quit word's line).
   func readInput(_ buffer: UnsafeMutableRawBufferPointer) throws(Failure) {
-    let count: Int
-    do {
-      count = try FileDescriptor.standardInput.read(into: buffer)
-    } catch {
-      throw Failure("read from standard input", error)
+    let count = try orFailure("read from standard input") { () throws(Errno) in
+      try FileDescriptor.standardInput.read(into: buffer)
     }
     if count == 0 {
-      Trace.event("poll", "eof", "stdin")
+      Trace.event(.poll, "eof", "stdin")
       inputDone = true
       return
     }
     var chunk = UnsafeRawBufferPointer(rebasing: buffer[..<count])
     if let end = quit?.scan(chunk) {
       chunk = UnsafeRawBufferPointer(rebasing: chunk[..<end])
-      Trace.event("poll", "quit", "word typed")
+      Trace.event(.poll, "quit", "word typed")
       inputDone = true
     }
     pending = Array(chunk)
@@ -110,9 +117,9 @@ final class PollSession {
     while pendingStart < pending.count {
       let written: Int
       do {
-        written = try pending[pendingStart...].withUnsafeBytes { bytes in
-          Result { () throws(Errno) in try session.socket.write(bytes) }
-        }.get()
+        written = try pending[pendingStart...].withBytes { bytes throws(Errno) in
+          try session.socket.write(bytes)
+        }
       } catch .wouldBlock {
         return  // the socket is full: poll says when it has room
       } catch {
@@ -124,19 +131,17 @@ final class PollSession {
 
   /// All our input is out: FIN.
   func finishSending() throws(Failure) {
-    do {
+    try orFailure("shutdown to \(session.peer)") { () throws(Errno) in
       try session.socket.shutdown(CInt(SHUT_WR))
-    } catch {
-      throw Failure("shutdown to \(session.peer)", error)
     }
-    Trace.event("poll", "shutdown", "SHUT_WR")
+    Trace.event(.poll, "shutdown", "SHUT_WR")
     teardown.inputEnded()
   }
 
   func handleSignals() {
-    if let stop = signals.receive(role: "poll").stop {
+    if let stop = signals.receive(role: .poll).stop {
       session.socket.closeIgnoringErrors()
-      signals.die(of: stop, role: "poll")
+      signals.die(of: stop, role: .poll)
     }
   }
 }

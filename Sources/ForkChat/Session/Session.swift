@@ -20,7 +20,7 @@ import Glibc
 
 /// How the two directions of a session are driven.
 public enum Mode: String, CaseIterable, Equatable, Sendable {
-  case fork, alternate, threads, poll
+  case fork, threads, poll, alternate
 }
 
 /// Who speaks first in the alternate mode.
@@ -73,7 +73,9 @@ public struct Session {
   let inputIsTerminal = FileDescriptor.standardInput.isTerminal
   let outputIsTerminal = FileDescriptor.standardOutput.isTerminal
 
-  /// Bytes per read(2) and write(2): 64 KiB, four times nc's 16 KiB.
+  /// Bytes per read(2) and write(2): 64 KiB. netcat-openbsd 1.219 (the nc
+  /// `make bench` runs) reads and writes 16 KiB at a time (BUFSIZE in
+  /// netcat.c; seen with strace: read(0, …, 16384)).
   static let bufferSize = 64 * 1024
   /// Bytes asked of one splice(2); a pipe holds 64 KiB by default.
   static let spliceSize = 1 << 20
@@ -102,23 +104,37 @@ public struct Session {
     // which would hold a small segment back until the last one is acked.
     try? socket.setOption(CInt(IPPROTO_TCP), TCP_NODELAY, 1)
     switch options.mode {
-    case .fork: return ForkSession(session: self).run()
-    case .threads: return ThreadSession(session: self).run()
-    case .poll: return PollSession(session: self).run()
+    case .fork: return withSignals { ForkSession(session: self, signals: $0).run() }
+    case .threads:
+      return withSignals { signals throws(Errno) in try ThreadSession(session: self, signals: signals).run() }
+    case .poll: return withSignals { PollSession(session: self, signals: $0).run() }
     case .alternate: return AlternateSession(session: self).run()
     }
   }
 
-  /// Installs the session's signal handlers and their self-pipe. If that
-  /// fails, says so and closes the socket: the session cannot start.
-  func installSignals() -> SignalPipe? {
+  /// Runs `body` with the session's signal handlers installed, and gives it
+  /// their self-pipe (Process/Signals.swift), which its poll(2) loop
+  /// watches. If they cannot be installed, or `body` cannot make the pipes
+  /// it needs, says so and closes the socket: the session cannot start.
+  func withSignals(_ body: (SignalPipe) throws(Errno) -> SessionResult) -> SessionResult {
+    let signals: SignalPipe
     do {
-      return try SignalPipe.install()
+      signals = try SignalPipe.install()
     } catch {
-      notice("pipe: \(error)")
-      socket.closeIgnoringErrors()
-      return nil
+      return cannotStart(error)
     }
+    do {
+      return try body(signals)
+    } catch {
+      _ = signals.uninstall()
+      return cannotStart(error)
+    }
+  }
+
+  private func cannotStart(_ error: Errno) -> SessionResult {
+    notice("pipe: \(error)")
+    socket.closeIgnoringErrors()
+    return .failed
   }
 
   /// How long to wait for the peer's end once our input has ended.

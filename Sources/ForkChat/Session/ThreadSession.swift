@@ -34,30 +34,33 @@ final class SenderState: @unchecked Sendable {
 
 final class ThreadSession {
   let session: Session
+  let signals: SignalPipe
+  /// The main thread asks the sender to stop through this pipe.
+  let stopRequest: (read: FileDescriptor, write: FileDescriptor)
+  let state: SenderState
   var teardown: Teardown
-  var signals: SignalPipe! = nil
   var thread = pthread_t()
-  var state: SenderState! = nil
-  var stopRequest: (read: FileDescriptor, write: FileDescriptor)! = nil
   var joined = false
 
-  init(session: Session) {
+  /// Creates the session's two pipes: the stop request, and the one the
+  /// sender uses to say it is done.
+  init(session: Session, signals: SignalPipe) throws(Errno) {
     self.session = session
-    self.teardown = Teardown(session: session, role: "main")
+    self.signals = signals
+    self.teardown = Teardown(session: session, role: .main)
+    let stopRequest = try makePipe()
+    do {
+      let sender = InputSender(session: session, stopRequest: stopRequest.read, role: .sender)
+      state = SenderState(sender: sender, done: try makePipe())
+    } catch {
+      stopRequest.read.closeIgnoringErrors()
+      stopRequest.write.closeIgnoringErrors()
+      throw error
+    }
+    self.stopRequest = stopRequest
   }
 
   func run() -> SessionResult {
-    do {
-      signals = try SignalPipe.install()
-      stopRequest = try makePipe()
-      let done = try makePipe()
-      let sender = InputSender(session: session, stopRequest: stopRequest.read, role: "sender")
-      state = SenderState(sender: sender, done: done)
-    } catch {
-      notice("pipe: \(error)")
-      session.socket.closeIgnoringErrors()
-      return .failed
-    }
     // The new thread inherits the signal mask: with the session's signals
     // blocked there, the kernel delivers them to the main thread.
     let oldMask = SignalSet(sessionSignals).block()
@@ -66,48 +69,51 @@ final class ThreadSession {
       &thread, nil,
       { context in
         let state = Unmanaged<SenderState>.fromOpaque(context!).takeRetainedValue()
-        Trace.event("sender", "start", "tid=\(forkchat_gettid()) sends stdin to the socket")
+        Trace.event(.sender, "start", "tid=\(forkchat_gettid()) sends stdin to the socket")
         state.status = Result { () throws(Failure) in try state.sender.run() }
-        var byte: UInt8 = 1
-        _ = write(state.done.write.rawValue, &byte, 1)
+        try? state.done.write.writeAll([1])
         return nil
       }, Unmanaged.passRetained(state).toOpaque())
     oldMask.setAsMask()
     guard created == 0 else {
       notice("pthread_create: \(Errno(rawValue: created))")
       closeAll()
+      _ = signals.uninstall()
       return .failed
     }
-    Trace.event("main", "thread", "created sender (main tid=\(forkchat_gettid()))", at: createTime)
+    Trace.event(.main, "thread", "created sender (main tid=\(forkchat_gettid()))", at: createTime)
     let result = receive()
     stopSender()
     closeAll()
-    signals.finish(role: "main")
+    signals.finish(role: .main)
     return result
   }
+
+  enum Slot: Int, CaseIterable { case signals, socket, senderDone }
 
   /// The main thread's loop: the socket to stdout, until the peer has
   /// closed and the sender is done (or the linger time has passed).
   func receive() -> SessionResult {
     let output = OutputWriter(session: session)
+    var poll = PollSet<Slot>()
     while !teardown.isOver {
-      var waiting = [
-        pollfd(fd: signals.readEnd.rawValue, events: Int16(POLLIN), revents: 0),
-        pollfd(fd: teardown.peerOpen ? session.socket.rawValue : -1, events: Int16(POLLIN), revents: 0),
-        pollfd(fd: joined ? -1 : state.done.read.rawValue, events: Int16(POLLIN), revents: 0),
-      ]
+      poll.watch(.signals, signals.readEnd)
+      poll.watch(.socket, teardown.isReceiving ? session.socket : nil)
+      poll.watch(.senderDone, joined ? nil : state.done.read)
       do throws(Failure) {
-        let ready = try waitForEvents(&waiting, timeout: teardown.pollTimeout)
-        if ready == 0 && teardown.lingerExpired() { break }
-        if waiting[0].revents != 0 { handleSignals() }
-        if waiting[2].revents != 0 { joinSender() }
-        guard teardown.peerOpen, waiting[1].revents != 0 else { continue }
+        guard try poll.wait(timeout: teardown.pollTimeout) else {
+          teardown.lingerEnded()
+          continue
+        }
+        if poll.isReady(.signals) { handleSignals() }
+        if poll.isReady(.senderDone) { joinSender() }
+        guard teardown.isReceiving, poll.isReady(.socket) else { continue }
         if try output.copyOnce(onInterrupt: handleSignals) == 0 && teardown.peerClosed() {
           stopSender()
         }
       } catch {
         notice(error.description)
-        return .failed
+        teardown.receivingFailed()
       }
     }
     return teardown.result
@@ -116,10 +122,10 @@ final class ThreadSession {
   /// A stop request (SIGINT, SIGTERM, SIGHUP) ends the process once the
   /// sender thread has been stopped and joined.
   func handleSignals() {
-    if let stop = signals.receive(role: "main").stop {
+    if let stop = signals.receive(role: .main).stop {
       stopSender()
       closeAll()
-      signals.die(of: stop, role: "main")
+      signals.die(of: stop, role: .main)
     }
   }
 
@@ -129,10 +135,10 @@ final class ThreadSession {
     guard !joined else { return }
     pthread_join(thread, nil)
     joined = true
-    Trace.event("main", "join", "sender")
+    Trace.event(.main, "join", "sender")
     switch state.status {
     case .success(.inputEnded): teardown.inputEnded()
-    case .success(.stopped): teardown.sending = false
+    case .success(.stopped): teardown.senderStopped()
     case .failure(let failure):
       notice(failure.description)
       teardown.sendingFailed()
@@ -144,14 +150,13 @@ final class ThreadSession {
   /// peer that does not read (its write fails with EPIPE).
   func stopSender() {
     guard !joined else { return }
-    Trace.event("main", "stop", "sender")
-    var byte: UInt8 = 1
-    _ = write(stopRequest.write.rawValue, &byte, 1)
+    Trace.event(.main, "stop", "sender")
+    try? stopRequest.write.writeAll([1])
     try? session.socket.shutdown(CInt(SHUT_WR))
     pthread_join(thread, nil)
     joined = true
-    Trace.event("main", "join", "sender")
-    teardown.sending = false
+    Trace.event(.main, "join", "sender")
+    teardown.senderStopped()
   }
 
   func closeAll() {

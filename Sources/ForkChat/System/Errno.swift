@@ -17,9 +17,6 @@ public struct Errno: Error, Equatable, CustomStringConvertible, Sendable {
   public static let brokenPipe = Errno(rawValue: EPIPE)
   public static let connectionReset = Errno(rawValue: ECONNRESET)
   public static let connectionRefused = Errno(rawValue: ECONNREFUSED)
-  public static let notConnected = Errno(rawValue: ENOTCONN)
-  public static let noChild = Errno(rawValue: ECHILD)
-  public static let invalidArgument = Errno(rawValue: EINVAL)
 
   /// The text of `strerror(3)`, e.g. "Connection refused".
   public var description: String { String(cString: strerror(rawValue)) }
@@ -46,10 +43,11 @@ public struct Failure: Error, CustomStringConvertible, Sendable {
 /// Calls `body` until it does not fail with EINTR (if `retryOnInterrupt`),
 /// and turns the C convention "-1 and errno" into a thrown `Errno`.
 ///
-/// This is the one EINTR policy of forkchat: read, write, accept, connect,
-/// poll and waitpid retry; `close` never does (on Linux the descriptor is
-/// already released when close reports EINTR, and a retry could close a
-/// descriptor that another open just reused).
+/// This is the one EINTR policy of forkchat: read, write, accept, poll and
+/// waitpid retry; `close` never does (on Linux the descriptor is already
+/// released when close reports EINTR, and a retry could close a descriptor
+/// that another open just reused); neither does `connect`, whose attempt
+/// goes on in the kernel after EINTR (Network/Socket.swift).
 @inline(__always)
 func valueOrErrno<I: FixedWidthInteger>(
   retryOnInterrupt: Bool = true, _ body: () -> I
@@ -67,4 +65,38 @@ func valueOrErrno<I: FixedWidthInteger>(
 @inline(__always)
 func nothingOrErrno(retryOnInterrupt: Bool = true, _ body: () -> CInt) throws(Errno) {
   _ = try valueOrErrno(retryOnInterrupt: retryOnInterrupt, body)
+}
+
+/// Runs `body`, a call that throws an `Errno`, and names what failed:
+/// `try orFailure("write to \(peer)") { try socket.writeAll(bytes) }`
+/// throws "write to 127.0.0.1 port 8080: Broken pipe".
+@inline(__always)
+func orFailure<R>(_ what: @autoclosure () -> String, _ body: () throws(Errno) -> R) throws(Failure) -> R {
+  do {
+    return try body()
+  } catch {
+    throw Failure(what(), error)
+  }
+}
+
+extension Array where Element == UInt8 {
+  /// `withUnsafeBytes` that keeps the typed error of `body`: the standard
+  /// library's version rethrows it as `any Error`.
+  func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+    try withUnsafeBytes { bytes in Result { () throws(E) in try body(bytes) } }.get()
+  }
+
+  /// `withUnsafeMutableBytes` that keeps the typed error of `body`.
+  mutating func withMutableBytes<R, E: Error>(
+    _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R
+  ) throws(E) -> R {
+    try withUnsafeMutableBytes { bytes in Result { () throws(E) in try body(bytes) } }.get()
+  }
+}
+
+extension ArraySlice where Element == UInt8 {
+  /// `withUnsafeBytes` that keeps the typed error of `body`.
+  func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+    try withUnsafeBytes { bytes in Result { () throws(E) in try body(bytes) } }.get()
+  }
 }

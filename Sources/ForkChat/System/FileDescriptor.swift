@@ -69,7 +69,7 @@ public struct FileDescriptor: Hashable, Sendable {
   }
 
   public func writeAll(_ bytes: [UInt8]) throws(Errno) {
-    try bytes.withUnsafeBytes { buffer in Result { () throws(Errno) in try writeAll(buffer) } }.get()
+    try bytes.withBytes { buffer throws(Errno) in try writeAll(buffer) }
   }
 
   /// Closes the descriptor. Never retried: see `valueOrErrno`.
@@ -150,21 +150,6 @@ public func makePipe(flags: CInt = 0) throws(Errno) -> (read: FileDescriptor, wr
   var ends: [CInt] = [-1, -1]
   try nothingOrErrno { forkchat_pipe2(&ends, O_CLOEXEC | flags) }
   return (FileDescriptor(rawValue: ends[0]), FileDescriptor(rawValue: ends[1]))
-}
-
-/// Waits until one of `descriptors` is ready or `timeout` ms have passed
-/// (-1: no limit); returns how many are ready (0: the time ran out). A
-/// signal's EINTR is retried: the self-pipe, among `descriptors`, says
-/// which signal came.
-///
-/// The corresponding C function is `poll`.
-public func waitForEvents(_ descriptors: inout [pollfd], timeout: CInt) throws(Failure) -> CInt {
-  let count = nfds_t(descriptors.count)
-  do {
-    return try valueOrErrno { poll(&descriptors, count, timeout) }
-  } catch {
-    throw Failure("poll", error)
-  }
 }
 
 /// Writes a notice or error line to standard error: "forkchat: TEXT\n".

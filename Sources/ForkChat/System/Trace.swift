@@ -19,6 +19,23 @@ import Glibc
 /// their own copy).
 nonisolated(unsafe) private var traceStart: Double? = nil
 
+/// Who speaks in a trace line: a process, or a thread of one.
+public enum Role: String, Sendable {
+  /// The program itself, before and after a chat (and the threads mode's
+  /// main thread, which receives).
+  case main
+  /// The fork mode: the parent receives, the child sends.
+  case parent, child
+  /// The threads mode's sending thread.
+  case sender
+  /// The poll and alternate modes' one thread.
+  case poll, alternate
+  /// A `listen --echo --keep` child, one per client.
+  case echo
+  /// The room: the hub, the process that forks readers, a client's reader.
+  case room, spawner, reader
+}
+
 public enum Trace {
   /// Turns tracing on; times count from now.
   public static func start() { traceStart = Clock.now }
@@ -30,11 +47,12 @@ public enum Trace {
   /// than now: fork and pthread_create are dated when they are called, so
   /// that they come before anything the new process or thread prints,
   /// whichever of the two the scheduler runs first.
-  public static func event(_ role: String, _ event: String, _ details: String = "", at time: Double? = nil) {
+  public static func event(_ role: Role, _ event: String, _ details: String = "", at time: Double? = nil) {
     guard let start = traceStart else { return }
     let micros = Int(((time ?? Clock.now) - start) * 1e6)
     let ms = "\(micros / 1000).\(String(1000 + micros % 1000).dropFirst())"
-    let line = "trace \(ms) \(getpid()) \(role) \(event)" + (details.isEmpty ? "" : " \(details)") + "\n"
+    let line =
+      "trace \(ms) \(getpid()) \(role.rawValue) \(event)" + (details.isEmpty ? "" : " \(details)") + "\n"
     try? FileDescriptor.standardError.writeAll(Array(line.utf8))
   }
 }
