@@ -72,8 +72,9 @@ public func listenAndChat(_ options: ListenOptions) -> CInt {
   }
 }
 
-/// Accepts the next peer that --allow lets in; any other is closed at once,
-/// with a notice. Returns nil if accept(2) fails (reported).
+/// Accepts the next peer that --allow lets in; any other is reset at once
+/// (RST, so that it learns it was refused), with a notice. Returns nil if
+/// accept(2) fails (reported).
 func acceptAllowed(_ listener: Listener, options: ListenOptions, allowed: [SocketAddress])
   -> (FileDescriptor, SocketAddress)?
 {
@@ -90,8 +91,9 @@ func acceptAllowed(_ listener: Listener, options: ListenOptions, allowed: [Socke
     Trace.event("main", "accept", "fd=\(socket.rawValue) \(peer)")
     if !allowed.isEmpty && !allowed.contains(where: { sameHost($0, peer) }) {
       notice("refused connection from \(peer) (not --allow \(options.allow!))")
+      try? socket.resetOnClose()
       socket.closeIgnoringErrors()
-      Trace.event("main", "close", "fd=\(socket.rawValue) not allowed")
+      Trace.event("main", "close", "fd=\(socket.rawValue) not allowed, RST")
       continue
     }
     notice("connection from \(peer)")

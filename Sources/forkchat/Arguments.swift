@@ -39,7 +39,8 @@ func usageLine(for subcommand: String) -> String {
   }
 }
 
-let commonUsage = "[--mode <mode>] [--first <turn>] [--quit <word>] [--linger <seconds>] [--trace]"
+let commonUsage =
+  "[--mode <mode>] [--first <turn>] [--quit <word>] [--line-end <end>] [--linger <seconds>] [--trace]"
 
 let mainHelp = """
   OVERVIEW: Chat over TCP from two terminals, one process per direction.
@@ -73,6 +74,10 @@ let commonOptionsHelp = """
     --quit <word>           A line equal to <word>, typed on a terminal, is sent
                             and ends your side of the chat; '' disables it.
                             (default: exit)
+    --line-end <end>        How a line typed on a terminal ends on the wire: lf,
+                            crlf (as nc -C) or none (as the course's Python
+                            scripts send it); piped input is sent as it is.
+                            (default: lf)
     --linger <seconds>      After your input ends, wait at most this long for the
                             peer to close. (default: 2 on a terminal, no limit
                             otherwise)
@@ -236,6 +241,7 @@ private func parseSubcommand(_ name: String, _ arguments: [String]) throws(Usage
   var connect = ConnectOptions()
   var session = SessionOptions()
   var trace = false
+  var lineEndGiven = false
 
   while let option = scan.nextOption() {
     func setFamily(_ requested: AddressFamily) throws(UsageError) {
@@ -253,6 +259,13 @@ private func parseSubcommand(_ name: String, _ arguments: [String]) throws(Usage
       let word = try scan.value()
       if word.contains("\n") || word.contains("\r") { throw fail("The quit word cannot contain a newline.") }
       session.quitWord = word.isEmpty ? nil : Array(word.utf8)
+    case ("--line-end", _):
+      let text = try scan.value()
+      guard let end = LineEnd(rawValue: text) else {
+        throw fail("Invalid value '\(text)' for '--line-end': expected lf, crlf or none.")
+      }
+      session.lineEnd = end
+      lineEndGiven = true
     case ("--linger", _): session.linger = try scan.seconds()
     case ("--mode", _):
       let text = try scan.value()
@@ -289,6 +302,9 @@ private func parseSubcommand(_ name: String, _ arguments: [String]) throws(Usage
   }
   if listen.echo && session.mode != .fork {
     throw fail("Cannot use --echo with --mode.")
+  }
+  if listen.echo && lineEndGiven {
+    throw fail("Cannot use --echo with --line-end.")
   }
   if name == "listen" {
     if positionals.count > 1 { throw fail("Unexpected argument '\(positionals[1])'.") }

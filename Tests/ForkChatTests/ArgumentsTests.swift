@@ -58,6 +58,12 @@ struct ArgumentsTests {
     #expect(options.session.linger == 0)
   }
 
+  @Test func lineEnd() throws {
+    #expect(try connectOptions(["h"]).session.lineEnd == .lf)
+    #expect(try connectOptions(["h", "--line-end", "crlf"]).session.lineEnd == .crlf)
+    #expect(try listenOptions(["--line-end=none", "--mode", "alternate"]).session.lineEnd == LineEnd.none)
+  }
+
   @Test func emptyQuitWordDisablesIt() throws {
     #expect(try connectOptions(["h", "--quit", ""]).session.quitWord == nil)
     #expect(try connectOptions(["h", "--quit="]).session.quitWord == nil)
@@ -104,6 +110,8 @@ struct ArgumentsTests {
     ),
     (["connect", "h", "--linger", "-1"], "Invalid value '-1' for '--linger': expected a number of seconds."),
     (["listen", "--keep=yes"], "'--keep' takes no value."),
+    (["connect", "h", "--line-end", "cr"], "Invalid value 'cr' for '--line-end': expected lf, crlf or none."),
+    (["listen", "--echo", "--line-end", "none"], "Cannot use --echo with --line-end."),
     (["chat"], "Unknown subcommand 'chat'."),
     (["--frobnicate"], "Unknown option '--frobnicate'."),
     ([], "Missing subcommand: listen, connect or room."),

@@ -101,9 +101,15 @@ final class AlternateSession {
     }
   }
 
+  /// Sends a line read from stdin (typed: ending as --line-end says).
   func send(_ line: [UInt8]) throws(Failure) {
+    var wire = line
+    if session.translatesLineEnds {
+      wire = []
+      session.options.lineEnd.translate(line, into: &wire)
+    }
     do {
-      try session.socket.writeAll(line)
+      try session.socket.writeAll(wire)
     } catch {
       throw Failure("write to \(session.peer)", error)
     }

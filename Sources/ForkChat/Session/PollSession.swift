@@ -81,7 +81,8 @@ final class PollSession {
     return teardown.result
   }
 
-  /// stdin is readable: take one block (up to the quit word's line).
+  /// stdin is readable: take one block (up to the quit word's line; typed
+  /// lines end as --line-end says).
   func readInput(_ buffer: UnsafeMutableRawBufferPointer) throws(Failure) {
     let count: Int
     do {
@@ -100,7 +101,12 @@ final class PollSession {
       Trace.event("poll", "quit", "word typed")
       inputDone = true
     }
-    pending = Array(chunk)
+    pending.removeAll(keepingCapacity: true)
+    if session.translatesLineEnds {
+      session.options.lineEnd.translate(chunk, into: &pending)
+    } else {
+      pending += chunk
+    }
     pendingStart = 0
     try sendPending()
   }
