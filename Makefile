@@ -55,7 +55,10 @@ compare: build
 demo: build
 	sh docs/demo.sh $(BIN)
 
-install: build
+# Installs what `make` built, and never builds: `sudo make install` runs as
+# root, whose PATH (sudo's secure_path) has no swift.
+install:
+	@test -x $(BIN) || { echo "make install: $(BIN) is not built: run 'make' first (as yourself, not root), then 'make install'" >&2; exit 1; }
 	install -D -s -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/forkchat
 	install -D -m 644 docs/forkchat.1 $(DESTDIR)$(PREFIX)/share/man/man1/forkchat.1
 
