@@ -110,7 +110,9 @@ struct ArgumentsTests {
     ),
     (["connect", "h", "--linger", "-1"], "Invalid value '-1' for '--linger': expected a number of seconds."),
     (["listen", "--keep=yes"], "'--keep' takes no value."),
-    (["connect", "h", "--line-end", "cr"], "Invalid value 'cr' for '--line-end': expected lf, crlf or none."),
+    (
+      ["connect", "h", "--line-end", "cr"], "Invalid value 'cr' for '--line-end': expected lf, crlf or none."
+    ),
     (["listen", "--echo", "--line-end", "none"], "Cannot use --echo with --line-end."),
     (["chat"], "Unknown subcommand 'chat'."),
     (["--frobnicate"], "Unknown option '--frobnicate'."),
