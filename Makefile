@@ -12,7 +12,7 @@ STATIC ?= -Xswiftc -static-executable -Xswiftc -use-ld=lld
 RELEASE_FLAGS = -c release $(STATIC)
 BIN = .build/release/forkchat
 
-.PHONY: all build test unit e2e bench bench-chat bench-room compare demo install uninstall clean format lint
+.PHONY: all build test unit e2e bench bench-chat bench-room compare demo diagrams install uninstall clean format lint
 
 all: build
 
@@ -55,7 +55,16 @@ compare: build
 demo: build
 	sh docs/demo.sh $(BIN)
 
-install: build
+# Sequence diagrams of each ending, drawn from real runs of two forkchat
+# processes with --trace (Tests/diagrams/diagrams.py): docs/diagrams/NAME.svg,
+# and NAME.txt, the two traces merged, for a text-only terminal.
+diagrams: build
+	$(PYTHON) Tests/diagrams/diagrams.py $(BIN) docs/diagrams
+
+# Installs what `make` built, and never builds: `sudo make install` runs as
+# root, whose PATH (sudo's secure_path) has no swift.
+install:
+	@test -x $(BIN) || { echo "make install: $(BIN) is not built: run 'make' first (as yourself, not root), then 'make install'" >&2; exit 1; }
 	install -D -s -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/forkchat
 	install -D -m 644 docs/forkchat.1 $(DESTDIR)$(PREFIX)/share/man/man1/forkchat.1
 

@@ -17,11 +17,15 @@ sleep 0.3
 bob | "$bin" connect 127.0.0.1 "$port" 2>&1 | sed -u 's/^/  Bob sees   | /' &
 sleep 1.8
 echo
-echo "\$ ps -o pid,ppid,stat,args -C forkchat   # two processes per side"
-ps -o pid,ppid,stat,args -C forkchat | sed 's/^/  /'
+# Only the processes this script started: its children (each forkchat of
+# the two pipelines) and theirs, not other users' forkchat processes.
+ours() { ps -o pid=,ppid=,args= -e | awk -v me=$$ '$2 == me && $3 ~ /forkchat/ { print $1 }' | paste -sd, -; }
+show() { pids=$(ours); [ -z "$pids" ] || ps -o pid,ppid,stat,args --pid "$pids" --ppid "$pids"; }
+echo "\$ ps -o pid,ppid,stat,args --pid ... --ppid ...   # only what this demo started: two processes per side"
+show | sed 's/^/  /'
 echo
 wait
 echo
 echo "Both sides' input ended; each sent FIN with shutdown(SHUT_WR), and each"
-echo "parent exited once the peer had closed. No process is left:"
-if ps -o pid,stat,args -C forkchat >/dev/null; then ps -o pid,stat,args -C forkchat; else echo "  (none)"; fi
+echo "parent exited once the peer had closed. No process of this demo is left:"
+if [ -n "$(show)" ]; then show | sed 's/^/  /'; else echo "  (none)"; fi

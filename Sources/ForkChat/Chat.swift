@@ -74,8 +74,9 @@ public func listenAndChat(_ options: Options) -> CInt {
   }
 }
 
-/// Accepts the next peer that --allow lets in; any other is closed at once,
-/// with a notice. Returns nil if accept(2) fails (reported).
+/// Accepts the next peer that --allow lets in; any other is reset at once
+/// (RST, so that it learns it was refused), with a notice. Returns nil if
+/// accept(2) fails (reported).
 func acceptAllowed(_ listener: Listener, options: Options, allowed: [SocketAddress])
   -> (FileDescriptor, SocketAddress)?
 {
@@ -92,8 +93,9 @@ func acceptAllowed(_ listener: Listener, options: Options, allowed: [SocketAddre
     Trace.event(.main, "accept", "fd=\(socket.rawValue) \(peer)")
     if !allowed.isEmpty && !allowed.contains(where: { sameHost($0, peer) }) {
       notice("refused connection from \(peer) (not --allow \(options.allow!))")
+      try? socket.resetOnClose()
       socket.closeIgnoringErrors()
-      Trace.event(.main, "close", "fd=\(socket.rawValue) not allowed")
+      Trace.event(.main, "close", "fd=\(socket.rawValue) not allowed, RST")
       continue
     }
     notice("connection from \(peer)")

@@ -149,6 +149,14 @@ let options: [Option] = [
     $0.session.quitWord = $1.isEmpty ? nil : Array($1.utf8)
   },
   Option(
+    name: "--line-end", value: "<end>", subcommands: chat,
+    help: """
+      How a line typed on a terminal ends on the wire: lf, crlf (as nc -C) or \
+      none (as the course's Python scripts send it); piped input is sent as it \
+      is. (default: lf)
+      """
+  ) { $0.session.lineEnd = try choice($1) },
+  Option(
     name: "--linger", value: "<seconds>", subcommands: chat,
     help:
       "After your input ends, wait at most this long for the peer to close. (default: 2 on a terminal, no limit otherwise)"
@@ -173,7 +181,7 @@ func checkRules(_ options: Options, given: Set<String>) -> String? {
   // The echo server sends back what it receives, one fork per client with
   // --keep: nothing of the chat applies to it.
   if options.echo && options.session.mode != .fork { return "Cannot use --echo with --mode." }
-  if options.echo, let other = ["--first", "--quit", "--linger"].first(where: given.contains) {
+  if options.echo, let other = ["--first", "--quit", "--line-end", "--linger"].first(where: given.contains) {
     return "Cannot use --echo with \(other)."
   }
   if given.contains("--first") && options.session.mode != .alternate {

@@ -53,6 +53,12 @@ struct ArgumentsTests {
     #expect(options.session.linger == 0)
   }
 
+  @Test func lineEnd() throws {
+    #expect(try connectOptions(["h"]).session.lineEnd == .lf)
+    #expect(try connectOptions(["h", "--line-end", "crlf"]).session.lineEnd == .crlf)
+    #expect(try listenOptions(["--line-end=none", "--mode", "alternate"]).session.lineEnd == LineEnd.none)
+  }
+
   @Test func emptyQuitWordDisablesIt() throws {
     #expect(try connectOptions(["h", "--quit", ""]).session.quitWord == nil)
     #expect(try connectOptions(["h", "--quit="]).session.quitWord == nil)
@@ -101,6 +107,10 @@ struct ArgumentsTests {
     ),
     (["connect", "h", "--linger", "-1"], "Invalid value '-1' for '--linger': expected a number of seconds."),
     (["listen", "--keep=yes"], "'--keep' takes no value."),
+    (
+      ["connect", "h", "--line-end", "cr"], "Invalid value 'cr' for '--line-end': expected lf, crlf or none."
+    ),
+    (["listen", "--echo", "--line-end", "none"], "Cannot use --echo with --line-end."),
     (["chat"], "Unknown subcommand 'chat'."),
     (["--frobnicate"], "Unknown option '--frobnicate'."),
     ([], "Missing subcommand: listen, connect or room."),
@@ -113,7 +123,8 @@ struct ArgumentsTests {
     #expect(
       usageLine(for: .listen)
         == "forkchat listen [<port>] [--bind <address>] [--keep] [--allow <address>] [--echo] [-4|-6]"
-        + " [--mode <mode>] [--first <turn>] [--quit <word>] [--linger <seconds>] [--trace]")
+        + " [--mode <mode>] [--first <turn>] [--quit <word>] [--line-end <end>] [--linger <seconds>] [--trace]"
+    )
     #expect(
       usageLine(for: .connect).hasPrefix("forkchat connect <host> [<port>] [--retry <seconds>] [-4|-6]"))
     #expect(

@@ -216,3 +216,9 @@ def test_retry_times_out():
     assert lines[-1] == f"forkchat: connect to 127.0.0.1 port {port}: Connection refused", p.describe()
     assert len(lines) == 2, p.describe()
     assert 0.4 <= elapsed < 3.0, f"--retry 0.5 gave up after {elapsed:.2f} s" + p.describe()
+
+
+def test_unknown_allowed_host_names_the_host_only():
+    # --allow is about a host: no port in the message (it used to say "port 0").
+    p = run_forkchat("listen", str(free_port()), "--allow", "nosuch.invalid", timeout=20)
+    assert_one_error_line(p, r"forkchat: getaddrinfo for nosuch\.invalid: \S.*")

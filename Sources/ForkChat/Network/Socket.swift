@@ -35,6 +35,19 @@ extension FileDescriptor {
     try valueOrErrno { recv(rawValue, buffer.baseAddress, buffer.count, flags) }
   }
 
+  /// Makes close(2) reset the connection (RST) instead of ending it with a
+  /// FIN: SO_LINGER on, with a linger time of 0 (socket(7)). The peer's next
+  /// read or write fails with ECONNRESET: it learns it was turned away, not
+  /// that the other side had nothing to say.
+  ///
+  /// The corresponding C function is `setsockopt` (SO_LINGER).
+  func resetOnClose() throws(Errno) {
+    var value = linger(l_onoff: 1, l_linger: 0)
+    try nothingOrErrno {
+      setsockopt(rawValue, SOL_SOCKET, SO_LINGER, &value, socklen_t(MemoryLayout<linger>.size))
+    }
+  }
+
   /// Waits for the next connection on a listening socket and returns the
   /// connected socket (close-on-exec) with the peer's address.
   ///

@@ -104,7 +104,8 @@ public enum AddressFamily: Sendable, Equatable {
 
 /// Resolves `host` (a name or numeric address; nil for the wildcard) and
 /// `port` into stream socket addresses, in the order getaddrinfo(3) gives.
-/// Throws a `Failure` with gai_strerror's text.
+/// Throws a `Failure` with gai_strerror's text, naming the host, and the
+/// port unless it is 0 (any port: only the host matters, as for --allow).
 public func resolve(
   host: String?, port: UInt16, family: AddressFamily, passive: Bool = false
 ) throws(Failure) -> [SocketAddress] {
@@ -117,7 +118,7 @@ public func resolve(
   let status = getaddrinfo(host, String(port), &hints, &list)
   guard status == 0 else {
     let text = status == EAI_SYSTEM ? Errno.current.description : String(cString: gai_strerror(status))
-    throw Failure("getaddrinfo for \(host ?? "*") port \(port): \(text)")
+    throw Failure("getaddrinfo for \(host ?? "*")\(port == 0 ? "" : " port \(port)"): \(text)")
   }
   defer { freeaddrinfo(list) }
   var addresses: [SocketAddress] = []

@@ -100,8 +100,14 @@ final class AlternateSession {
 
   enum Slot: Int, CaseIterable { case input, socket }
 
+  /// Sends a line read from stdin (typed: ending as --line-end says).
   func send(_ line: [UInt8]) throws(Failure) {
-    try orFailure("write to \(session.peer)") { () throws(Errno) in try session.socket.writeAll(line) }
+    var wire = line
+    if session.translatesLineEnds {
+      wire = []
+      session.options.lineEnd.translate(line, into: &wire)
+    }
+    try orFailure("write to \(session.peer)") { () throws(Errno) in try session.socket.writeAll(wire) }
   }
 
   /// Our input has ended (or the quit word was sent): FIN, then only

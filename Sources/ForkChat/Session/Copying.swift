@@ -41,8 +41,9 @@ struct InputSender {
   /// goes through a buffer with read(2) and write(2). When a read fills the
   /// whole buffer, bulk data is flowing: from a pipe, splice(2) then moves
   /// it in the kernel without copying it through this process, until a
-  /// splice moves less than a buffer's worth. On a terminal, the quit word
-  /// ends the input once its line is sent.
+  /// splice moves less than a buffer's worth. On a terminal, each line
+  /// ends on the wire as --line-end says, and the quit word ends the input
+  /// once its line is sent.
   func copy() throws(Failure) -> End {
     let input = FileDescriptor.standardInput
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Session.bufferSize, alignment: 16)
@@ -50,6 +51,7 @@ struct InputSender {
     let canSplice = input.isPipe
     var splicing = false
     var quit = session.quitWordDetector()
+    var wire: [UInt8] = []  // a typed line as --line-end sends it
     while true {
       if try stopRequested() { return .stopped }
       if splicing {
@@ -73,7 +75,15 @@ struct InputSender {
       var chunk = UnsafeRawBufferPointer(rebasing: buffer[..<count])
       let quitLineEnd = quit?.scan(chunk)
       if let quitLineEnd { chunk = UnsafeRawBufferPointer(rebasing: chunk[..<quitLineEnd]) }
-      try orFailure("write to \(session.peer)") { () throws(Errno) in try session.socket.writeAll(chunk) }
+      try orFailure("write to \(session.peer)") { () throws(Errno) in
+        if session.translatesLineEnds {
+          wire.removeAll(keepingCapacity: true)
+          session.options.lineEnd.translate(chunk, into: &wire)
+          try session.socket.writeAll(wire)
+        } else {
+          try session.socket.writeAll(chunk)
+        }
+      }
       if quitLineEnd != nil {
         Trace.event(role, "quit", "word typed")
         return .inputEnded

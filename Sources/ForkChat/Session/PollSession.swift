@@ -91,7 +91,8 @@ final class PollSession {
     }
   }
 
-  /// stdin is readable: take one block (up to the quit word's line).
+  /// stdin is readable: take one block (up to the quit word's line; typed
+  /// lines end as --line-end says).
   func readInput(_ buffer: UnsafeMutableRawBufferPointer) throws(Failure) {
     let count = try orFailure("read from standard input") { () throws(Errno) in
       try FileDescriptor.standardInput.read(into: buffer)
@@ -107,7 +108,12 @@ final class PollSession {
       Trace.event(.poll, "quit", "word typed")
       inputDone = true
     }
-    pending = Array(chunk)
+    pending.removeAll(keepingCapacity: true)
+    if session.translatesLineEnds {
+      session.options.lineEnd.translate(chunk, into: &pending)
+    } else {
+      pending += chunk
+    }
     pendingStart = 0
     try sendPending()
   }

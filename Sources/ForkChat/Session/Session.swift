@@ -37,6 +37,9 @@ public struct SessionOptions: Equatable, Sendable {
   /// A line equal to this, typed on a terminal, is sent and ends our
   /// sending (nil: no quit word).
   public var quitWord: [UInt8]? = Array("exit".utf8)
+  /// How a line typed on a terminal ends on the wire (input from a pipe
+  /// or a file is sent as it is).
+  public var lineEnd = LineEnd.lf
   /// Seconds to keep printing after our input has ended, waiting for the
   /// peer to close. nil: 2 s when stdin is a terminal, no limit otherwise.
   public var linger: Double? = nil
@@ -141,6 +144,11 @@ public struct Session {
   var lingerTime: Double? {
     options.linger ?? (inputIsTerminal ? SessionOptions.terminalLinger : nil)
   }
+
+  /// Whether what we read from stdin must go through `LineEnd.translate`:
+  /// only a person's lines, typed on a terminal, and only if they do not
+  /// end in "\n" on the wire already.
+  var translatesLineEnds: Bool { inputIsTerminal && options.lineEnd != .lf }
 
   /// The quit word detector for our input: only a person types a quit word,
   /// so only when stdin is a terminal.

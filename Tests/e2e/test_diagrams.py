@@ -1,0 +1,74 @@
+"""make diagrams: Tests/diagrams/diagrams.py runs each scenario with two real
+forkchat processes and draws it. It runs, every scenario gives an SVG and its
+merged trace, and each diagram names every event of its trace: each trace
+line is the title of a drawn element whose text shows the event, and the
+arrows the scenario is about (FIN, RST, SIGCHLD, fork, kill) are drawn."""
+
+import re
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from harness import FORKCHAT, Proc, free_port
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+GENERATOR = ROOT / "Tests" / "diagrams" / "diagrams.py"
+SVG = "{http://www.w3.org/2000/svg}"
+SCENARIOS = ["input-ends", "peer-closes", "ctrl-c", "reset", "child-killed"]
+# The arrows each scenario is about (class names of the arrow groups).
+ARROWS = {
+    "input-ends": {"fin", "handshake"},
+    "peer-closes": {"fin", "signal"},
+    "ctrl-c": {"fin"},
+    "reset": {"rst"},
+    "child-killed": {"fin", "signal"},
+}
+
+
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory):
+    out = tmp_path_factory.mktemp("diagrams")
+    run = Proc([sys.executable, GENERATOR, "--port", str(free_port()), FORKCHAT, out], stdin="devnull",
+               name="diagrams.py")
+    assert run.wait(60) == 0, run.describe()
+    return out
+
+
+def texts(element):
+    return "".join(element.itertext())
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_each_diagram_names_the_events_of_its_trace(drawn, name):
+    svg = ET.parse(drawn / f"{name}.svg").getroot()
+    trace_lines = [l.split(None, 2)[2] for l in (drawn / f"{name}.txt").read_text().splitlines()
+                   if not l.startswith("#")]
+    traced = [l for l in trace_lines if l.startswith("trace ")]
+    assert len(traced) >= 10, trace_lines
+    groups = {g.findtext(f"{SVG}title"): g for g in svg.iter(f"{SVG}g") if g.find(f"{SVG}title") is not None}
+    for line in traced:
+        assert line in groups, f"{name}: no element for {line!r}"
+        event = re.fullmatch(r"trace \S+ \d+ [a-z]+ ([a-z]+).*", line)[1]
+        shown = texts(groups[line]).replace(f"<title>{line}</title>", "")
+        assert event in shown.replace(line, ""), f"{name}: {line!r} drawn as {shown!r}"
+    for kind in ("fork", "exit"):
+        assert any(f" {kind}" in l for l in traced), f"{name}: no {kind} in the trace"
+    arrows = {c.split()[1] for g in svg.iter(f"{SVG}g") if (c := g.get("class", "")).startswith("arrow ")}
+    assert ARROWS[name] <= arrows, f"{name}: arrows {arrows}"
+    labels = {texts(g) for g in svg.iter(f"{SVG}g") if g.get("class", "").startswith("arrow ")}
+    if "fin" in ARROWS[name]:
+        assert any(l.startswith("FIN") for l in labels), labels
+    if "signal" in ARROWS[name]:
+        assert "SIGCHLD" in labels, labels
+
+
+def test_the_committed_diagrams_are_the_generator_s(drawn):
+    # docs/diagrams holds one SVG and one trace per scenario, made by `make diagrams`.
+    committed = ROOT / "docs" / "diagrams"
+    for name in SCENARIOS:
+        svg = (committed / f"{name}.svg").read_text()
+        assert svg.startswith("<svg ") and "<title>trace " in svg, name
+        assert (committed / f"{name}.txt").read_text().startswith(f"# {name}: ")
+    assert sorted(p.stem for p in committed.glob("*.svg")) == sorted(p.stem for p in drawn.glob("*.svg"))

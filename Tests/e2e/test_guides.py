@@ -1,0 +1,71 @@
+"""The two lab guides, docs/course.md (English) and docs/fr/guide.md
+(French), have the same steps in the same order (the `<!-- step: X -->`
+markers: add a new step to both with the same marker; what follows
+`<!-- end of the steps -->`, the French glossary and answers, is not a
+step), and, step by step,
+the same commands: the lines of the code blocks and the inline code that
+start with a command (comments after `#` aside). Both show the diagrams."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+GUIDES = {"en": ROOT / "docs" / "course.md", "fr": ROOT / "docs" / "fr" / "guide.md"}
+COMMANDS = (
+    "forkchat", "nc", "socat", "ps", "pstree", "strace", "ss", "python3", "curl", "tmux", "make", "sudo",
+    "cat", "echo", "ip", "getent", "wc", "head", "timeout", "printf", "telnet", "ls", "hostname", "sort",
+)
+COMMAND = re.compile(r"(?:\$ )?((?:%s)(?: [^\n]*)?)$" % "|".join(COMMANDS))
+
+
+def steps(path):
+    """{step: text} in the order of the markers."""
+    text = path.read_text()
+    assert text.count("<!-- end of the steps -->") == 1, path
+    parts = re.split(r"<!-- step: (\S+) -->\n", text.split("<!-- end of the steps -->")[0])
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def normal(command):
+    return " ".join(re.sub(r"\s+#\s.*$", "", command).split())
+
+
+def commands(text):
+    found = set()
+    blocks = re.findall(r"^ *```[^\n]*\n(.*?)^ *```", text, re.M | re.S)
+    for block in blocks:
+        for line in block.splitlines():
+            m = COMMAND.match(line.strip())
+            if m and not m[1].startswith("forkchat:"):
+                found.add(normal(m[1]))
+    prose = re.sub(r"^ *```.*?^ *```", "", text, flags=re.M | re.S)
+    for span in re.findall(r"`([^`\n]+)`", prose):
+        m = COMMAND.fullmatch(span.strip())
+        if m and " " in m[1] and not m[1].startswith("forkchat:"):
+            found.add(normal(m[1]))
+    return found
+
+
+def test_same_steps_in_the_same_order():
+    en, fr = steps(GUIDES["en"]), steps(GUIDES["fr"])
+    assert len(en) >= 20, list(en)
+    assert list(en) == list(fr)
+
+
+def test_same_commands_step_by_step():
+    en, fr = steps(GUIDES["en"]), steps(GUIDES["fr"])
+    total = 0
+    for key in en:
+        a, b = commands(en[key]), commands(fr[key])
+        total += len(a)
+        assert a == b, f"step {key}: only in English {sorted(a - b)}; only in French {sorted(b - a)}"
+    assert total >= 100, f"only {total} commands found: the extraction is broken"
+
+
+def test_both_guides_show_the_diagrams():
+    names = sorted(p.stem for p in (ROOT / "docs" / "diagrams").glob("*.svg"))
+    assert names
+    for lang, path in GUIDES.items():
+        text = path.read_text()
+        for name in names:
+            assert f"diagrams/{name}.svg)" in text, f"{lang}: no diagram {name}"
