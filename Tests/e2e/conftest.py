@@ -45,11 +45,17 @@ class TestTimeLimit(Exception):
     pass
 
 
+@pytest.fixture(scope="session")
+def given_ports():
+    """The ports free_port() has handed out in this run."""
+    return set()
+
+
 @pytest.fixture(autouse=True)
-def no_process_left_behind(request):
+def no_process_left_behind(request, given_ports):
     """Runs the test under a time limit, then asserts that no process of the
     sessions it started is left (and kills any, whatever the outcome)."""
-    harness.begin_test()
+    harness.begin_test(given_ports)
 
     def on_alarm(signum, frame):
         raise TestTimeLimit(f"test took longer than {TEST_TIME_LIMIT} s")

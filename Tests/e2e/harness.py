@@ -5,12 +5,15 @@
   stderr so that a test can wait for a line with a timeout.
 - Peer: a raw Python TCP peer (send, half-close, RST, read with timeouts).
 - start_chat / forkchat_pair: a connected forkchat and its peer.
-- Modes: mode_args() turns a mode name into forkchat's arguments;
-  Forkchat.wait_shape() checks the processes and threads a mode runs as.
+- Modes: start_chat(mode=...) and mode_args() turn a mode name into
+  forkchat's arguments; Forkchat.wait_shape(mode) checks the processes and
+  threads that mode runs as.
 - Traces: parse_trace() reads the `--trace` lines of stderr.
-- Leftover tracking: every process started here is remembered with its
-  session id; conftest.py checks after each test that no process of those
-  sessions is left (zombies included).
+- Leftover tracking: conftest.py opens a TestScope for each test (a
+  fixture); every process and socket made here registers with it, and at
+  the end of the test no process of those sessions may be left (zombies
+  included), nor one that its own parent did not reap.
+- wait_until(): the one polling loop, with a timeout.
 """
 
 from __future__ import annotations
@@ -122,104 +125,134 @@ def in_sessions(sids) -> list[ProcInfo]:
     return [p for p in proc_table() if p.session in sids]
 
 
-_POPEN_PIDS: set[int] = set()
-# Processes of our sessions that their own parent did not reap: they were
-# reparented to us (the subreaper) and we reaped them. (pid, comm, status)
-_ORPHANS: list[tuple[int, str, str]] = []
-_ORPHANS_EXPECTED = False
+def wait_until(condition, timeout=5.0, interval=0.02):
+    """Calls `condition` until it returns something true or `timeout`
+    seconds have passed; returns its last value (false on timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+class TestScope:
+    """What one test started, checked when it ends: the processes (each in
+    a session of its own), the raw sockets, and the processes of those
+    sessions that their own parent did not reap (reparented to us, the
+    subreaper). conftest.py's autouse fixture opens one for each test."""
+
+    def __init__(self, given_ports: set[int]):
+        self.given_ports = given_ports  # the whole run's: a port is handed out once
+        self.procs: list["Proc"] = []
+        self.sockets: list[socket.socket] = []
+        self.orphans: list[tuple[int, str, str]] = []  # (pid, comm, how it ended)
+        self.orphans_expected = False
+
+    def popen_pids(self) -> set[int]:
+        """Our own children (Popen reaps them), not orphans."""
+        return {p.pid for p in self.procs}
+
+    def sessions(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def reap_orphans(self) -> None:
+        """Reaps zombies of our sessions that were reparented to us."""
+        me, ours = os.getpid(), self.popen_pids()
+        for p in in_sessions(self.sessions()):
+            if p.ppid == me and p.state == "Z" and p.pid not in ours:
+                try:
+                    pid, status = os.waitpid(p.pid, os.WNOHANG)
+                except ChildProcessError:
+                    continue
+                if pid:
+                    self.orphans.append((pid, p.comm, _status_text(status)))
+
+    def live(self, sids=None) -> list[ProcInfo]:
+        """The processes of our sessions (or of `sids`) that are still there."""
+        self.reap_orphans()
+        ours = self.popen_pids()
+        return [p for p in in_sessions(sids or self.sessions()) if not (p.pid in ours and p.state == "Z")]
+
+    def end(self) -> list[str]:
+        """Cleans up; returns the problems found (processes left)."""
+        problems = []
+        for s in self.sockets:
+            try:
+                s.close()
+            except OSError:
+                pass
+        for proc in self.procs:
+            if proc.popen.poll() is None:
+                problems.append(
+                    f"{proc.name} (pid {proc.pid}) still running at the end of the test; stderr:\n{proc.err_text()}"
+                )
+                proc.kill_session()
+                try:
+                    proc.popen.wait(5)
+                except subprocess.TimeoutExpired:
+                    problems.append(f"{proc.name} (pid {proc.pid}) survived SIGKILL")
+        left = wait_sessions_empty(self.sessions())
+        if left:
+            problems.append("processes left behind: " + "; ".join(map(repr, left)))
+            for p in left:
+                try:
+                    os.kill(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            wait_sessions_empty(self.sessions())
+        if self.orphans and not self.orphans_expected:
+            problems.append(
+                "processes not reaped by their parent (left to init; reaped by the test instead): "
+                + "; ".join(f"pid {pid} ({comm}) {how}" for pid, comm, how in self.orphans)
+            )
+        for proc in self.procs:
+            proc._close()
+        return problems
+
+
+# The scope of the running test (set by conftest.py's fixture): processes
+# and sockets register themselves with it as they are made.
+_scope: TestScope | None = None
+
+
+def begin_test(given_ports: set[int]) -> TestScope:
+    global _scope
+    _scope = TestScope(given_ports)
+    return _scope
+
+
+def end_test() -> list[str]:
+    global _scope
+    try:
+        return _scope.end() if _scope else []
+    finally:
+        _scope = None
+
+
+def current_scope() -> TestScope:
+    assert _scope is not None, "harness objects are made inside a test (conftest.py opens its scope)"
+    return _scope
+
+
+def live_in_sessions(sids) -> list[ProcInfo]:
+    return current_scope().live(sids)
+
+
+def wait_sessions_empty(sids, timeout=SETTLE) -> list[ProcInfo]:
+    """Waits until no process of these sessions remains; returns what is left."""
+    return [] if wait_until(lambda: not live_in_sessions(sids), timeout) else live_in_sessions(sids)
 
 
 def expect_orphans() -> None:
     """The test kills a parent with SIGKILL: its child is reaped by us."""
-    global _ORPHANS_EXPECTED
-    _ORPHANS_EXPECTED = True
+    current_scope().orphans_expected = True
 
 
 def _status_text(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
     return f"exited {os.WEXITSTATUS(status)}"
-
-
-def reap_orphans(sids) -> None:
-    """Reaps zombies of the given sessions that were reparented to us."""
-    me = os.getpid()
-    for p in in_sessions(sids):
-        if p.ppid == me and p.state == "Z" and p.pid not in _POPEN_PIDS:
-            try:
-                pid, status = os.waitpid(p.pid, os.WNOHANG)
-            except ChildProcessError:
-                continue
-            if pid:
-                _ORPHANS.append((pid, p.comm, _status_text(status)))
-
-
-def live_in_sessions(sids) -> list[ProcInfo]:
-    reap_orphans(sids)
-    return [p for p in in_sessions(sids) if not (p.pid in _POPEN_PIDS and p.state == "Z")]
-
-
-def wait_sessions_empty(sids, timeout=SETTLE) -> list[ProcInfo]:
-    """Polls until no process of these sessions remains; returns what is left."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = live_in_sessions(sids)
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(0.02)
-
-
-_TRACKED: list["Proc"] = []
-_SOCKETS: list[socket.socket] = []
-
-
-def begin_test() -> None:
-    global _ORPHANS_EXPECTED
-    _TRACKED.clear()
-    _SOCKETS.clear()
-    _ORPHANS.clear()
-    _ORPHANS_EXPECTED = False
-
-
-def end_test() -> list[str]:
-    """Cleans up after a test; returns the problems found (processes left)."""
-    problems = []
-    for s in _SOCKETS:
-        try:
-            s.close()
-        except OSError:
-            pass
-    for proc in _TRACKED:
-        if proc.popen.poll() is None:
-            problems.append(
-                f"{proc.name} (pid {proc.pid}) still running at the end of the test; stderr:\n{proc.err_text()}"
-            )
-            proc.kill_session()
-            try:
-                proc.popen.wait(5)
-            except subprocess.TimeoutExpired:
-                problems.append(f"{proc.name} (pid {proc.pid}) survived SIGKILL")
-    sids = [p.pid for p in _TRACKED]
-    left = wait_sessions_empty(sids)
-    if left:
-        problems.append("processes left behind: " + "; ".join(map(repr, left)))
-        for p in left:
-            try:
-                os.kill(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        wait_sessions_empty(sids)
-    if _ORPHANS and not _ORPHANS_EXPECTED:
-        problems.append(
-            "processes not reaped by their parent (left to init; reaped by the test instead): "
-            + "; ".join(f"pid {pid} ({comm}) {how}" for pid, comm, how in _ORPHANS)
-        )
-    for proc in _TRACKED:
-        proc._close()
-        _POPEN_PIDS.discard(proc.pid)
-    _TRACKED.clear()
-    _SOCKETS.clear()
-    return problems
 
 
 # ---------------------------------------------------------------------------
@@ -296,8 +329,7 @@ class Proc:
             for fd in to_close:
                 os.close(fd)
         self.pid = self.popen.pid
-        _POPEN_PIDS.add(self.pid)
-        _TRACKED.append(self)
+        current_scope().procs.append(self)
 
         self._reader(self.popen.stderr.fileno(), self.err)
         if self.popen.stdout is not None:
@@ -471,14 +503,12 @@ class Proc:
 
     def child_pid(self, timeout=5.0) -> int:
         """The pid of forkchat's forked child (the sending process)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            kids = [p for p in children_of(self.pid) if p.state != "Z"]
-            if len(kids) == 1:
-                return kids[0].pid
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"{self.name}: expected one child process, found {kids}" + self.describe())
-            time.sleep(0.02)
+        def kids():
+            return [p for p in children_of(self.pid) if p.state != "Z"]
+
+        if wait_until(lambda: len(kids()) == 1, timeout):
+            return kids()[0].pid
+        raise AssertionError(f"{self.name}: expected one child process, found {kids()}" + self.describe())
 
     def signal(self, sig):
         os.kill(self.pid, sig)
@@ -515,54 +545,44 @@ class Proc:
 class Forkchat(Proc):
     def __init__(self, *args, **kwargs):
         super().__init__([FORKCHAT, *args], name="forkchat", **kwargs)
-        self.mode = "fork"
-        self.traced = False
-        for i, a in enumerate(self.argv):
-            if a == "--":
-                break
-            if a == "--mode" and i + 1 < len(self.argv):
-                self.mode = self.argv[i + 1]
-            elif a.startswith("--mode="):
-                self.mode = a[len("--mode="):]
-            elif a == "--trace":
-                self.traced = True
 
     def check_notices(self):
         """Once a chat command runs, every line on stderr is a notice, or,
         with --trace only, a well-formed trace line."""
         bad = [
             l for l in self.err_text().splitlines()
-            if not l.startswith("forkchat: ") and not (self.traced and TRACE_LINE.fullmatch(l))
+            if not l.startswith("forkchat: ") and not ("--trace" in self.argv and TRACE_LINE.fullmatch(l))
         ]
         assert not bad, f"stderr lines that are neither notices nor traces: {bad}" + self.describe()
 
     def trace(self) -> list["TraceEvent"]:
         return parse_trace(self.err_text())
 
-    def wait_shape(self, timeout=5.0):
-        """Waits until the process has the shape of its mode, and returns
-        the child's pid (fork) or the sender thread's id (threads), else None:
-        fork: one child, one thread; threads: no child, two threads (main and
-        sender); poll and alternate: no child, one thread."""
-        want_threads = 2 if self.mode == "threads" else 1
-        deadline = time.monotonic() + timeout
-        while True:
+    def wait_shape(self, mode, timeout=5.0):
+        """Waits until the process has the shape of `mode` (a mode name, or
+        "default": fork), and returns the child's pid (fork) or the sender
+        thread's id (threads), else None: fork has one child and one
+        thread; threads no child and two threads (main and sender); poll and
+        alternate no child and one thread."""
+        fork = mode in ("default", "fork")
+        want_threads = 2 if mode == "threads" else 1
+
+        def shape():
             kids = [p for p in children_of(self.pid) if p.state != "Z"]
-            tids = threads_of(self.pid)
-            if self.mode == "fork":
-                ok = len(kids) == 1 and len(tids) == 1
-                if ok:
-                    return kids[0].pid
-            else:
-                ok = not kids and len(tids) == want_threads
-                if ok:
-                    return next((t for t in tids if t != self.pid), None)
-            if time.monotonic() >= deadline:
-                raise AssertionError(
-                    f"{self.name} --mode {self.mode}: expected {'one child' if self.mode == 'fork' else 'no child'} "
-                    f"and {want_threads} thread(s), found children {kids} and threads {tids}" + self.describe()
-                )
-            time.sleep(0.02)
+            return kids, threads_of(self.pid)
+
+        def right():
+            kids, tids = shape()
+            return len(tids) == want_threads and len(kids) == (1 if fork else 0)
+
+        if not wait_until(right, timeout):
+            kids, tids = shape()
+            raise AssertionError(
+                f"{self.name} in {mode} mode: expected {'one child' if fork else 'no child'} "
+                f"and {want_threads} thread(s), found children {kids} and threads {tids}" + self.describe()
+            )
+        kids, tids = shape()
+        return kids[0].pid if fork else next((t for t in tids if t != self.pid), None)
 
     def assert_exit(self, expected: int, timeout=WAIT):
         rc = super().assert_exit(expected, timeout)
@@ -635,17 +655,16 @@ def run_forkchat(*args, timeout=WAIT, stdin="devnull"):
 # ---------------------------------------------------------------------------
 # Network
 
-_GIVEN_PORTS: set[int] = set()
-
-
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 and on ::, not handed out before."""
+    """A TCP port free on 127.0.0.1 and on ::, not handed out before in this
+    run (the kernel may give a port again once its socket is closed)."""
+    given = current_scope().given_ports
     for _ in range(100):
         s4 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             s4.bind(("127.0.0.1", 0))
             port = s4.getsockname()[1]
-            if port in _GIVEN_PORTS:
+            if port in given:
                 continue
             if HAVE_IPV6:
                 s6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
@@ -656,7 +675,7 @@ def free_port() -> int:
                     continue
                 finally:
                     s6.close()
-            _GIVEN_PORTS.add(port)
+            given.add(port)
             return port
         finally:
             s4.close()
@@ -664,7 +683,7 @@ def free_port() -> int:
 
 
 def track_socket(s: socket.socket) -> socket.socket:
-    _SOCKETS.append(s)
+    current_scope().sockets.append(s)
     return s
 
 
@@ -813,17 +832,19 @@ def start_listener(port, *args, stdin="pipe", stdout=None, env=None, expect=None
 
 
 class Chat:
-    """A forkchat process connected to a raw Python peer."""
+    """A forkchat process connected to a raw Python peer, in `mode`."""
 
-    def __init__(self, fc: Forkchat, peer: Peer, role: str, peer_name: str):
-        self.fc, self.peer, self.role = fc, peer, role
+    def __init__(self, fc: Forkchat, peer: Peer, role: str, peer_name: str, mode: str):
+        self.fc, self.peer, self.role, self.mode = fc, peer, role, mode
         self.peer_name = peer_name  # how forkchat names the peer: "127.0.0.1 port N"
 
 
-def start_chat(role, stdin="pipe", *args, stdout=None, env=None) -> Chat:
+def start_chat(role, stdin="pipe", *args, stdout=None, env=None, mode="default") -> Chat:
     """role "listen": forkchat listens, the Python peer connects.
-    role "connect": the Python peer listens, forkchat connects."""
+    role "connect": the Python peer listens, forkchat connects.
+    `mode`: a mode name ("default": fork without --mode)."""
     port = free_port()
+    args = (*args, *mode_args(mode))
     if role == "listen":
         fc = start_listener(port, *args, stdin=stdin, stdout=stdout, env=env)
         peer = Peer.connect("127.0.0.1", port)
@@ -839,7 +860,7 @@ def start_chat(role, stdin="pipe", *args, stdout=None, env=None) -> Chat:
         server.close()
         peer_name = f"127.0.0.1 port {port}"
         fc.wait_err(rf"forkchat: connected to {re.escape(peer_name)}\n")
-    return Chat(fc, peer, role, peer_name)
+    return Chat(fc, peer, role, peer_name, mode)
 
 
 def forkchat_pair(listen_args=(), connect_args=(), listen_stdin="pipe", connect_stdin="pipe"):

@@ -10,14 +10,14 @@ import time
 
 import pytest
 
-from harness import forkchat_pair, signaled, start_chat, wait_sessions_empty
+from harness import forkchat_pair, start_chat, wait_sessions_empty
 
 ALT = ("--mode", "alternate")
 
 
 def alt_chat(role, stdin="pipe", *args, **kwargs):
-    chat = start_chat(role, stdin, *ALT, *args, **kwargs)
-    assert chat.fc.wait_shape() is None  # one process, one thread
+    chat = start_chat(role, stdin, *args, mode="alternate", **kwargs)
+    assert chat.fc.wait_shape("alternate") is None  # one process, one thread
     return chat
 
 

@@ -3,7 +3,6 @@ runtime errors before any chat (exit 1, one clear line)."""
 
 import re
 import signal
-import socket
 import time
 
 import pytest
@@ -64,7 +63,7 @@ USAGE_ERRORS = [
 @pytest.mark.parametrize("argv,subcommand,reason", USAGE_ERRORS, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_usage_error(argv, subcommand, reason):
     p = run_forkchat(*argv, timeout=10)
-    assert p.popen.returncode == 64, f"usage error must exit 64" + p.describe()
+    assert p.popen.returncode == 64, "usage error must exit 64" + p.describe()
     assert p.out_bytes() == b"", "usage errors print nothing on stdout" + p.describe()
     lines = p.err_text().splitlines()
     assert len(lines) == 3, "expected Error:, Usage: and See lines" + p.describe()

@@ -25,10 +25,10 @@ from harness import (
     Forkchat,
     Proc,
     free_port,
-    mode_args,
     start_chat,
     start_listener,
     threads_of,
+    wait_until,
 )
 
 COURSE = Path(__file__).resolve().parent.parent / "course"
@@ -149,9 +149,7 @@ def test_the_threaded_server_both_ways(who):
     fc = connect_to(port, "--line-end", "none")
     server.wait_out(r"Connexion de \('127\.0\.0\.1', \d+\)\n")
     # threading threads are OS threads: main, reception and emission.
-    deadline = time.monotonic() + 5
-    while len(threads_of(server.pid)) != 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: len(threads_of(server.pid)) == 3)
     assert len(threads_of(server.pid)) == 3, f"threads of serveur2.py: {threads_of(server.pid)}"
     typed(fc, b"salut")
     server.wait_out("Reçu : salut\n")
@@ -175,7 +173,7 @@ def test_the_threaded_server_both_ways(who):
 @pytest.mark.parametrize("ending", list(ENDINGS))
 @pytest.mark.parametrize("mode", ["default", "threads", "poll"])
 def test_typed_lines_end_as_asked_and_the_quit_word_still_works(mode, ending):
-    chat = start_chat("connect", "pty", "--line-end", ending, *mode_args(mode))
+    chat = start_chat("connect", "pty", "--line-end", ending, mode=mode)
     end = ENDINGS[ending]
     chat.fc.type(b"hello\n")
     chat.peer.expect(b"hello" + end)
@@ -201,7 +199,7 @@ def test_alternate_mode_speaks_the_scripts_protocol():
 
 @pytest.mark.parametrize("mode", ["default", "threads", "poll", "alternate"])
 def test_piped_input_is_sent_as_it_is(mode):
-    chat = start_chat("connect", "pipe", "--line-end", "none", *mode_args(mode))
+    chat = start_chat("connect", "pipe", "--line-end", "none", mode=mode)
     data = b"a line\nexit\nno newline at the end"
     chat.fc.feed(data)
     if mode == "alternate":  # one line, then the peer's turn

@@ -5,13 +5,21 @@ line is the title of a drawn element whose text shows the event, and the
 arrows the scenario is about (FIN, RST, SIGCHLD, fork, kill) are drawn."""
 
 import re
+import socket
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from harness import FORKCHAT, Proc, free_port
+from harness import FORKCHAT
+
+
+def free_port_outside_a_test() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 GENERATOR = ROOT / "Tests" / "diagrams" / "diagrams.py"
@@ -30,9 +38,11 @@ ARROWS = {
 @pytest.fixture(scope="module")
 def drawn(tmp_path_factory):
     out = tmp_path_factory.mktemp("diagrams")
-    run = Proc([sys.executable, GENERATOR, "--port", str(free_port()), FORKCHAT, out], stdin="devnull",
-               name="diagrams.py")
-    assert run.wait(60) == 0, run.describe()
+    # Once for the module, outside any one test's scope: a plain run, waited
+    # for (the generator reaps what it starts).
+    run = subprocess.run([sys.executable, GENERATOR, "--port", str(free_port_outside_a_test()), FORKCHAT, out],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
     return out
 
 

@@ -6,7 +6,6 @@ reaped; a stop signal stops and reaps them, then kills the server."""
 import os
 import re
 import signal
-import time
 
 import pytest
 
@@ -16,9 +15,9 @@ from harness import (
     free_port,
     proc_children,
     proc_table,
-    sha,
     start_listener,
     wait_sessions_empty,
+    wait_until,
 )
 
 PAYLOADS = {
@@ -51,12 +50,8 @@ def live_children(pid):
 
 
 def wait_children(pid, count, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        kids = live_children(pid)
-        if len(kids) == count or time.monotonic() >= deadline:
-            return kids
-        time.sleep(0.02)
+    wait_until(lambda: len(live_children(pid)) == count, timeout)
+    return live_children(pid)
 
 
 def zombies_of(pid):

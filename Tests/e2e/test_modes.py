@@ -5,7 +5,6 @@ connecting options.) --keep is also run in threads and poll mode."""
 
 import re
 import signal
-import socket
 import time
 
 import pytest

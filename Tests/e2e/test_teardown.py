@@ -16,7 +16,6 @@ from harness import (
     CONTRACT_MODES,
     expect_orphans,
     live_in_sessions,
-    mode_args,
     signaled,
     start_chat,
     wait_sessions_empty,
@@ -28,7 +27,7 @@ MODES = CONTRACT_MODES  # default (fork without --mode), threads, poll
 
 
 def chat_in(mode, role, stdin, *args, **kwargs):
-    return start_chat(role, stdin, *mode_args(mode), *args, **kwargs)
+    return start_chat(role, stdin, *args, mode=mode, **kwargs)
 
 
 def peer_line(chat, text: bytes) -> bytes:
@@ -40,7 +39,7 @@ def establish(chat):
     """Proves the chat is live both ways before the ending under test, and
     that forkchat runs as its mode says (fork: a child; threads: a second
     thread; poll: one thread); returns the child's pid in fork mode."""
-    shape = chat.fc.wait_shape()
+    shape = chat.fc.wait_shape(chat.mode)
     chat.fc.send(b"ping\n")
     chat.peer.expect(b"ping\n", what="(forkchat -> peer)")
     chat.peer.send(b"pong\n")

@@ -29,6 +29,7 @@ from harness import (
     start_chat,
     start_listener,
     threads_of,
+    wait_until,
 )
 
 ROLES = ["listen", "connect"]
@@ -41,9 +42,9 @@ def quit_events(role):
     return [f"{role} quit word typed", f"{role} shutdown SHUT_WR"]
 
 
-def traced_chat(role, stdin, *args):
-    chat = start_chat(role, stdin, "--trace", *args)
-    shape = chat.fc.wait_shape()  # the child's pid (fork), the sender's tid (threads)
+def traced_chat(role, stdin, *args, mode="default"):
+    chat = start_chat(role, stdin, "--trace", *args, mode=mode)
+    shape = chat.fc.wait_shape(mode)  # the child's pid (fork), the sender's tid (threads)
     chat.fc.send(b"ping\n")
     chat.peer.expect(b"ping\n")
     chat.peer.send(b"pong\n")
@@ -252,7 +253,7 @@ def single_process_checks(chat, patterns):
     fc = chat.fc
     events = fc.trace()
     assert {e.pid for e in events} == {fc.pid}, f"one process: every line has pid {fc.pid}" + fc.describe()
-    assert_sequence(events, opening(chat) + patterns, f"--mode {fc.mode}", fc)
+    assert_sequence(events, opening(chat) + patterns, f"--mode {chat.mode}", fc)
     assert_times(events, fc, key=lambda e: e.role == "sender")  # per thread
     return events
 
@@ -276,7 +277,7 @@ def threads_checks(chat, tid, tail):
 
 @pytest.mark.parametrize("role", ROLES)
 def test_threads_input_ends(role):
-    chat, tid = traced_chat(role, "pipe", "--mode", "threads")
+    chat, tid = traced_chat(role, "pipe", mode="threads")
     fc, peer = chat.fc, chat.peer
     assert tid != fc.pid and tid in threads_of(fc.pid), "the sender's tid is the second thread in /proc"
     fc.close_stdin()
@@ -292,7 +293,7 @@ def test_threads_input_ends(role):
 
 
 def test_threads_quit_word():
-    chat, tid = traced_chat("connect", "pty", "--mode", "threads")
+    chat, tid = traced_chat("connect", "pty", mode="threads")
     chat.fc.type(b"exit\n")
     chat.peer.expect(b"exit\n")
     chat.peer.expect_eof()
@@ -303,7 +304,7 @@ def test_threads_quit_word():
 
 
 def test_threads_peer_closes_terminal():
-    chat, tid = traced_chat("listen", "pty", "--mode", "threads")
+    chat, tid = traced_chat("listen", "pty", mode="threads")
     chat.peer.shutdown_write()
     chat.fc.assert_exit(0, timeout=5)
     threads_checks(chat, tid, ["main eof socket", "main stop sender", "main join sender", "main exit 0"])
@@ -311,7 +312,7 @@ def test_threads_peer_closes_terminal():
 
 @pytest.mark.parametrize("stdin", ["pipe", "pty"])
 def test_threads_sigterm(stdin):
-    chat, tid = traced_chat("connect", stdin, "--mode", "threads")
+    chat, tid = traced_chat("connect", stdin, mode="threads")
     chat.fc.signal(signal.SIGTERM)
     chat.fc.assert_signaled(signal.SIGTERM, timeout=5)
     threads_checks(
@@ -321,7 +322,7 @@ def test_threads_sigterm(stdin):
 
 @pytest.mark.parametrize("role", ROLES)
 def test_poll_input_ends(role):
-    chat, _ = traced_chat(role, "pipe", "--mode", "poll")
+    chat, _ = traced_chat(role, "pipe", mode="poll")
     chat.fc.close_stdin()
     chat.peer.expect_eof()
     chat.fc.wait_err(r"poll shutdown SHUT_WR\n")
@@ -331,7 +332,7 @@ def test_poll_input_ends(role):
 
 
 def test_poll_quit_word_and_sigterm():
-    chat, _ = traced_chat("listen", "pty", "--mode", "poll")
+    chat, _ = traced_chat("listen", "pty", mode="poll")
     chat.fc.type(b"exit\n")
     chat.peer.expect(b"exit\n")
     chat.peer.expect_eof()
@@ -397,9 +398,7 @@ def test_echo_keep_children_and_sigterm():
     b = Peer.connect("127.0.0.1", port)
     fc.wait_err(rf"main accept fd=\d+ 127\.0\.0\.1 port {b.port}\n.*\n.*main fork child=\d+\n")
     ca, cb = echo_child_of(fc, a), echo_child_of(fc, b)
-    deadline = time.monotonic() + 5
-    while len(proc_children(fc.pid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: len(proc_children(fc.pid)) >= 2)
     kids = proc_children(fc.pid)
     assert sorted(kids) == sorted([ca, cb]), f"the forked pids {ca}, {cb} are the server's children {kids}" + fc.describe()
     a.send(b"x\n")

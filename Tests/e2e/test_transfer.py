@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from harness import CONTRACT_MODES, Forkchat, forkchat_pair, mode_args, sha, start_chat
+from harness import CONTRACT_MODES, forkchat_pair, mode_args, sha, start_chat
 
 ROLES = ["listen", "connect"]
 MODES = CONTRACT_MODES  # default (fork without --mode), threads, poll
@@ -18,7 +18,7 @@ MiB = 1 << 20
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("mode", MODES + ["fork"])  # "fork": --mode fork given explicitly
 def test_both_directions_with_raw_peer(mode, role):
-    chat = start_chat(role, "pipe", *mode_args(mode))
+    chat = start_chat(role, "pipe", mode=mode)
     fc, peer = chat.fc, chat.peer
     fc.send(b"hello from forkchat\n")
     peer.expect(b"hello from forkchat\n")
@@ -113,7 +113,7 @@ PAYLOADS = {
 @pytest.mark.parametrize("mode", MODES)
 def test_byte_exact_peer_to_stdout(mode, role, payload):
     data = PAYLOADS[payload]
-    chat = start_chat(role, "pipe", *mode_args(mode))
+    chat = start_chat(role, "pipe", mode=mode)
     chat.peer.send(data)
     chat.peer.shutdown_write()
     chat.fc.wait_err(r"closed the connection\n")
@@ -129,7 +129,7 @@ def test_byte_exact_peer_to_stdout(mode, role, payload):
 @pytest.mark.parametrize("mode", MODES)
 def test_byte_exact_stdin_to_peer(mode, role, payload):
     data = PAYLOADS[payload]
-    chat = start_chat(role, "pipe", *mode_args(mode))
+    chat = start_chat(role, "pipe", mode=mode)
     chat.fc.feed(data)
     got = chat.peer.read_to_eof(timeout=15)
     assert got == data, f"peer got {len(got)} bytes vs {len(data)}" + chat.fc.describe()
@@ -149,7 +149,7 @@ def strip_ansi(text: bytes) -> bytes:
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("mode", MODES)
 def test_terminal_shows_peer_lines_with_marker(mode, role):
-    chat = start_chat(role, "pty", *mode_args(mode))
+    chat = start_chat(role, "pty", mode=mode)
     fc, peer = chat.fc, chat.peer
     peer.send(b"hello\n")
     fc.wait_out(rb"(?m)^< hello\n")
