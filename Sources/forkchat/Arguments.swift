@@ -39,7 +39,7 @@ func usageLine(for subcommand: String) -> String {
   }
 }
 
-let commonUsage = "[--mode <mode>] [--first <turn>] [--quit <word>] [--linger <seconds>] [--trace]"
+let commonUsage = "[--mode <mode>] [--first <turn>] [--quit <word>] [--linger <seconds>] [--plain] [--trace]"
 
 let mainHelp = """
   OVERVIEW: Chat over TCP from two terminals, one process per direction.
@@ -76,6 +76,9 @@ let commonOptionsHelp = """
     --linger <seconds>      After your input ends, wait at most this long for the
                             peer to close. (default: 2 on a terminal, no limit
                             otherwise)
+    --plain                 On a terminal, chat line by line (the terminal edits
+                            the line, '< ' marks the peer) instead of the chat
+                            screen.
     --trace                 Print process events (socket, fork, signals, waitpid,
                             exit ...) on standard error, with times in ms.
     --version               Show the version.
@@ -269,6 +272,9 @@ private func parseSubcommand(_ name: String, _ arguments: [String]) throws(Usage
     case ("--trace", _):
       try scan.noValue()
       trace = true
+    case ("--plain", _):
+      try scan.noValue()
+      session.plain = true
     case ("--echo", "listen"):
       try scan.noValue()
       listen.echo = true

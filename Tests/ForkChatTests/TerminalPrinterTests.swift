@@ -41,7 +41,9 @@ struct TerminalPrinterTests {
   @Test func c1ControlsAreShownNotObeyed() {
     var printer = TerminalPrinter(colour: false)
     // 8-bit CSI (a lone 0x9B), then CSI encoded in UTF-8 (C2 9B), then an OSC.
-    #expect(printer.render([0x9b] + Array("31m".utf8) + [0xc2, 0x9b, 0xc2, 0x9d, 10]) == Array("< <9B>31m<U+009B><U+009D>\n".utf8))
+    #expect(
+      printer.render([0x9b] + Array("31m".utf8) + [0xc2, 0x9b, 0xc2, 0x9d, 10])
+        == Array("< <9B>31m<U+009B><U+009D>\n".utf8))
   }
 
   @Test func bidiOverridesAreShown() {

@@ -513,7 +513,12 @@ class Proc:
 
 
 class Forkchat(Proc):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, screen=False, **kwargs):
+        # On a terminal, the suites that read the terminal's bytes test the
+        # line-by-line chat (--plain); test_screen.py asks for the chat
+        # screen (screen=True) and reads it through a terminal emulator.
+        if not screen and kwargs.get("stdin") == "pty" and args and args[0] in ("listen", "connect"):
+            args = (args[0], "--plain", *args[1:])
         super().__init__([FORKCHAT, *args], name="forkchat", **kwargs)
         self.mode = "fork"
         self.traced = False

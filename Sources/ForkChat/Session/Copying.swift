@@ -20,7 +20,12 @@ struct InputSender {
   /// Returns `.stopped`, without the shutdown, if `stopRequest` fired.
   /// Throws a `Failure` naming what failed.
   func run() throws(Failure) -> End {
-    let end = try copy()
+    let end: End
+    if let screen = session.screen {
+      end = try screen.runInput(session: session, role: role, requests: stopRequest)  // the line editor
+    } else {
+      end = try copy()
+    }
     guard end == .inputEnded else { return end }
     do {
       try session.socket.shutdown(CInt(SHUT_WR))
@@ -116,7 +121,7 @@ final class OutputWriter {
 
   init(session: Session) {
     self.session = session
-    if session.outputIsTerminal {
+    if session.outputIsTerminal && session.screen == nil {
       let term = getenv("TERM").map { String(cString: $0) } ?? "dumb"
       printer = TerminalPrinter(colour: getenv("NO_COLOR") == nil && term != "dumb")
     }
@@ -163,6 +168,7 @@ final class OutputWriter {
   /// Writes bytes received from the peer to standard output (rendered for
   /// a terminal).
   func show(_ bytes: UnsafeRawBufferPointer, onInterrupt: () -> Void) throws(Failure) {
+    if let screen = session.screen { return try screen.showPeer(bytes) }
     let output = FileDescriptor.standardOutput
     do throws(Errno) {
       if printer == nil {
@@ -209,6 +215,7 @@ struct Teardown {
   mutating func inputEnded() {
     sending = false
     if peerOpen, let linger = session.lingerTime { lingerDeadline = Clock.now + linger }
+    session.screen?.show(.inputEnded(linger: peerOpen ? session.lingerTime.map(formatSeconds) : nil))
   }
 
   /// Sending failed (and said why): the chat is broken.
@@ -225,6 +232,7 @@ struct Teardown {
     peerOpen = false
     Trace.event(role, "eof", "socket")
     notice("\(session.peer) closed the connection")
+    session.screen?.show(.peerClosed)
     return session.inputIsTerminal && sending
   }
 

@@ -37,7 +37,8 @@ final class ForkSession {
     do {
       child = try forkChild(
         signals: signals, role: "child", parentRole: "parent",
-        closing: session.closeInChild + [.standardOutput]
+        // With the chat screen, the child draws its input line on stdout.
+        closing: session.closeInChild + session.parentOnly + (session.screen == nil ? [.standardOutput] : [])
       ) {
         Trace.event("child", "start", "sends stdin to the socket")
         do throws(Failure) {
@@ -52,11 +53,14 @@ final class ForkSession {
       notice("fork: \(error)")
       _ = signals.uninstall()
       session.socket.closeIgnoringErrors()
+      session.endTerminal()
       return .failed
     }
     if session.options.parentClosesInput { FileDescriptor.standardInput.closeIgnoringErrors() }
+    session.screen?.closeInputEnd()
     let result = receive()
     session.socket.closeIgnoringErrors()
+    session.endTerminal()
     signals.finish(role: "parent")
     return result
   }
@@ -69,11 +73,14 @@ final class ForkSession {
       var waiting = [
         pollfd(fd: signals.readEnd.rawValue, events: Int16(POLLIN), revents: 0),
         pollfd(fd: teardown.peerOpen ? session.socket.rawValue : -1, events: Int16(POLLIN), revents: 0),
+        pollfd(fd: session.screen?.fromInputDescriptor ?? -1, events: Int16(POLLIN), revents: 0),
       ]
       do throws(Failure) {
         let ready = try waitForEvents(&waiting, timeout: teardown.pollTimeout)
         if ready == 0 && teardown.lingerExpired() { break }
         if waiting[0].revents != 0 { handleSignals() }
+        // The chat screen: what the child sent, drawn before any reply.
+        if waiting[2].revents != 0 { session.screen?.receiveFromInput() }
         guard teardown.peerOpen, waiting[1].revents != 0 else { continue }
         if try output.copyOnce(onInterrupt: handleSignals) == 0 && teardown.peerClosed() {
           stopChild()
@@ -90,12 +97,15 @@ final class ForkSession {
   /// Acts on the signals waiting in the self-pipe. A stop request (SIGINT,
   /// SIGTERM, SIGHUP) ends the process here, after the child is reaped.
   func handleSignals() {
-    let (stop, childEnded) = signals.receive(role: "parent")
+    let (stop, childEnded, screenSignals) = signals.receiveAll(role: "parent")
     if let stop {
       stopChild()
       session.socket.closeIgnoringErrors()
+      session.endTerminal()
       signals.die(of: stop, role: "parent")
     }
+    // The child hears SIGWINCH and SIGCONT itself and draws its own line.
+    for signal in screenSignals { session.screen?.handle(signal) {} }
     if childEnded { reapChild() }
   }
 

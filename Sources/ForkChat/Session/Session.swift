@@ -43,6 +43,9 @@ public struct SessionOptions: Equatable, Sendable {
   /// Close stdin in the parent once the child has it (false with --keep,
   /// where the next session's child needs it again).
   public var parentClosesInput = true
+  /// On a terminal, the line-by-line chat (the kernel edits the line, "< "
+  /// marks the peer) instead of the chat screen.
+  public var plain = false
 
   public init() {}
 
@@ -72,6 +75,10 @@ public struct Session {
 
   let inputIsTerminal = FileDescriptor.standardInput.isTerminal
   let outputIsTerminal = FileDescriptor.standardOutput.isTerminal
+  /// The terminal's modes when stdin is one (restored, and its pending
+  /// input discarded, at the end); the chat screen when it is up (Screen/).
+  var terminal: TerminalMode? = nil
+  var screen: Screen? = nil
 
   /// Bytes per read(2) and write(2): 64 KiB, four times nc's 16 KiB.
   static let bufferSize = 64 * 1024
@@ -101,22 +108,47 @@ public struct Session {
     // A line is sent the moment it is typed: no Nagle delay (tcp(7)),
     // which would hold a small segment back until the last one is acked.
     try? socket.setOption(CInt(IPPROTO_TCP), TCP_NODELAY, 1)
+    // The terminal, if any, is taken here, before any fork or thread: its
+    // modes saved, and the chat screen drawn when it suits (Screen.start).
+    var session = self
+    session.terminal = inputIsTerminal ? TerminalMode.save() : nil
+    session.screen = Screen.start(for: session)
     switch options.mode {
-    case .fork: return ForkSession(session: self).run()
-    case .threads: return ThreadSession(session: self).run()
-    case .poll: return PollSession(session: self).run()
-    case .alternate: return AlternateSession(session: self).run()
+    case .fork: return ForkSession(session: session).run()
+    case .threads: return ThreadSession(session: session).run()
+    case .poll: return PollSession(session: session).run()
+    case .alternate: return AlternateSession(session: session).run()
     }
+  }
+
+  /// Gives the terminal back, on every ending (the sending side already
+  /// stopped): the screen's last update, then what was typed and not sent
+  /// is discarded (tcflush) so that it never reaches the shell, and the
+  /// modes are restored. Nothing to do when stdin is not a terminal.
+  func endTerminal() {
+    screen?.end()
+    terminal?.end()
+  }
+
+  /// The signals a session's receiving side handles: the session's, and
+  /// the screen's when it is up.
+  var handledSignals: [CInt] { sessionSignals + (screen == nil ? [] : Screen.signals) }
+
+  /// Descriptors that only the receiving side of a fork session owns: the
+  /// child closes them.
+  var parentOnly: [FileDescriptor] {
+    [terminal?.terminal, screen?.fromInput.read].compactMap { $0 }
   }
 
   /// Installs the session's signal handlers and their self-pipe. If that
   /// fails, says so and closes the socket: the session cannot start.
   func installSignals() -> SignalPipe? {
     do {
-      return try SignalPipe.install()
+      return try SignalPipe.install(handledSignals)
     } catch {
       notice("pipe: \(error)")
       socket.closeIgnoringErrors()
+      endTerminal()
       return nil
     }
   }

@@ -48,7 +48,7 @@ final class ThreadSession {
 
   func run() -> SessionResult {
     do {
-      signals = try SignalPipe.install()
+      signals = try SignalPipe.install(session.handledSignals)
       stopRequest = try makePipe()
       let done = try makePipe()
       let sender = InputSender(session: session, stopRequest: stopRequest.read, role: "sender")
@@ -56,11 +56,12 @@ final class ThreadSession {
     } catch {
       notice("pipe: \(error)")
       session.socket.closeIgnoringErrors()
+      session.endTerminal()
       return .failed
     }
     // The new thread inherits the signal mask: with the session's signals
     // blocked there, the kernel delivers them to the main thread.
-    let oldMask = SignalSet(sessionSignals).block()
+    let oldMask = SignalSet(signals.signals).block()
     let createTime = Clock.now
     let created = pthread_create(
       &thread, nil,
@@ -95,11 +96,14 @@ final class ThreadSession {
         pollfd(fd: signals.readEnd.rawValue, events: Int16(POLLIN), revents: 0),
         pollfd(fd: teardown.peerOpen ? session.socket.rawValue : -1, events: Int16(POLLIN), revents: 0),
         pollfd(fd: joined ? -1 : state.done.read.rawValue, events: Int16(POLLIN), revents: 0),
+        pollfd(fd: session.screen?.fromInputDescriptor ?? -1, events: Int16(POLLIN), revents: 0),
       ]
       do throws(Failure) {
         let ready = try waitForEvents(&waiting, timeout: teardown.pollTimeout)
         if ready == 0 && teardown.lingerExpired() { break }
         if waiting[0].revents != 0 { handleSignals() }
+        // The chat screen: what the sender sent, drawn before any reply.
+        if waiting[3].revents != 0 { session.screen?.receiveFromInput() }
         if waiting[2].revents != 0 { joinSender() }
         guard teardown.peerOpen, waiting[1].revents != 0 else { continue }
         if try output.copyOnce(onInterrupt: handleSignals) == 0 && teardown.peerClosed() {
@@ -116,10 +120,18 @@ final class ThreadSession {
   /// A stop request (SIGINT, SIGTERM, SIGHUP) ends the process once the
   /// sender thread has been stopped and joined.
   func handleSignals() {
-    if let stop = signals.receive(role: "main").stop {
+    let (stop, _, screenSignals) = signals.receiveAll(role: "main")
+    if let stop {
       stopSender()
       closeAll()
       signals.die(of: stop, role: "main")
+    }
+    // The sender thread draws the input line: a SIGWINCH byte asks it to.
+    for signal in screenSignals {
+      session.screen?.handle(signal) {
+        var byte = UInt8(SIGWINCH)
+        _ = write(stopRequest.write.rawValue, &byte, 1)
+      }
     }
   }
 
@@ -156,6 +168,7 @@ final class ThreadSession {
 
   func closeAll() {
     session.socket.closeIgnoringErrors()
+    session.endTerminal()
     for descriptor in [stopRequest.read, stopRequest.write, state.done.read, state.done.write] {
       descriptor.closeIgnoringErrors()
     }

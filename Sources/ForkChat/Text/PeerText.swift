@@ -95,7 +95,9 @@ public struct PeerText: Sendable {
 
   private func appendScalar(_ sequence: ArraySlice<UInt8>, to line: inout [UInt8]) {
     let scalar = UTF8Sequence.decode(sequence)
-    if (0x80...0x9F).contains(scalar) || (0x202A...0x202E).contains(scalar) || (0x2066...0x2069).contains(scalar) {
+    if (0x80...0x9F).contains(scalar) || (0x202A...0x202E).contains(scalar)
+      || (0x2066...0x2069).contains(scalar)
+    {
       line += Array("<U+\(hex(scalar, digits: 4))>".utf8)
     } else {
       line += sequence
