@@ -59,13 +59,16 @@ struct LineEditorTests {
 
   @Test func ctrlUAndCtrlKAndCtrlW() {
     let (_, events) = typed([
-      "one two three", "\u{17}", "\r", "one two", "\u{1b}[D\u{1b}[D", "\u{15}", "\r", "abc", "\u{1}\u{6}", "\u{b}", "\r",
+      "one two three", "\u{17}", "\r", "one two", "\u{1b}[D\u{1b}[D", "\u{15}", "\r", "abc", "\u{1}\u{6}",
+      "\u{b}", "\r",
     ])
     #expect(events == [sent("one two "), sent("wo"), sent("a")])
   }
 
   @Test func historyUpAndDown() {
-    let (editor, events) = typed(["first\r", "second\r", "draft", "\u{1b}[A", "\u{1b}[A", "\u{1b}[B", "\u{1b}[B"])
+    let (editor, events) = typed([
+      "first\r", "second\r", "draft", "\u{1b}[A", "\u{1b}[A", "\u{1b}[B", "\u{1b}[B",
+    ])
     #expect(events == [sent("first"), sent("second")])
     #expect(String(editor.text) == "draft")
     let (_, again) = typed(["first\r", "\u{1b}[A", "\u{1b}[A", "!\r"])
@@ -146,11 +149,17 @@ struct PeerTextTests {
   }
 
   @Test func escapeSequencesAreShown() {
-    #expect(lines([Array("\u{1b}]0;title\u{7}\u{1b}]52;c;aGk=\u{7}\u{1b}[?1049h\n".utf8)]) == ["^[]0;title^G^[]52;c;aGk=^G^[[?1049h"])
+    #expect(
+      lines([Array("\u{1b}]0;title\u{7}\u{1b}]52;c;aGk=\u{7}\u{1b}[?1049h\n".utf8)]) == [
+        "^[]0;title^G^[]52;c;aGk=^G^[[?1049h"
+      ])
   }
 
   @Test func c1InBothFormsAndBidiAreShown() {
-    #expect(lines([[0x9b, 0x32, 0x4a, 0xc2, 0x9b, 0xc2, 0x85, 0xe2, 0x80, 0xae, 0xe2, 0x81, 0xa6, 10]]) == ["<9B>2J<U+009B><U+0085><U+202E><U+2066>"])
+    #expect(
+      lines([[0x9b, 0x32, 0x4a, 0xc2, 0x9b, 0xc2, 0x85, 0xe2, 0x80, 0xae, 0xe2, 0x81, 0xa6, 10]]) == [
+        "<9B>2J<U+009B><U+0085><U+202E><U+2066>"
+      ])
   }
 
   @Test func invalidBytesAreShownOneByOne() {

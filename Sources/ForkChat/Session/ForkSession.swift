@@ -136,6 +136,7 @@ final class ForkSession {
       notice("sending process \(child) killed by signal \(signal) (\(signalName(signal)))")
       teardown.sending = false
       teardown.failed = true
+      session.screen?.show(.inputEnded(linger: nil))  // its input line is the parent's to clear
       try? session.socket.shutdown(CInt(SHUT_WR))
       Trace.event("parent", "shutdown", "SHUT_WR")
     }
