@@ -41,9 +41,19 @@ final class Conversation {
   /// Entries kept for redraws: more than any terminal has rows.
   static let kept = 500
 
+  /// How rows name their speaker: "127.0.0.1: ", "you: " (computed once).
+  private let peerLabel: (bytes: [UInt8], width: Int)
+  private let youLabel: (bytes: [UInt8], width: Int)
+
   init(peer: SocketAddress, colour: Bool) {
     self.peer = peer
     self.colour = colour
+    func label(_ name: String, _ colourCode: String) -> ([UInt8], Int) {
+      let text = colour ? "\u{1b}[\(colourCode)m\(name)\u{1b}[0m: " : "\(name): "
+      return (Array(text.utf8), displayWidth(name) + 2)
+    }
+    peerLabel = label(peer.host, "36")
+    youLabel = label("you", "32")
   }
 
   var conversationRows: ClosedRange<Int> { 1...(size.rows - 2) }
@@ -106,15 +116,15 @@ final class Conversation {
   private func add(_ new: [Entry]) throws(Errno) {
     guard !new.isEmpty else { return }
     entries += new
-    if entries.count > Self.kept { entries.removeFirst(entries.count - Self.kept) }
+    if entries.count > 2 * Self.kept { entries.removeFirst(entries.count - Self.kept) }
     let rows = new.flatMap { self.rows(of: $0) }.suffix(conversationRows.count)
     var update = Update()
     update.saveCursor()
     update.move(row: conversationRows.upperBound)
     for row in rows {
-      update.text("\n")  // at the region's bottom row: the region scrolls up one row
+      update.raw([10])  // at the region's bottom row: the region scrolls up one row
       update.raw(row)
-      update.text("\r")
+      update.raw([13])
     }
     update.restoreCursor()
     try update.write()
@@ -128,7 +138,7 @@ final class Conversation {
     update.saveCursor()
     update.scrollRegion(conversationRows)
     var rows: [[UInt8]] = []
-    for entry in entries.reversed() {
+    for entry in entries.suffix(Self.kept).reversed() {
       rows.insert(contentsOf: self.rows(of: entry), at: 0)
       if rows.count >= conversationRows.count { break }
     }
@@ -189,41 +199,45 @@ final class Conversation {
   /// stand on stderr. A line wider than the screen goes on, indented, on
   /// the next rows; a tab goes to the next multiple of 8.
   func rows(of entry: Entry) -> [[UInt8]] {
-    var prefix: [UInt8] = []
-    var used = 0
-    func label(_ name: String, _ colourCode: String) {
-      if colour { prefix += Array("\u{1b}[\(colourCode)m".utf8) }
-      prefix += Array(name.utf8)
-      if colour { prefix += Array("\u{1b}[0m".utf8) }
-      prefix += Array(": ".utf8)
-      used = displayWidth(name) + 2
-    }
-    switch entry.speaker {
-    case .peer: label(peer.host, "36")
-    case .you: label("you", "32")
-    case .notice:
-      prefix = Array("forkchat: ".utf8)
-      used = 10
-    }
+    let (prefix, used) =
+      switch entry.speaker {
+      case .peer: peerLabel
+      case .you: youLabel
+      case .notice: (Array("forkchat: ".utf8), 10)
+      }
     var rows: [[UInt8]] = []
     var row = prefix
+    row.reserveCapacity(prefix.count + min(entry.text.count, size.columns * 4))
     var column = used
     var textColumn = 0
-    for character in String(decoding: entry.text, as: UTF8.self) {
-      var shown = String(character)
-      var width = displayWidth(character)
-      if character == "\t" {
-        width = 8 - textColumn % 8
-        shown = String(repeating: " ", count: width)
-      }
+    func place(_ bytes: some Collection<UInt8>, width: Int) {
       if column + width > size.columns && column > 2 {
         rows.append(row)
         row = Array("  ".utf8)
         column = 2
       }
-      row += Array(shown.utf8)
+      row += bytes
       column += width
       textColumn += width
+    }
+    var index = entry.text.startIndex
+    while index < entry.text.endIndex {
+      let byte = entry.text[index]
+      if byte == 9 {  // tab: to the next multiple of 8
+        let width = 8 - textColumn % 8
+        place(repeatElement(32, count: width), width: width)
+        index += 1
+      } else if byte < 0x80 {  // ASCII (PeerText left no control character): one column
+        place(CollectionOfOne(byte), width: 1)
+        index += 1
+      } else {  // a run of other characters, measured by character
+        var end = index
+        while end < entry.text.endIndex && entry.text[end] >= 0x80 { end += 1 }
+        for character in String(decoding: entry.text[index..<end], as: UTF8.self) {
+          place(Array(String(character).utf8), width: displayWidth(character))
+        }
+        index = end
+      }
     }
     rows.append(row)
     return rows

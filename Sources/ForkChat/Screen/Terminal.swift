@@ -118,19 +118,35 @@ func writeUpdate(_ bytes: [UInt8]) throws(Errno) {
 /// Control sequences (ECMA-48, as xterm and tmux understand them), built
 /// into one update.
 struct Update {
-  var bytes: [UInt8] = [0x18]  // CAN: ends any sequence a cut update left open
+  var bytes: [UInt8]
+
+  init() {
+    bytes = [0x18]  // CAN: ends any sequence a cut update left open
+    bytes.reserveCapacity(256)
+  }
 
   mutating func text(_ text: String) { bytes += Array(text.utf8) }
   mutating func raw(_ text: [UInt8]) { bytes += text }
   mutating func control(_ sequence: String) { bytes += Array("\u{1b}\(sequence)".utf8) }
 
   /// CUP: the cursor to `row`, `column` (from 1).
-  mutating func move(row: Int, column: Int = 1) { control("[\(row);\(column)H") }
+  mutating func move(row: Int, column: Int = 1) {
+    bytes += [0x1B, UInt8(ascii: "[")]
+    number(row)
+    bytes.append(UInt8(ascii: ";"))
+    number(column)
+    bytes.append(UInt8(ascii: "H"))
+  }
+
+  private mutating func number(_ value: Int) {
+    if value >= 10 { number(value / 10) }
+    bytes.append(UInt8(ascii: "0") + UInt8(value % 10))
+  }
   /// EL 2: blank the cursor's row.
-  mutating func clearRow() { control("[2K") }
+  mutating func clearRow() { bytes += [0x1B, UInt8(ascii: "["), UInt8(ascii: "2"), UInt8(ascii: "K")] }
   /// DECSC / DECRC: save and restore the cursor (position and attributes).
-  mutating func saveCursor() { control("7") }
-  mutating func restoreCursor() { control("8") }
+  mutating func saveCursor() { bytes += [0x1B, UInt8(ascii: "7")] }
+  mutating func restoreCursor() { bytes += [0x1B, UInt8(ascii: "8")] }
   /// DECSTBM: only rows `top` to `bottom` scroll; nil: the whole screen.
   mutating func scrollRegion(_ rows: ClosedRange<Int>?) {
     control(rows.map { "[\($0.lowerBound);\($0.upperBound)r" } ?? "[r")
