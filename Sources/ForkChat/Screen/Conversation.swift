@@ -122,7 +122,11 @@ final class Conversation {
     update.saveCursor()
     update.move(row: conversationRows.upperBound)
     for row in rows {
-      update.raw([10])  // at the region's bottom row: the region scrolls up one row
+      // IND (ESC D) at the region's bottom row: the region scrolls up one
+      // row. Not "\n": the terminal driver's output processing (ONLCR)
+      // would hand the update to the terminal in pieces, split at each
+      // "\n", and the line's text would arrive in a later piece.
+      update.raw([0x1B, UInt8(ascii: "D")])
       update.raw(row)
       update.raw([13])
     }
