@@ -38,7 +38,9 @@ final class TerminalMode {
   /// IXON), Enter arrives as "\r" (no ICRNL). ISIG stays: Ctrl-C and
   /// Ctrl-Z remain SIGINT and SIGTSTP. NOFLSH: those signals do not throw
   /// away output already written, so an update is never cut by the kernel.
-  /// Output processing (OPOST, "\n" to "\r\n") stays.
+  /// Output processing (OPOST, "\n" to "\r\n") stays. Ctrl-\ (VQUIT) is
+  /// switched off: its SIGQUIT would kill both processes with a core dump,
+  /// where nothing can give the terminal back (--plain keeps it).
   ///
   /// The corresponding C function is `tcsetattr`.
   func enterRaw() {
@@ -49,6 +51,7 @@ final class TerminalMode {
     withUnsafeMutableBytes(of: &raw.c_cc) { cc in
       cc[Int(VMIN)] = 1
       cc[Int(VTIME)] = 0
+      cc[Int(VQUIT)] = 0  // _POSIX_VDISABLE on Linux
     }
     _ = tcsetattr(terminal.rawValue, TCSANOW, &raw)
   }
