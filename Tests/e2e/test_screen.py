@@ -346,6 +346,11 @@ def test_editing_keys(term):
     term.wait_screen(r"^> draft$")
     term.keys("Up", "Up", "Enter")
     peer.expect(b"one two 3\n")
+    # Ctrl-\ is off while the screen is up (its SIGQUIT would leave the
+    # terminal as the screen had it): nothing happens.
+    term.keys("C-\\")
+    time.sleep(0.2)
+    assert len(term.wait_forkchat(2)) == 2
     term.keys("C-u", "C-d")
     peer.expect_eof()
     peer.close()

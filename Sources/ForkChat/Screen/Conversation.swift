@@ -231,9 +231,12 @@ final class Conversation {
         let width = 8 - textColumn % 8
         place(repeatElement(32, count: width), width: width)
         index += 1
-      } else if byte < 0x80 {  // ASCII (PeerText left no control character): one column
-        place(CollectionOfOne(byte), width: 1)
-        index += 1
+      } else if byte < 0x80 {  // ASCII (PeerText left no control character): a column each
+        var end = index + 1
+        while end < entry.text.endIndex && entry.text[end] < 0x80 && entry.text[end] != 9 { end += 1 }
+        end = min(end, index + max(1, size.columns - column))  // what fits on this row
+        place(entry.text[index..<end], width: end - index)
+        index = end
       } else {  // a run of other characters, measured by character
         var end = index
         while end < entry.text.endIndex && entry.text[end] >= 0x80 { end += 1 }

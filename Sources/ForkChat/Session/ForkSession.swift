@@ -10,7 +10,10 @@ import Glibc
 // Ownership after fork(): the child reads stdin and writes the socket, and
 // nothing else; the parent reads the socket and writes stdout, never reads
 // stdin and never writes the socket (it may shut it down). Each process
-// closes the descriptors it does not own.
+// closes the descriptors it does not own. With the chat screen
+// (Screen/Screen.swift), the child also draws its input line on stdout and
+// hands each line it sends to the parent through a pipe, and the parent
+// draws the conversation: each process its own part of one terminal.
 //
 // Teardown: docs/design.md has one diagram per ending.
 

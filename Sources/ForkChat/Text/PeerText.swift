@@ -36,6 +36,7 @@ public struct PeerText: Sendable {
     cutSequence.removeAll()
     var lines: [[UInt8]] = []
     var line: [UInt8] = []
+    line.reserveCapacity(data.count + 16)
     var index = 0
     if lineEndedByReturn && data.first == 10 { index = 1 }
     lineEndedByReturn = false
@@ -55,14 +56,16 @@ public struct PeerText: Sendable {
       switch byte {
       case 10:
         lines.append(line)
-        line.removeAll()
+        line.removeAll(keepingCapacity: true)
         index += 1
       case 13:
         returnSeen = true
         index += 1
-      case 9, 32..<127:
-        line.append(byte)
-        index += 1
+      case 9, 32..<127:  // a run of printable ASCII, as it is
+        var end = index + 1
+        while end < data.count, data[end] == 9 || (32..<127).contains(data[end]) { end += 1 }
+        line += data[index..<end]
+        index = end
       case 0..<32, 127:
         line += [UInt8(ascii: "^"), byte ^ 0x40]
         index += 1
