@@ -11,7 +11,6 @@ line, a paste of 50 lines, what a peer sends to take over the terminal,
 import os
 import re
 import signal
-import socket
 import time
 
 import pytest
