@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -84,4 +85,12 @@ long forkchat_receive_descriptor(int socket, int *descriptor, void *data, unsign
     }
   }
   return (long)received;
+}
+
+int forkchat_window_size(int fd, unsigned short *rows, unsigned short *columns) {
+  struct winsize size;
+  if (ioctl(fd, TIOCGWINSZ, &size) == -1) return -1;
+  *rows = size.ws_row;
+  *columns = size.ws_col;
+  return 0;
 }

@@ -162,6 +162,13 @@ let options: [Option] = [
       "After your input ends, wait at most this long for the peer to close. (default: 2 on a terminal, no limit otherwise)"
   ) { $0.session.linger = try seconds($1) },
   Option(
+    name: "--plain", value: nil, subcommands: chat,
+    help: """
+      On a terminal, chat line by line (the terminal edits the line, '< ' marks \
+      the peer) instead of the chat screen.
+      """
+  ) { options, _ in options.session.plain = true },
+  Option(
     name: "--trace", value: nil, subcommands: chat,
     help:
       "Print process events (socket, fork, signals, waitpid, exit ...) on standard error, with times in ms."

@@ -123,7 +123,8 @@ struct ArgumentsTests {
     #expect(
       usageLine(for: .listen)
         == "forkchat listen [<port>] [--bind <address>] [--keep] [--allow <address>] [--echo] [-4|-6]"
-        + " [--mode <mode>] [--first <turn>] [--quit <word>] [--line-end <end>] [--linger <seconds>] [--trace]"
+        + " [--mode <mode>] [--first <turn>] [--quit <word>] [--line-end <end>] [--linger <seconds>] [--plain]"
+        + " [--trace]"
     )
     #expect(
       usageLine(for: .connect).hasPrefix("forkchat connect <host> [<port>] [--retry <seconds>] [-4|-6]"))

@@ -33,8 +33,35 @@ struct TerminalPrinterTests {
     #expect(render(["hi\n"], colour: true) == "\u{1b}[36m< hi\u{1b}[0m\n")
   }
 
-  @Test func invalidUTF8PassesThrough() {
+  @Test func invalidUTF8IsShownAsBytes() {
     var printer = TerminalPrinter(colour: false)
-    #expect(printer.render([0xff, 0xfe, 10]) == Array("< ".utf8) + [0xff, 0xfe, 10])
+    #expect(printer.render([0xff, 0xfe, 10]) == Array("< <FF><FE>\n".utf8))
+  }
+
+  @Test func c1ControlsAreShownNotObeyed() {
+    var printer = TerminalPrinter(colour: false)
+    // 8-bit CSI (a lone 0x9B), then CSI encoded in UTF-8 (C2 9B), then an OSC.
+    #expect(
+      printer.render([0x9b] + Array("31m".utf8) + [0xc2, 0x9b, 0xc2, 0x9d, 10])
+        == Array("< <9B>31m<U+009B><U+009D>\n".utf8))
+  }
+
+  @Test func bidiOverridesAreShown() {
+    #expect(render(["abc\u{202E}def\u{2066}\n"]) == "< abc<U+202E>def<U+2066>\n")
+  }
+
+  @Test func utf8IsKept() {
+    #expect(render(["café 漢字 😀\n"]) == "< café 漢字 😀\n")
+  }
+
+  @Test func crlfSplitAcrossReadsIsOneLineEnd() {
+    #expect(render(["hello\r", "\nworld\r\n"]) == "< hello\n< world\n")
+  }
+
+  @Test func utf8SplitAcrossReadsIsOneCharacter() {
+    var printer = TerminalPrinter(colour: false)
+    let first = printer.render(Array("ab".utf8) + [0xc3])
+    let second = printer.render([0xa9] + Array("\n".utf8))
+    #expect(String(decoding: first + second, as: UTF8.self) == "< ab\n< é\n")
   }
 }

@@ -14,6 +14,7 @@ import datetime
 import fcntl
 import os
 import platform
+import pty
 import re
 import select
 import shutil
@@ -22,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 
@@ -265,6 +267,64 @@ def latency(tool, count, client_prefix=()):
     return results
 
 
+def terminal_latency(forkchat, screen, count):
+    """The terminal path: forkchat connects with stdin and stdout on a
+    pseudo-terminal (80x24, TERM=xterm), as a person runs it; a line sent by
+    the peer's socket until its text has been written to the terminal (read
+    from the pty's master side), with the chat screen or with --plain.
+    Returns a list of seconds."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, bytes([24, 0, 80, 0, 0, 0, 0, 0]))
+
+    def controlling_terminal():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    env = dict(os.environ, TERM="xterm", NO_COLOR="1")
+    command = [forkchat, "connect", "127.0.0.1", str(port)] + ([] if screen else ["--plain"])
+    process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=subprocess.DEVNULL,
+                               preexec_fn=controlling_terminal, env=env)
+    os.close(slave)
+    connection, _ = server.accept()
+    server.close()
+    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    shown = bytearray()
+
+    def wait_for(text):
+        while text not in shown:
+            ready, _, _ = select.select([master], [], [], 10)
+            if not ready:
+                raise RuntimeError(f"{text!r} never reached the terminal")
+            shown.extend(os.read(master, 65536))
+        del shown[: shown.index(text) + len(text)]
+
+    results = []
+    try:
+        time.sleep(0.2)  # the chat screen is drawn, the child started
+        for i in range(count + 10):
+            line = b"line %d %s" % (i, b"x" * 40)
+            start = time.perf_counter()
+            connection.sendall(line + b"\n")
+            wait_for(line)
+            if i >= 10:
+                results.append(time.perf_counter() - start)
+            time.sleep(0.001)
+    finally:
+        connection.close()  # the peer leaves: a chat at a terminal ends at once
+        try:
+            while os.read(master, 65536):
+                pass
+        except OSError:  # EIO: the terminal has no process left
+            pass
+        process.wait(timeout=10)
+        os.close(master)
+    return results
+
+
 def syscalls_per_line(tool, count):
     """System calls the connecting side makes per line it sends or
     receives, one line at a time: `strace -f -c` over a chat of `count`
@@ -367,6 +427,16 @@ def main():
             rows[f"line latency {direction} p50, µs"][name] = [statistics.median(samples) * 1e6]
             rows.setdefault(f"line latency {direction} p99, µs", {})[name] = [percentile(samples, 99) * 1e6]
 
+    # Ten short rounds rather than three long ones: where the scheduler puts
+    # the processes on this 2-core machine moves a round's median by tens of
+    # µs, so more alternations give both the same luck.
+    terminal = {"--plain": [], "screen": []}
+    for r in range(10):
+        for name in terminal:
+            samples = terminal_latency(forkchat, name == "screen", lines // 10)
+            terminal[name] += samples
+            print(f"  terminal round {r + 1} {name}: {statistics.median(samples) * 1e6:.0f} µs", flush=True)
+
     for name in names:
         rows.setdefault("system calls per line (strace -c, client)", {})[name] = [
             syscalls_per_line(all_tools[name], 200)
@@ -382,13 +452,22 @@ def main():
         ]
 
     table = {metric: {n: statistics.median(v) for n, v in by.items()} for metric, by in rows.items()}
-    write_report(args, table, names, size, rounds, lines, connects)
+    write_report(args, table, names, size, rounds, lines, connects, terminal)
 
 
 HIGHER_IS_BETTER = ("MB/s",)
 
 
-def write_report(args, table, names, size, rounds, lines, connects):
+def terminal_table(terminal):
+    """--plain against the chat screen, p50 and p99."""
+    out = ["| terminal path (pty), µs | --plain | screen | screen / --plain |", "|---|---|---|---|"]
+    for label, p in (("p50", 50), ("p99", 99)):
+        plain, screen = (percentile(terminal[n], p) * 1e6 for n in ("--plain", "screen"))
+        out.append(f"| peer's line on the terminal, {label} | {plain:.1f} | {screen:.1f} | {screen / plain:.2f}× |")
+    return "\n".join(out)
+
+
+def write_report(args, table, names, size, rounds, lines, connects, terminal):
     header = "| measure | " + " | ".join(names) + " | forkchat / nc |"
     out = [header, "|---|" + "---|" * (len(names) + 1)]
     for metric, values in table.items():
@@ -398,6 +477,9 @@ def write_report(args, table, names, size, rounds, lines, connects):
     text = "\n".join(out)
     print()
     print(text)
+    terminal_text = terminal_table(terminal)
+    print()
+    print(terminal_text)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     nc_version = subprocess.run(["nc", "-h"], capture_output=True, text=True).stderr.splitlines()[0]
     socat_version = subprocess.run(["socat", "-V"], capture_output=True, text=True).stdout.splitlines()[1]
@@ -433,6 +515,18 @@ better for MB/s, lower for µs, ms and MB).
 {text}
 
 ![forkchat / nc ratios](benchmarks.svg)
+
+## The terminal path: the chat screen against --plain
+
+What a person at a terminal waits for: a line sent by the peer's socket
+until its text has been written to forkchat's terminal (a pseudo-terminal,
+80x24, read on its master side), forkchat connecting, {lines // 10 * 10} lines each for
+`--plain` (the kernel's line discipline, "< " marks) and for the chat screen
+(the line drawn in the conversation: one write(2) that saves the cursor,
+scrolls the region, writes the row and restores the cursor, every signal
+blocked around it), alternating in 10 rounds.
+
+{terminal_text}
 """
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "benchmarks.md"), "w") as f:

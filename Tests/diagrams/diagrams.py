@@ -244,15 +244,19 @@ class Run:
         self.forkchat, self.port = forkchat, port
         self.sides: list[Side] = []
 
+    # On a terminal, the line-by-line chat (--plain): these pictures are
+    # about processes and the end of a chat, not about the chat screen.
     def listen(self, *args, stdin="pty") -> Side:
-        argv = [self.forkchat, "listen", str(self.port), *args, "--trace"]
+        plain = ["--plain"] if stdin == "pty" else []
+        argv = [self.forkchat, "listen", str(self.port), *args, *plain, "--trace"]
         side = Side(self, "A", argv, stdin)
         self.sides.append(side)
         side.wait_err(rf"listening on .* port {self.port}")
         return side
 
     def connect(self, *args, stdin="pty") -> Side:
-        argv = [self.forkchat, "connect", "127.0.0.1", str(self.port), *args, "--trace"]
+        plain = ["--plain"] if stdin == "pty" else []
+        argv = [self.forkchat, "connect", "127.0.0.1", str(self.port), *args, *plain, "--trace"]
         side = Side(self, "B", argv, stdin)
         self.sides.append(side)
         side.wait_err(r"connected to")

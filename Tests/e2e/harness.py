@@ -543,7 +543,12 @@ class Proc:
 
 
 class Forkchat(Proc):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, screen=False, **kwargs):
+        # On a terminal, the suites that read the terminal's bytes test the
+        # line-by-line chat (--plain); test_screen.py asks for the chat
+        # screen (screen=True) and reads it through a terminal emulator.
+        if not screen and kwargs.get("stdin") == "pty" and args and args[0] in ("listen", "connect"):
+            args = (args[0], "--plain", *args[1:])
         super().__init__([FORKCHAT, *args], name="forkchat", **kwargs)
 
     def check_notices(self):
@@ -719,6 +724,24 @@ class Peer:
             s.bind((source, 0))
         s.connect((host, port))
         return cls(s)
+
+    @classmethod
+    def turned_away(cls, host, port, source=None, data=b"let me in\n", timeout=3.0):
+        """Connects to a server that refuses this client (listen --allow), sends
+        `data`, and returns (its local port, "reset" or "eof", what it read).
+        The refusal may come so fast that connect(2) itself reports the reset."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        s = track_socket(socket.socket(family, socket.SOCK_STREAM))
+        s.settimeout(timeout)
+        s.bind((source or ("::" if family == socket.AF_INET6 else "0.0.0.0"), 0))
+        local_port = s.getsockname()[1]
+        try:
+            s.connect((host, port))
+            peer = cls(s)
+            peer.send(data)
+            return local_port, peer.closed_by_other_side(timeout), bytes(peer.buf)
+        except ConnectionResetError:
+            return local_port, "reset", b""
 
     @classmethod
     def accept(cls, server: socket.socket, timeout=WAIT):

@@ -49,4 +49,8 @@ long forkchat_send_descriptor(int socket, int descriptor, const void *data, unsi
    -1 if none did. Returns the bytes received, 0 at end of file. */
 long forkchat_receive_descriptor(int socket, int *descriptor, void *data, unsigned long length);
 
+/* ioctl(fd, TIOCGWINSZ): the terminal's size in rows and columns (ioctl is
+   variadic, so Swift does not import it). Returns 0, or -1 with errno set. */
+int forkchat_window_size(int fd, unsigned short *rows, unsigned short *columns);
+
 #endif

@@ -48,7 +48,10 @@ public struct SignalSet {
 
 /// The signals a session handles: the child's end, and the three that
 /// ask a program to stop (Ctrl-C, kill's default, a closed terminal).
-public let sessionSignals: [CInt] = [SIGCHLD, SIGINT, SIGTERM, SIGHUP]
+public let sessionSignals: [CInt] = [SIGCHLD] + stopSignals
+
+/// The signals that ask a program to stop.
+public let stopSignals: [CInt] = [SIGINT, SIGTERM, SIGHUP]
 
 /// The read end of the self-pipe, and the signals it carries.
 public struct SignalPipe {
@@ -87,9 +90,21 @@ public struct SignalPipe {
   /// received by `role`. Returns the first stop request (SIGINT, SIGTERM,
   /// SIGHUP), if any, and whether a child has ended (SIGCHLD).
   public func receive(role: Role) -> (stop: CInt?, childEnded: Bool) {
+    let received = receiveAll(role: role)
+    return (received.stop, received.childEnded)
+  }
+
+  /// `receive`, and the other signals that came (the chat screen's
+  /// SIGWINCH and SIGTSTP), each once, in order.
+  public func receiveAll(role: Role) -> (stop: CInt?, childEnded: Bool, others: [CInt]) {
     let received = drain()
     for signal in received { Trace.event(role, "signal", signalAbbreviation(signal)) }
-    return (received.first { $0 != SIGCHLD }, received.contains(SIGCHLD))
+    var others: [CInt] = []
+    for signal in received
+    where signal != SIGCHLD && !stopSignals.contains(signal) && !others.contains(signal) {
+      others.append(signal)
+    }
+    return (received.first { stopSignals.contains($0) }, received.contains(SIGCHLD), others)
   }
 
   /// Uninstalls the handlers and ends the process as `signal` asks; call
@@ -103,7 +118,7 @@ public struct SignalPipe {
   /// handlers; a stop request (SIGINT, SIGTERM, SIGHUP) that came but was
   /// not acted on yet still ends the process, now, as it asked.
   public func finish(role: Role) {
-    if let stop = uninstall().first(where: { $0 != SIGCHLD }) { dieOfSignal(stop, role: role) }
+    if let stop = uninstall().first(where: { stopSignals.contains($0) }) { dieOfSignal(stop, role: role) }
   }
 
   /// Puts back the default action of every signal and closes the pipe.

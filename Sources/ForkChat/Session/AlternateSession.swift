@@ -29,7 +29,10 @@ final class AlternateSession {
   /// Alternates until the peer closes. When our input ends, FIN goes out
   /// and we only receive, at most the linger time.
   func run() -> SessionResult {
-    defer { session.socket.closeIgnoringErrors() }
+    defer {
+      session.socket.closeIgnoringErrors()
+      session.endTerminal()  // line by line: pending input discarded
+    }
     let output = OutputWriter(session: session)
     var sending = (session.options.first ?? (session.accepted ? .receive : .send)) == .send
     do throws(Failure) {

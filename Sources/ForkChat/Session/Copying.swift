@@ -21,7 +21,12 @@ struct InputSender {
   /// Returns `.stopped`, without the shutdown, if `stopRequest` fired.
   /// Throws a `Failure` naming what failed.
   func run() throws(Failure) -> End {
-    let end = try copy()
+    let end: End
+    if let screen = session.screen {
+      end = try screen.runInput(session: session, role: role, requests: stopRequest)  // the line editor
+    } else {
+      end = try copy()
+    }
     if end == .inputEnded { try shutdownSocket() }
     return end
   }
@@ -122,7 +127,7 @@ final class OutputWriter {
 
   init(session: Session) {
     self.session = session
-    if session.outputIsTerminal {
+    if session.outputIsTerminal && session.screen == nil {
       let term = getenv("TERM").map { String(cString: $0) } ?? "dumb"
       printer = TerminalPrinter(colour: getenv("NO_COLOR") == nil && term != "dumb")
     }
@@ -169,6 +174,7 @@ final class OutputWriter {
   /// Writes bytes received from the peer to standard output (rendered for
   /// a terminal).
   func show(_ bytes: UnsafeRawBufferPointer, onInterrupt: () -> Void) throws(Failure) {
+    if let screen = session.screen { return try screen.showPeer(bytes) }
     let output = FileDescriptor.standardOutput
     do throws(Errno) {
       if printer == nil {

@@ -10,7 +10,10 @@ import Glibc
 // After fork() each process owns one direction and closes what it does not
 // own: the child reads stdin and writes the socket; the parent reads the
 // socket and writes stdout, never reads stdin and never writes the socket
-// (it may shut it down).
+// (it may shut it down). With the chat screen
+// (Screen/Screen.swift) the child also draws its input line on stdout and
+// hands each line it sends to the parent through a pipe, and the parent
+// draws the conversation: each process its own part of one terminal.
 //
 // Stevens' str_cli (UNP, strclifork.c) has the roles the other way round:
 // its child receives, its parent sends, then pause()s until the child
@@ -48,13 +51,17 @@ final class ForkSession {
   func run() -> SessionResult {
     let pid: pid_t
     do {
-      // The child does not own stdout (nor a listening socket of --keep).
+      // The child does not own stdout (nor a listening socket of --keep, nor
+      // the parent's end of the screen); with the chat screen it draws its
+      // input line on stdout.
       pid = try forkChild(
-        signals: signals, parentRole: .parent, closing: session.closeInChild + [.standardOutput])
+        signals: signals, parentRole: .parent,
+        closing: session.closeInChild + session.parentOnly + (session.screen == nil ? [.standardOutput] : []))
     } catch {
       notice("fork: \(error)")
       _ = signals.uninstall()
       session.socket.closeIgnoringErrors()
+      session.endTerminal()
       return .failed
     }
 
@@ -75,13 +82,15 @@ final class ForkSession {
     // The parent: the socket to standard output, until the chat is over.
     child = pid
     if session.options.parentClosesInput { FileDescriptor.standardInput.closeIgnoringErrors() }
+    session.screen?.closeInputEnd()
     let result = receive()
     session.socket.closeIgnoringErrors()
+    session.endTerminal()
     signals.finish(role: .parent)
     return result
   }
 
-  enum Slot: Int, CaseIterable { case signals, socket }
+  enum Slot: Int, CaseIterable { case signals, socket, screen }
 
   /// The parent's loop: runs until the peer has closed and the child has
   /// been reaped (or the linger time has passed, or something failed).
@@ -91,12 +100,15 @@ final class ForkSession {
     while !teardown.isOver {
       poll.watch(.signals, signals.readEnd)
       poll.watch(.socket, teardown.isReceiving ? session.socket : nil)
+      poll.watch(.screen, session.screen?.fromInput.read)
       do throws(Failure) {
         guard try poll.wait(timeout: teardown.pollTimeout) else {
           teardown.lingerEnded()
           continue
         }
         if poll.isReady(.signals) { handleSignals() }
+        // The chat screen: what the child sent, drawn before any reply.
+        if poll.isReady(.screen) { session.screen?.receiveFromInput() }
         guard teardown.isReceiving, poll.isReady(.socket) else { continue }
         // A copy that reads the end of file: the peer has closed.
         if try output.copyOnce(onInterrupt: handleSignals) == 0 && teardown.peerClosed() {
@@ -114,12 +126,15 @@ final class ForkSession {
   /// Acts on the signals waiting in the self-pipe. A stop request (SIGINT,
   /// SIGTERM, SIGHUP) ends the process here, after the child is reaped.
   func handleSignals() {
-    let (stop, childEnded) = signals.receive(role: .parent)
+    let (stop, childEnded, screenSignals) = signals.receiveAll(role: .parent)
     if let stop {
       stopChild()
       session.socket.closeIgnoringErrors()
+      session.endTerminal()
       signals.die(of: stop, role: .parent)
     }
+    // The child hears SIGWINCH and SIGCONT itself and draws its own line.
+    for signal in screenSignals { session.screen?.handle(signal) {} }
     if childEnded { reapChild() }
   }
 

@@ -37,10 +37,12 @@ final class PollSession {
       _ = signals.uninstall()
       notice("fcntl: \(error)")
       session.socket.closeIgnoringErrors()
+      session.endTerminal()
       return .failed
     }
     let result = loop()
     session.socket.closeIgnoringErrors()
+    session.endTerminal()
     signals.finish(role: .poll)
     return result
   }
@@ -103,6 +105,11 @@ final class PollSession {
       return
     }
     var chunk = UnsafeRawBufferPointer(rebasing: buffer[..<count])
+    if let screen = session.screen {  // the line editor: lines for the socket
+      (pending, inputDone) = try screen.typed(chunk, role: .poll)
+      pendingStart = 0
+      return try sendPending()
+    }
     if let end = quit?.scan(chunk) {
       chunk = UnsafeRawBufferPointer(rebasing: chunk[..<end])
       Trace.event(.poll, "quit", "word typed")
@@ -145,9 +152,14 @@ final class PollSession {
   }
 
   func handleSignals() {
-    if let stop = signals.receive(role: .poll).stop {
+    let (stop, _, screenSignals) = signals.receiveAll(role: .poll)
+    if let stop {
       session.socket.closeIgnoringErrors()
+      session.endTerminal()
       signals.die(of: stop, role: .poll)
+    }
+    for signal in screenSignals {
+      session.screen?.handle(signal) { session.screen?.redrawInput() }
     }
   }
 }

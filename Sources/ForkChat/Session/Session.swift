@@ -46,6 +46,9 @@ public struct SessionOptions: Equatable, Sendable {
   /// Close stdin in the parent once the child has it (false with --keep,
   /// where the next session's child needs it again).
   public var parentClosesInput = true
+  /// On a terminal, the line-by-line chat (the kernel edits the line, "< "
+  /// marks the peer) instead of the chat screen.
+  public var plain = false
 
   public init() {}
 
@@ -75,6 +78,10 @@ public struct Session {
 
   let inputIsTerminal = FileDescriptor.standardInput.isTerminal
   let outputIsTerminal = FileDescriptor.standardOutput.isTerminal
+  /// The terminal's modes when stdin is one (restored, and its pending
+  /// input discarded, at the end); the chat screen when it is up (Screen/).
+  var terminal: TerminalMode? = nil
+  var screen: Screen? = nil
 
   /// Bytes per read(2) and write(2): 64 KiB. netcat-openbsd 1.219 (the nc
   /// `make bench` runs) reads and writes 16 KiB at a time (BUFSIZE in
@@ -106,23 +113,50 @@ public struct Session {
     // A line is sent the moment it is typed: no Nagle delay (tcp(7)),
     // which would hold a small segment back until the last one is acked.
     try? socket.setOption(CInt(IPPROTO_TCP), TCP_NODELAY, 1)
+    // The terminal, if any, is taken here, before any fork or thread: its
+    // modes saved, and the chat screen drawn when it suits (Screen.start).
+    var session = self
+    session.terminal = inputIsTerminal ? TerminalMode.save() : nil
+    session.screen = Screen.start(for: session)
     switch options.mode {
-    case .fork: return withSignals { ForkSession(session: self, signals: $0).run() }
+    case .fork: return session.withSignals { ForkSession(session: session, signals: $0).run() }
     case .threads:
-      return withSignals { signals throws(Errno) in try ThreadSession(session: self, signals: signals).run() }
-    case .poll: return withSignals { PollSession(session: self, signals: $0).run() }
-    case .alternate: return AlternateSession(session: self).run()
+      return session.withSignals { signals throws(Errno) in
+        try ThreadSession(session: session, signals: signals).run()
+      }
+    case .poll: return session.withSignals { PollSession(session: session, signals: $0).run() }
+    case .alternate: return AlternateSession(session: session).run()
     }
+  }
+
+  /// Gives the terminal back, on every ending (the sending side already
+  /// stopped): the screen's last update, then what was typed and not sent
+  /// is discarded (tcflush) so that it never reaches the shell, and the
+  /// modes are restored. Nothing to do when stdin is not a terminal.
+  func endTerminal() {
+    screen?.end()
+    terminal?.end()
+  }
+
+  /// The signals a session's receiving side handles: the session's, and
+  /// the screen's when it is up.
+  var handledSignals: [CInt] { sessionSignals + (screen == nil ? [] : Screen.signals) }
+
+  /// Descriptors that only the receiving side of a fork session owns: the
+  /// child closes them.
+  var parentOnly: [FileDescriptor] {
+    [terminal?.terminal, screen?.fromInput.read].compactMap { $0 }
   }
 
   /// Runs `body` with the session's signal handlers installed, and gives it
   /// their self-pipe (Process/Signals.swift), which its poll(2) loop
   /// watches. If they cannot be installed, or `body` cannot make the pipes
-  /// it needs, says so and closes the socket: the session cannot start.
+  /// it needs, says so, closes the socket and gives the terminal back: the
+  /// session cannot start.
   func withSignals(_ body: (SignalPipe) throws(Errno) -> SessionResult) -> SessionResult {
     let signals: SignalPipe
     do {
-      signals = try SignalPipe.install()
+      signals = try SignalPipe.install(handledSignals)
     } catch {
       return cannotStart(error)
     }
@@ -137,6 +171,7 @@ public struct Session {
   private func cannotStart(_ error: Errno) -> SessionResult {
     notice("pipe: \(error)")
     socket.closeIgnoringErrors()
+    endTerminal()
     return .failed
   }
 

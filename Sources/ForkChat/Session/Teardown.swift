@@ -15,7 +15,8 @@
 // | (--linger: the peer did not close in time)   | lingerEnded     |
 //
 // Ctrl-C, SIGTERM and SIGHUP are not states: the process stops its sending
-// side and dies of the signal (SignalPipe.die).
+// side and dies of the signal (SignalPipe.die). With the chat screen, the
+// transitions also show the new state in its status row.
 
 /// Where the two directions of a session stand, and whether it is over.
 struct Teardown {
@@ -79,6 +80,7 @@ struct Teardown {
   mutating func inputEnded() {
     sending = .finished
     if isReceiving, let linger = session.lingerTime { lingerDeadline = Clock.now + linger }
+    session.screen?.show(.inputEnded(linger: isReceiving ? session.lingerTime.map(formatSeconds) : nil))
   }
 
   /// Sending failed (and said why): the chat is broken.
@@ -89,6 +91,7 @@ struct Teardown {
   /// The sending process was killed by a signal (and the peer sent FIN).
   mutating func senderKilled() {
     sending = .killed
+    session.screen?.show(.inputEnded(linger: nil))  // its input line is the parent's to clear
   }
 
   /// We stopped our sending side ourselves.
@@ -103,6 +106,7 @@ struct Teardown {
     receiving = .closed
     Trace.event(role, "eof", "socket")
     notice("\(session.peer) closed the connection")
+    session.screen?.show(.peerClosed)
     return session.inputIsTerminal && isSending
   }
 

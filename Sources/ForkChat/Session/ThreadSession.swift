@@ -63,7 +63,7 @@ final class ThreadSession {
   func run() -> SessionResult {
     // The new thread inherits the signal mask: with the session's signals
     // blocked there, the kernel delivers them to the main thread.
-    let oldMask = SignalSet(sessionSignals).block()
+    let oldMask = SignalSet(signals.signals).block()
     let createTime = Clock.now
     let created = pthread_create(
       &thread, nil,
@@ -89,7 +89,7 @@ final class ThreadSession {
     return result
   }
 
-  enum Slot: Int, CaseIterable { case signals, socket, senderDone }
+  enum Slot: Int, CaseIterable { case signals, socket, senderDone, screen }
 
   /// The main thread's loop: the socket to stdout, until the peer has
   /// closed and the sender is done (or the linger time has passed).
@@ -100,12 +100,15 @@ final class ThreadSession {
       poll.watch(.signals, signals.readEnd)
       poll.watch(.socket, teardown.isReceiving ? session.socket : nil)
       poll.watch(.senderDone, joined ? nil : state.done.read)
+      poll.watch(.screen, session.screen?.fromInput.read)
       do throws(Failure) {
         guard try poll.wait(timeout: teardown.pollTimeout) else {
           teardown.lingerEnded()
           continue
         }
         if poll.isReady(.signals) { handleSignals() }
+        // The chat screen: what the sender sent, drawn before any reply.
+        if poll.isReady(.screen) { session.screen?.receiveFromInput() }
         if poll.isReady(.senderDone) { joinSender() }
         guard teardown.isReceiving, poll.isReady(.socket) else { continue }
         if try output.copyOnce(onInterrupt: handleSignals) == 0 && teardown.peerClosed() {
@@ -122,10 +125,15 @@ final class ThreadSession {
   /// A stop request (SIGINT, SIGTERM, SIGHUP) ends the process once the
   /// sender thread has been stopped and joined.
   func handleSignals() {
-    if let stop = signals.receive(role: .main).stop {
+    let (stop, _, screenSignals) = signals.receiveAll(role: .main)
+    if let stop {
       stopSender()
       closeAll()
       signals.die(of: stop, role: .main)
+    }
+    // The sender thread draws the input line: a SIGWINCH byte asks it to.
+    for signal in screenSignals {
+      session.screen?.handle(signal) { try? stopRequest.write.writeAll([UInt8(SIGWINCH)]) }
     }
   }
 
@@ -161,6 +169,7 @@ final class ThreadSession {
 
   func closeAll() {
     session.socket.closeIgnoringErrors()
+    session.endTerminal()
     for descriptor in [stopRequest.read, stopRequest.write, state.done.read, state.done.write] {
       descriptor.closeIgnoringErrors()
     }

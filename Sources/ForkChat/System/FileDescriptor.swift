@@ -152,11 +152,24 @@ public func makePipe(flags: CInt = 0) throws(Errno) -> (read: FileDescriptor, wr
   return (FileDescriptor(rawValue: ends[0]), FileDescriptor(rawValue: ends[1]))
 }
 
+/// While the chat screen is up and standard error is its terminal, where
+/// notices go instead: a row of the conversation (Screen/Screen.swift).
+///
+/// nonisolated(unsafe): set and cleared by the thread that draws the
+/// screen (and, after fork(), by the child for itself); the threads
+/// session's sender thread never prints a notice (the main thread reports
+/// its failures).
+nonisolated(unsafe) var noticeSink: ((String) -> Void)? = nil
+
 /// Writes a notice or error line to standard error: "forkchat: TEXT\n".
 ///
 /// Unbuffered (one write(2)), so it is safe right after fork() and never
 /// mixes with the peer's bytes on standard output.
 public func notice(_ text: String) {
+  if let noticeSink {
+    noticeSink(text)
+    return
+  }
   var line = Array("forkchat: \(text)\n".utf8)
   line.withUnsafeMutableBytes { buffer in
     try? FileDescriptor.standardError.writeAll(UnsafeRawBufferPointer(buffer))

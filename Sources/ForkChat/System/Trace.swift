@@ -71,6 +71,7 @@ public func signalAbbreviation(_ signal: CInt) -> String {
   case SIGCONT: "SIGCONT"
   case SIGSTOP: "SIGSTOP"
   case SIGTSTP: "SIGTSTP"
+  case SIGWINCH: "SIGWINCH"
   case SIGUSR1: "SIGUSR1"
   case SIGUSR2: "SIGUSR2"
   default: "SIG\(signal)"

@@ -1,0 +1,252 @@
+// The receiving side's part of the chat screen: the conversation, which
+// scrolls in the upper rows, and the status row under it. Drawn by one
+// process (the fork session's parent, the threads session's main thread,
+// the poll loop), which is why it can keep the conversation's last lines
+// and draw them again after a resize or Ctrl-Z.
+//
+//   row 1        ┐
+//   …            │ conversation: scroll region (DECSTBM 1;rows-2)
+//   row rows-2   ┘
+//   row rows-1     status
+//   row rows       input line (the sending side's: ScreenInput)
+//
+// Every update leaves the cursor where the sending side put it: it starts
+// with DECSC (save the cursor) and ends with DECRC (restore it), in the
+// same write(2), so the sending side's cursor is never seen elsewhere.
+
+/// What the status row says.
+enum ChatState: Equatable {
+  case connected
+  case peerClosed
+  case inputEnded(linger: String?)
+}
+
+final class Conversation {
+  enum Speaker { case peer, you, notice }
+
+  struct Entry {
+    let speaker: Speaker
+    let text: [UInt8]
+  }
+
+  let peer: SocketAddress
+  let colour: Bool
+  private(set) var size = WindowSize.current()
+  private var entries: [Entry] = []
+  private var peerText = PeerText()
+  private var state = ChatState.connected
+  /// Whether the sending side still draws the input row.
+  private var inputRowOwned = true
+
+  /// Entries kept for redraws: more than any terminal has rows.
+  static let kept = 500
+
+  /// How rows name their speaker: "127.0.0.1: ", "you: " (computed once).
+  private let peerLabel: (bytes: [UInt8], width: Int)
+  private let youLabel: (bytes: [UInt8], width: Int)
+
+  init(peer: SocketAddress, colour: Bool) {
+    self.peer = peer
+    self.colour = colour
+    func label(_ name: String, _ colourCode: String) -> ([UInt8], Int) {
+      let text = colour ? "\u{1b}[\(colourCode)m\(name)\u{1b}[0m: " : "\(name): "
+      return (Array(text.utf8), displayWidth(name) + 2)
+    }
+    peerLabel = label(peer.host, "36")
+    youLabel = label("you", "32")
+  }
+
+  var conversationRows: ClosedRange<Int> { 1...(size.rows - 2) }
+  var statusRow: Int { size.rows - 1 }
+  var inputRow: Int { size.rows }
+
+  /// The first drawing: two rows are made free at the bottom (the text
+  /// already on the screen scrolls up, if it must), the region above them
+  /// scrolls from now on, the status row and an empty input line.
+  func start(prompt: [UInt8]) throws(Errno) {
+    var update = Update()
+    update.text("\r\n\r\n")
+    update.scrollRegion(conversationRows)
+    drawStatus(&update)
+    update.move(row: inputRow)
+    update.clearRow()
+    update.raw(prompt)
+    try update.write()
+  }
+
+  /// The peer's bytes, as lines of the conversation.
+  func showPeer(_ bytes: UnsafeRawBufferPointer) throws(Errno) {
+    try add(peerText.feed(bytes).map { Entry(speaker: .peer, text: $0) })
+  }
+
+  /// Lines the sending side has sent.
+  func showSent(_ lines: [[UInt8]]) throws(Errno) {
+    try add(
+      lines.map { line in
+        var text = PeerText()  // our own line is made harmless too (a pasted escape, a bidi override)
+        return Entry(speaker: .you, text: text.feed(line + [10]).first ?? [])
+      })
+  }
+
+  func showNotice(_ text: String) throws(Errno) {
+    try add([Entry(speaker: .notice, text: Array(text.utf8))])
+  }
+
+  func setState(_ state: ChatState) throws(Errno) {
+    self.state = state
+    var update = Update()
+    update.saveCursor()
+    drawStatus(&update)
+    if case .inputEnded = state {
+      // The sending side is gone: its row is ours to clear.
+      inputRowOwned = false
+      update.move(row: inputRow)
+      update.clearRow()
+      update.restoreCursor()
+      update.move(row: inputRow)
+    } else {
+      update.restoreCursor()
+    }
+    try update.write()
+  }
+
+  /// Adds entries and draws their rows at the bottom of the conversation,
+  /// scrolling it up: one write(2). Only the rows the region can show are
+  /// written.
+  private func add(_ new: [Entry]) throws(Errno) {
+    guard !new.isEmpty else { return }
+    entries += new
+    if entries.count > 2 * Self.kept { entries.removeFirst(entries.count - Self.kept) }
+    let rows = new.flatMap { self.rows(of: $0) }.suffix(conversationRows.count)
+    var update = Update()
+    update.saveCursor()
+    update.move(row: conversationRows.upperBound)
+    for row in rows {
+      // IND (ESC D) at the region's bottom row: the region scrolls up one
+      // row. Not "\n": the terminal driver's output processing (ONLCR)
+      // would hand the update to the terminal in pieces, split at each
+      // "\n", and the line's text would arrive in a later piece.
+      update.raw([0x1B, UInt8(ascii: "D")])
+      update.raw(row)
+      update.raw([13])
+    }
+    update.restoreCursor()
+    try update.write()
+  }
+
+  /// Draws everything but the input row again, for the current size:
+  /// after SIGWINCH, after Ctrl-Z and fg, on Ctrl-L.
+  func redraw() throws(Errno) {
+    size = WindowSize.current()
+    var update = Update()
+    update.saveCursor()
+    update.scrollRegion(conversationRows)
+    var rows: [[UInt8]] = []
+    for entry in entries.suffix(Self.kept).reversed() {
+      rows.insert(contentsOf: self.rows(of: entry), at: 0)
+      if rows.count >= conversationRows.count { break }
+    }
+    rows = Array(rows.suffix(conversationRows.count))
+    let first = conversationRows.upperBound - rows.count + 1
+    for row in conversationRows {
+      update.move(row: row)
+      update.clearRow()
+      if row >= first { update.raw(rows[row - first]) }
+    }
+    drawStatus(&update)
+    if !inputRowOwned {
+      update.move(row: inputRow)
+      update.clearRow()
+    }
+    update.restoreCursor()
+    if !inputRowOwned { update.move(row: inputRow) }
+    try update.write()
+  }
+
+  /// Gives the terminal back as it was (Ctrl-Z, and the end): the whole
+  /// screen scrolls again, the status and input rows are blank, and the
+  /// cursor waits on the row under the conversation, where the shell's
+  /// prompt will come.
+  func leave() throws(Errno) {
+    var update = Update()
+    update.scrollRegion(nil)
+    update.style("0")
+    update.move(row: statusRow)
+    update.control("[J")  // ED: blank from here to the end of the screen
+    try update.write()
+  }
+
+  private func drawStatus(_ update: inout Update) {
+    let text: String
+    switch state {
+    case .connected: text = "\(peer) · connected · Enter sends · Ctrl-D ends"
+    case .peerClosed: text = "\(peer) · closed the connection"
+    case .inputEnded(let linger):
+      text = "\(peer) · your side is closed" + (linger.map { "; waiting up to \($0) s for the peer" } ?? "")
+    }
+    update.move(row: statusRow)
+    update.style("7")  // reverse video
+    var row = " "
+    var columns = 1
+    for character in text {
+      let width = displayWidth(character)
+      if columns + width > size.columns { break }
+      row.append(character)
+      columns += width
+    }
+    update.text(row + String(repeating: " ", count: size.columns - columns))
+    update.style("0")
+  }
+
+  /// An entry cut into screen rows: "NAME: text", where NAME is the peer's
+  /// address or "you" (in colour unless NO_COLOR); a notice as it would
+  /// stand on stderr. A line wider than the screen goes on, indented, on
+  /// the next rows; a tab goes to the next multiple of 8.
+  func rows(of entry: Entry) -> [[UInt8]] {
+    let (prefix, used) =
+      switch entry.speaker {
+      case .peer: peerLabel
+      case .you: youLabel
+      case .notice: (Array("forkchat: ".utf8), 10)
+      }
+    var rows: [[UInt8]] = []
+    var row = prefix
+    row.reserveCapacity(prefix.count + min(entry.text.count, size.columns * 4))
+    var column = used
+    var textColumn = 0
+    func place(_ bytes: some Collection<UInt8>, width: Int) {
+      if column + width > size.columns && column > 2 {
+        rows.append(row)
+        row = Array("  ".utf8)
+        column = 2
+      }
+      row += bytes
+      column += width
+      textColumn += width
+    }
+    var index = entry.text.startIndex
+    while index < entry.text.endIndex {
+      let byte = entry.text[index]
+      if byte == 9 {  // tab: to the next multiple of 8
+        let width = 8 - textColumn % 8
+        place(repeatElement(32, count: width), width: width)
+        index += 1
+      } else if byte < 0x80 {  // ASCII (PeerText left no control character): a column each
+        var end = index + 1
+        while end < entry.text.endIndex && entry.text[end] < 0x80 && entry.text[end] != 9 { end += 1 }
+        end = min(end, index + max(1, size.columns - column))  // what fits on this row
+        place(entry.text[index..<end], width: end - index)
+        index = end
+      } else {  // a run of other characters, measured by character
+        var end = index
+        while end < entry.text.endIndex && entry.text[end] >= 0x80 { end += 1 }
+        for character in String(decoding: entry.text[index..<end], as: UTF8.self) {
+          place(Array(String(character).utf8), width: displayWidth(character))
+        }
+        index = end
+      }
+    }
+    rows.append(row)
+    return rows
+  }
+}
