@@ -735,6 +735,11 @@ class Peer:
         self.buf += data
         return True
 
+    def read_more(self, timeout) -> bool:
+        """Reads once into `buf`, waiting at most `timeout` s (sets `eof` at
+        end of file). False if nothing came in time."""
+        return self._fill(time.monotonic() + timeout)
+
     def expect(self, data: bytes, timeout=10.0, what=""):
         """Asserts that exactly `data` comes next."""
         deadline = time.monotonic() + timeout

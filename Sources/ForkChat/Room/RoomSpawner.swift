@@ -30,6 +30,8 @@ struct RoomSpawner {
   /// The write end of the room pipe, for the readers and the gone records.
   let room: FileDescriptor
   let maxClients: Int
+  /// Each reader's flood-control burst, in bytes.
+  let floodBurst: Int
 
   /// Forks a reader for every socket the hub sends, until the hub goes
   /// away (end of file on `control`) or a signal stops the room: then
@@ -104,18 +106,23 @@ struct RoomSpawner {
   /// private memory goes from 68 to 44 KiB).
   private func warmUp() {
     var framer = LineFramer()
-    let sample = Array("warm up\r\nhalf".utf8)
-    let lines = sample.withUnsafeBytes { framer.feed($0) }
-    var bucket = TokenBucket(capacity: RoomLimits.floodBurst, rate: RoomLimits.floodRate, now: Clock.now)
-    _ = bucket.delay(cost: 256, now: Clock.now)
-    _ = bucket.isFull(now: Clock.now)
-    for line in lines + [framer.flushPartial()].compactMap({ $0 }) {
-      _ = RoomRecord.say(client: 1, line).bytes
+    let sample = Array("warm up\r\n/who\n\u{FF}\u{FD}\u{06}half".utf8)
+    var found = sample.withUnsafeBytes { framer.feed($0) }
+    found += [framer.flushPartial()].compactMap { $0.map { .line($0) } }
+    var bucket = TokenBucket(capacity: floodBurst, rate: RoomLimits.floodRate, now: Clock.now)
+    for input in found {
+      switch input {
+      case .line(let line):
+        _ = bucket.delay(cost: RoomLimits.cost(of: line), now: Clock.now)
+        _ = RoomRecord.say(client: 1, line).bytes
+      case .telnet(let reply): _ = RoomRecord.telnet(client: 1, reply).bytes
+      }
     }
+    _ = bucket.isFull(now: Clock.now)
     framer.discardPartial()
     _ = RoomRecord.bye(client: 1, reason: "eof").bytes
     _ = RoomRecord.slow(client: 1).bytes
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 16)
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: RoomReader.bufferBytes, alignment: 16)
     buffer.deallocate()
   }
 
@@ -127,7 +134,7 @@ struct RoomSpawner {
         // Its client's socket, the room pipe's write end and stderr; not
         // the control socket, not the spawner's signal pipe.
         closeDescriptors(except: [socket.rawValue, room.rawValue])
-        RoomReader(client: client, socket: socket, room: room).run()
+        RoomReader(client: client, socket: socket, room: room, floodBurst: floodBurst).run()
       }
     } catch {
       notice("spawner: fork: \(error)")
