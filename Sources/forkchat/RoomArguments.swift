@@ -75,7 +75,8 @@ extension ArgumentScanner {
       range.contains(number)
     else {
       throw fail(
-        "Invalid value '\(text)' for '\(option)': expected a number from \(range.lowerBound) to \(range.upperBound).")
+        "Invalid value '\(text)' for '\(option)': expected a number from \(range.lowerBound) to \(range.upperBound)."
+      )
     }
     return number
   }

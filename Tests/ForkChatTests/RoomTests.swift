@@ -78,7 +78,10 @@ struct RoomTextTests {
 
   @Test func telnetInterruptDropsTheLineBeingTyped() {
     // "half", then IAC IP (or IAC BRK): the half line goes; IAC IAC is a byte 255.
-    #expect(lines([Array("half".utf8), [255, 244], Array("whole\n".utf8)]).lines == [RoomLine(text: Array("whole".utf8))])
+    #expect(
+      lines([Array("half".utf8), [255, 244], Array("whole\n".utf8)]).lines == [
+        RoomLine(text: Array("whole".utf8))
+      ])
     let (found, _) = lines([Array("a".utf8) + [255, 243] + Array("b".utf8) + [255, 255] + [10]])
     #expect(found == [RoomLine(text: Array("b\u{FFFD}".utf8))])
   }
@@ -135,7 +138,9 @@ struct RoomTextTests {
     #expect(RoomRecord(Array("x say hi".utf8)[...]) == nil)
     #expect(RoomRecord(Array("1 what".utf8)[...]) == nil)
     #expect(RoomRecord(Array("1 telnet DO 6".utf8)[...]) == nil)
-    #expect(String(decoding: RoomRecord.telnet(client: 8, TelnetReply(.will, 6)).bytes, as: UTF8.self) == "8 telnet WILL 6\n")
+    #expect(
+      String(decoding: RoomRecord.telnet(client: 8, TelnetReply(.will, 6)).bytes, as: UTF8.self)
+        == "8 telnet WILL 6\n")
   }
 
   @Test func recordsFitInPipeBuf() {
@@ -191,9 +196,12 @@ struct RoomArgumentsTests {
     #expect(reason(["--trace=yes"]) == "'--trace' takes no value.")
     // Decimal digits only.
     for bad in ["+5", "-1", "0x10", "1.5", "", "٣", "1e3", " 5"] {
-      #expect(reason(["--stall", bad]) == "Invalid value '\(bad)' for '--stall': expected a number from 1 to 86400.")
+      #expect(
+        reason(["--stall", bad]) == "Invalid value '\(bad)' for '--stall': expected a number from 1 to 86400."
+      )
     }
-    #expect(reason(["--log-size", "0"]) == "Invalid value '0' for '--log-size': expected a number from 1 to 4096.")
+    #expect(
+      reason(["--log-size", "0"]) == "Invalid value '0' for '--log-size': expected a number from 1 to 4096.")
     #expect(reason(["--log-size", "4097"])?.contains("1 to 4096") == true)
   }
 

@@ -100,6 +100,9 @@ class Client(Peer):
         if welcome:
             self.name = self.expect_re(WELCOME).group(1).decode()
 
+    def __repr__(self):
+        return self.name or f"client on port {self.port}"
+
     def _more(self, deadline, what):
         if self.eof or not self.read_more(deadline.left()):
             raise AssertionError(

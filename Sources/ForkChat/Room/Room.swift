@@ -95,8 +95,10 @@ public func runRoom(_ options: RoomOptions) -> CInt {
       // It keeps its end of the socket pair, the pipe's write end and
       // stderr: not the listening socket, not the pipe's read end.
       closeDescriptors(except: [spawnerEnd.rawValue, outbox.rawValue])
-      RoomSpawner(control: spawnerEnd, room: outbox, maxClients: options.maxClients, floodBurst: options.floodBurst)
-        .run()
+      RoomSpawner(
+        control: spawnerEnd, room: outbox, maxClients: options.maxClients, floodBurst: options.floodBurst
+      )
+      .run()
     }
   } catch {
     notice("fork: \(error)")
@@ -114,4 +116,3 @@ public func runRoom(_ options: RoomOptions) -> CInt {
     listener: listener, signals: signals, inbox: inbox, control: control, spawner: spawner, options: options
   ).run()
 }
-

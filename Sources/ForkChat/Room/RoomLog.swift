@@ -125,7 +125,9 @@ public struct RoomLog {
       blocks.append(Block())
     }
     let block = blocks[blocks.count - 1]
-    bytes.withUnsafeBytes { block.bytes.baseAddress!.advanced(by: block.used).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    bytes.withUnsafeBytes {
+      block.bytes.baseAddress!.advanced(by: block.used).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+    }
     block.lines.append(Line(start: Int32(block.used), count: Int32(bytes.count), audience: audience))
     block.used += bytes.count
     return evicted

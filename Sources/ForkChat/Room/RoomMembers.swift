@@ -1,5 +1,6 @@
-// The clients, as the hub sees them: one index, by client number; who is
-// present, who has a name, how many there are, are views of it.
+// The clients, as the hub sees them: one list, in the order they joined
+// (the order of their numbers); who is present, who has a name, how many
+// there are, are views of it.
 
 /// One client.
 final class Member {
@@ -78,30 +79,43 @@ enum Leaving {
   }
 }
 
-/// The clients the hub knows, present or leaving, by number.
+/// The clients the hub knows, present or leaving, in the order they joined,
+/// which is the order of their numbers: one list, and views of it.
 struct Members {
-  private var byId: [Int: Member] = [:]
+  private var list: [Member] = []
 
-  subscript(id: Int) -> Member? { byId[id] }
+  /// The client numbered `id` (binary search: the numbers only grow).
+  subscript(id: Int) -> Member? {
+    var low = 0
+    var high = list.count
+    while low < high {
+      let middle = (low + high) / 2
+      if list[middle].id < id { low = middle + 1 } else { high = middle }
+    }
+    return low < list.count && list[low].id == id ? list[low] : nil
+  }
 
-  /// Every client whose socket the hub still holds, in no order.
-  var all: Dictionary<Int, Member>.Values { byId.values }
+  /// Every client whose socket the hub still holds, in the order they
+  /// joined: the order the hub sends a line in.
+  var all: [Member] { list }
 
-  /// The clients in the room, in the order they joined.
-  var present: [Member] { byId.values.filter(\.isPresent).sorted { $0.id < $1.id } }
+  /// The clients in the room.
+  var present: [Member] { list.filter(\.isPresent) }
 
-  var presentCount: Int { byId.values.reduce(0) { $0 + ($1.isPresent ? 1 : 0) } }
+  var presentCount: Int { list.reduce(0) { $0 + ($1.isPresent ? 1 : 0) } }
 
   /// The present client called `name`, whatever the case ("Ana" is "ana").
   func named(_ name: String) -> Member? {
     let key = nameKey(name)
-    return byId.values.first { $0.isPresent && nameKey($0.name) == key }
+    return list.first { $0.isPresent && nameKey($0.name) == key }
   }
 
-  mutating func add(_ member: Member) { byId[member.id] = member }
+  /// A newcomer: its number is higher than any before.
+  mutating func add(_ member: Member) {
+    precondition(list.last.map { $0.id < member.id } ?? true)
+    list.append(member)
+  }
 
   /// Forgets the clients whose socket is closed.
-  mutating func removeClosed() {
-    for member in byId.values where !member.socketOpen { byId[member.id] = nil }
-  }
+  mutating func removeClosed() { list.removeAll { !$0.socketOpen } }
 }

@@ -26,6 +26,8 @@ struct RoomReader {
   let room: FileDescriptor
   /// Flood control: the bytes of log this client may fill at once.
   let floodBurst: Int
+  /// Allocated by the spawner, once: a reader writes only the pages it reads into.
+  let readBuffer: UnsafeMutableRawBufferPointer
 
   /// One read(2) at most: a line is at most 4000 bytes anyway, and every
   /// page a reader writes is a page of its own (fork shares the others).
@@ -38,7 +40,7 @@ struct RoomReader {
     var framer = LineFramer()
     var bucket = TokenBucket(capacity: floodBurst, rate: RoomLimits.floodRate, now: Clock.now)
     var held = false
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferBytes, alignment: 16)
+    let buffer = readBuffer
 
     func hand(_ input: ClientInput) {
       // Flood control: past the burst, wait until the bucket allows what

@@ -46,6 +46,8 @@ struct RoomSpawner {
     }
     Trace.event("spawner", "start", "control=\(control.rawValue) room=\(room.rawValue)")
     warmUp()
+    let readBuffer = UnsafeMutableRawBufferPointer.allocate(
+      byteCount: RoomReader.bufferBytes, alignment: 4096)
     // Reserved once, so that a join writes one slot, not a new table.
     var readers: [pid_t: Int] = [:]
     readers.reserveCapacity(maxClients * 2)
@@ -91,7 +93,7 @@ struct RoomSpawner {
           notice("spawner: unreadable message")
           continue
         }
-        if let pid = spawn(client, socket, signals) {
+        if let pid = spawn(client, socket, signals, readBuffer) {
           readers[pid] = client
           Trace.event("spawner", "reader", "\(pid) client=\(client)")
         }
@@ -128,13 +130,17 @@ struct RoomSpawner {
 
   /// Forks the reader of `client`. Returns its pid, or nil if fork failed
   /// (the hub is told with a gone record).
-  private func spawn(_ client: Int, _ socket: FileDescriptor, _ signals: SignalPipe) -> pid_t? {
+  private func spawn(
+    _ client: Int, _ socket: FileDescriptor, _ signals: SignalPipe,
+    _ readBuffer: UnsafeMutableRawBufferPointer
+  ) -> pid_t? {
     do {
       return try forkChild(signals: signals, role: "reader", parentRole: "spawner", closing: []) {
         // Its client's socket, the room pipe's write end and stderr; not
         // the control socket, not the spawner's signal pipe.
         closeDescriptors(except: [socket.rawValue, room.rawValue])
-        RoomReader(client: client, socket: socket, room: room, floodBurst: floodBurst).run()
+        RoomReader(client: client, socket: socket, room: room, floodBurst: floodBurst, readBuffer: readBuffer)
+          .run()
       }
     } catch {
       notice("spawner: fork: \(error)")

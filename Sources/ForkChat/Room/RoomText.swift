@@ -103,7 +103,7 @@ public struct LineFramer: Sendable {
   private var discarding = false
   private var telnet = TelnetFilter()
 
-  public init() { raw.reserveCapacity(RoomLimits.lineBytes + 2) }
+  public init() {}
 
   /// Whether bytes of an unfinished line are waiting.
   public var hasPartial: Bool { !raw.isEmpty }
@@ -348,7 +348,8 @@ public enum RoomRecord: Equatable, Sendable {
     case .say(let client, let line):
       Array("\(client) \(line.cut ? "cut" : "say") ".utf8) + line.text + [10]
     case .slow(let client): Array("\(client) slow\n".utf8)
-    case .telnet(let client, let reply): Array("\(client) telnet \(reply.verb.rawValue) \(reply.option)\n".utf8)
+    case .telnet(let client, let reply):
+      Array("\(client) telnet \(reply.verb.rawValue) \(reply.option)\n".utf8)
     case .bye(let client, let reason): Array("\(client) bye \(reason)\n".utf8)
     case .gone(let client, let how): Array("\(client) gone \(how)\n".utf8)
     }

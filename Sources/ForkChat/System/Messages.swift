@@ -20,7 +20,8 @@ extension FileDescriptor {
   /// fewer than all, stopping anywhere, even inside a buffer.
   ///
   /// The corresponding C function is `sendmsg`.
-  func sendMessage(_ pieces: UnsafeMutableBufferPointer<iovec>, count: Int, flags: CInt) throws(Errno) -> Int {
+  func sendMessage(_ pieces: UnsafeMutableBufferPointer<iovec>, count: Int, flags: CInt) throws(Errno) -> Int
+  {
     var message = msghdr()
     message.msg_iov = pieces.baseAddress
     message.msg_iovlen = count
