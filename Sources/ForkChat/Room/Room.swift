@@ -109,9 +109,7 @@ public func runRoom(_ options: RoomOptions) -> CInt {
   // reader are gone, the hub reads end of file there.
   outbox.closeIgnoringErrors()
   spawnerEnd.closeIgnoringErrors()
-  notice(
-    "room open on \(listener.description), at most \(options.maxClients) clients,"
-      + " a log of \(options.logMiB) MiB, bursts of \(options.floodBurst / 1024) KiB")
+  notice("room open on \(listener.description), at most \(options.maxClients) clients")
   RoomHub(
     listener: listener, signals: signals, inbox: inbox, control: control, spawner: spawner, options: options
   ).run()
