@@ -19,7 +19,6 @@ commands in a second gets a second of penalty), except:
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 
@@ -61,8 +60,9 @@ def available():
 
 
 class Ngircd:
-    """ngircd on 127.0.0.1:`port`, in the foreground (--nodaemon), its
-    configuration and log in a temporary directory."""
+    """ngircd on 127.0.0.1:`port`, in the foreground (--nodaemon) and in a
+    session of its own, its configuration and log in a temporary directory.
+    The caller ends `proc` (SIGTERM), then calls `cleanup()`."""
 
     def __init__(self, port):
         self.directory = tempfile.mkdtemp(prefix="ngircd-bench-")
@@ -74,17 +74,8 @@ class Ngircd:
         self.proc = subprocess.Popen([available(), "--nodaemon", "--config", self.config], stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+    def cleanup(self):
+        """Once the process has ended: its directory goes."""
         self.log.close()
         shutil.rmtree(self.directory, ignore_errors=True)
 

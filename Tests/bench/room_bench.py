@@ -22,7 +22,7 @@ IRC and join one channel (ngircd_server.py).
   delivered, clients the server closed, time until every reader has every
   line (at most 60 s);
 - 1000 clients held: all connect and are in, one more is refused (forkchat),
-  and 20 lines are fanned out to the 999 others.
+  and 60 lines are fanned out to the 999 others.
 
 Writes docs/room-benchmarks.md.
 
@@ -79,13 +79,13 @@ class Server:
         self.relaxed = relaxed
         if kind == "ngircd":
             self.ngircd = ngircd_server.Ngircd(self.port)
-            self.pid = self.ngircd.pid
+            self.proc = self.ngircd.proc
         else:
             argv = ([forkchat, "room", str(self.port), "--bind", "127.0.0.1", "--max-clients", str(max_clients)]
                     if kind == "forkchat" else [sys.executable, RELAY, str(self.port), "--bind", "127.0.0.1"])
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL, start_new_session=True)
-            self.pid = self.proc.pid
+        self.pid = self.proc.pid
         wait_listening(self.port)
         time.sleep(0.05)
         self.base_pss = pss_kib(self.pid)
@@ -111,15 +111,14 @@ class Server:
         return ngircd_server.privmsg(text) if self.kind == "ngircd" else text + b"\n"
 
     def stop(self):
-        if self.kind == "ngircd":
-            self.ngircd.stop()
-            return
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        if self.kind == "ngircd":
+            self.ngircd.cleanup()
 
 
 def pss_kib(pid):
@@ -345,7 +344,7 @@ def burst(kind, forkchat, limit=60.0):
     return result
 
 
-def hold(kind, forkchat, count=1000, rounds=20):
+def hold(kind, forkchat, count=1000, rounds=60):
     """Connects `count` clients, checks that every one is in, tries one
     more, then fans out `rounds` lines."""
     server = Server(kind, forkchat, max_clients=count)

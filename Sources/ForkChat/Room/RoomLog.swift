@@ -44,6 +44,12 @@ public struct LogPosition: Comparable, Sendable {
   public static func < (a: LogPosition, b: LogPosition) -> Bool {
     (a.block, a.index, a.offset) < (b.block, b.index, b.offset)
   }
+
+  /// The start of the next line.
+  mutating func nextLine() {
+    index += 1
+    offset = 0
+  }
 }
 
 public struct RoomLog {
@@ -99,9 +105,10 @@ public struct RoomLog {
   /// Bytes of lines held.
   public var lineBytes: Int { blocks.reduce(0) { $0 + $1.used } }
 
-  /// The bytes of line lines that fit in the log: what the flood-control
-  /// argument may count on. A block may leave up to one line's worth
-  /// unused at its end.
+  /// What a log of `bytes` holds at least, counted as flood control counts
+  /// lines (`RoomLimits.cost`): a block takes lines until its bytes are
+  /// full but for less than the longest line, or until it holds 512 lines,
+  /// each of which costs at least 256 bytes (more than a block's bytes).
   public static func usableBytes(_ bytes: Int, longestLine: Int) -> Int {
     max(2, bytes / blockCost) * (blockBytes - longestLine)
   }
@@ -144,21 +151,28 @@ public struct RoomLog {
 
   // MARK: Reading
 
+  /// The line at `position`, and where its bytes are; a position after
+  /// the last line of a block moves to the start of the next block. Nil at
+  /// the end of the log.
+  private func line(at position: inout LogPosition) -> (line: Line, bytes: UnsafeRawPointer)? {
+    while position.block < firstBlock + blocks.count {
+      let block = blocks[position.block - firstBlock]
+      if position.index < block.lines.count {
+        let line = block.lines[position.index]
+        return (line, UnsafeRawPointer(block.bytes.baseAddress! + Int(line.start)))
+      }
+      if position.block == firstBlock + blocks.count - 1 { return nil }
+      position = LogPosition(block: position.block + 1, index: 0, offset: 0)
+    }
+    return nil
+  }
+
   /// Moves `cursor` over the lines that are not for `client`, so that it
   /// rests on the next line for it, or at the end. Returns false if the
   /// cursor lies before `start`: the client is a whole log behind.
   public func skip(_ cursor: inout LogPosition, for client: Int) -> Bool {
     guard cursor.block >= firstBlock else { return false }
-    while cursor.block < firstBlock + blocks.count {
-      let lines = blocks[cursor.block - firstBlock].lines
-      while cursor.index < lines.count {
-        if lines[cursor.index].audience.includes(client) { return true }
-        cursor.index += 1
-        cursor.offset = 0
-      }
-      if cursor.block == firstBlock + blocks.count - 1 { return true }
-      cursor = LogPosition(block: cursor.block + 1, index: 0, offset: 0)
-    }
+    while let found = line(at: &cursor), !found.line.audience.includes(client) { cursor.nextLine() }
     return true
   }
 
@@ -169,9 +183,9 @@ public struct RoomLog {
   }
 
   /// Hands `body` the bytes for `client` from `cursor` on, in stretches of
-  /// adjacent lines, until `body` returns false, `maxBytes` are handed, or
-  /// `limit` (the end of the log if nil) is reached. The cursor does not
-  /// move: `advance` does, by what was sent.
+  /// adjacent lines, until `body` (which takes each stretch) returns false,
+  /// `maxBytes` are handed, or `limit` (the end of the log if nil) is
+  /// reached. The cursor does not move: `advance` does, by what was sent.
   public func forEachStretch(
     for client: Int, from cursor: LogPosition, before limit: LogPosition? = nil, maxBytes: Int,
     _ body: (UnsafeRawBufferPointer) -> Bool
@@ -180,16 +194,10 @@ public struct RoomLog {
     var position = cursor
     var pending: UnsafeRawBufferPointer? = nil
     var handed = 0
-    while position < limit, handed < maxBytes {
-      let block = blocks[position.block - firstBlock]
-      if position.index == block.lines.count {
-        position = LogPosition(block: position.block + 1, index: 0, offset: 0)
-        continue
-      }
-      let line = block.lines[position.index]
-      if line.audience.includes(client) {
-        let start = block.bytes.baseAddress! + Int(line.start) + position.offset
-        let count = Int(line.count) - position.offset
+    while handed < maxBytes, let found = line(at: &position), position < limit {
+      if found.line.audience.includes(client) {
+        let start = found.bytes + position.offset
+        let count = Int(found.line.count) - position.offset
         if let last = pending, last.baseAddress! + last.count == start {
           pending = UnsafeRawBufferPointer(start: last.baseAddress, count: last.count + count)
         } else {
@@ -198,8 +206,7 @@ public struct RoomLog {
         }
         handed += count
       }
-      position.index += 1
-      position.offset = 0
+      position.nextLine()
     }
     if let last = pending { _ = body(last) }
   }
@@ -208,23 +215,16 @@ public struct RoomLog {
   /// socket took), then over the lines that are not for it.
   public func advance(_ cursor: inout LogPosition, by count: Int, for client: Int) {
     var left = count
-    while left > 0 {
-      let block = blocks[cursor.block - firstBlock]
-      if cursor.index == block.lines.count {
-        cursor = LogPosition(block: cursor.block + 1, index: 0, offset: 0)
-        continue
-      }
-      let line = block.lines[cursor.index]
-      if line.audience.includes(client) {
-        let rest = Int(line.count) - cursor.offset
+    while left > 0, let found = line(at: &cursor) {
+      if found.line.audience.includes(client) {
+        let rest = Int(found.line.count) - cursor.offset
         if left < rest {
           cursor.offset += left
           return
         }
         left -= rest
       }
-      cursor.index += 1
-      cursor.offset = 0
+      cursor.nextLine()
     }
     _ = skip(&cursor, for: client)
   }
