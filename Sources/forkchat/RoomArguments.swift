@@ -11,7 +11,8 @@ let roomHelp = """
 
   Clients are any line-based TCP client: forkchat connect, nc, telnet, a
   Python script. Each gets a name (guest-N, or its own with /nick NAME) and
-  sees who joins and leaves. Commands: \(RoomCommand.all.map(\.usage).joined(separator: ", ")).
+  sees who joins and leaves; commands: \(RoomCommand.all.map(\.usage).joined(separator: ", ")).
+
   One reader process per client, forked when it joins, and one hub process
   (this one) that keeps every line once in a log and sends each client the
   log from where it is, in one order for all. Runs until Ctrl-C, SIGTERM or

@@ -209,7 +209,7 @@ struct RoomArgumentsTests {
     #expect(try parse(["room", "--help"]) == .help(roomHelp))
     #expect(try parse(["help", "room"]) == .help(roomHelp))
     #expect(mainHelp.contains("room "))
-    #expect(roomHelp.contains("Commands: /nick NAME, /who, /me ACTION, /quit, /help."))
+    #expect(roomHelp.contains("commands: /nick NAME, /who, /me ACTION, /quit, /help."))
     #expect(UsageError(reason: "x", subcommand: "room").text.contains("forkchat room --help"))
   }
 }

@@ -721,7 +721,7 @@ def test_room_help_and_usage_errors():
     out = p.out_text()
     usage = "forkchat room [<port>] [--bind <address>] [--max-clients <n>] [--log-size <MiB>] [--stall <seconds>] [--trace]"
     for section in ("OVERVIEW:", f"USAGE: {usage}", "ARGUMENTS:", "OPTIONS:", "--max-clients <n>", "--log-size <MiB>",
-                    "--stall <seconds>", "(default: 60)", "-h, --help", "Commands: /nick NAME, /who, /me ACTION, /quit, /help."):
+                    "--stall <seconds>", "(default: 60)", "-h, --help", "commands: /nick NAME, /who, /me ACTION, /quit, /help."):
         assert section in out, out
     p = Forkchat("--help", stdin="devnull")
     p.wait()
