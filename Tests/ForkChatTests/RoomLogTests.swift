@@ -136,6 +136,28 @@ struct RoomLogTests {
     #expect(RoomLimits.floodBurst(logBytes: 64 << 20, maxClients: 100) == 64 * 1024)
   }
 
+  @Test func everyClientBurstingAtOnceFitsInTheLog() {
+    // The flood-control argument, run: every client of a full room sends
+    // what its bucket lets through at once, in the lines that fill the log
+    // worst (short ones fill a block by count, the longest leave a gap at
+    // each block's end): the log never has to let a block go.
+    let (logBytes, clients) = (1 << 20, 50)
+    let burst = RoomLimits.floodBurst(logBytes: logBytes, maxClients: clients)
+    for length in [1, 229, 2000, RoomLimits.lineBytes] {
+      var log = RoomLog(bytes: logBytes)
+      let line = RoomLine(text: [UInt8](repeating: 65, count: length))
+      let logged = [UInt8](repeating: 65, count: length + RoomLimits.prefixBytes)  // "NAME: ", text, "\n"
+      var evicted = false
+      for _ in 0..<clients {
+        var bucket = TokenBucket(capacity: burst, rate: RoomLimits.floodRate, now: 0)
+        while bucket.delay(cost: RoomLimits.cost(of: line), now: 0) == 0 {
+          evicted = log.append(logged, for: .everyone) || evicted
+        }
+      }
+      #expect(!evicted, "lines of \(length) bytes")
+    }
+  }
+
   @Test func aLineCostsAtLeastWhatItAddsToTheLog() {
     let short = RoomLine(text: Array("hi".utf8))
     #expect(RoomLimits.cost(of: short) == RoomLimits.floodLineCost)
