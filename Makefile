@@ -41,9 +41,12 @@ bench-chat: build
 	$(PYTHON) Tests/bench/bench.py $(BIN)
 
 # forkchat room against the course's threaded Python relay
-# (Tests/bench/python_relay.py): fan-out latency with 10, 100 and 500
-# clients, memory per client, 1000 clients held; writes docs/room-benchmarks.md.
+# (Tests/bench/python_relay.py) and ngircd, an IRC server: fan-out latency
+# with 10, 100, 500 and 999 clients, memory per client, a class pasting at
+# once, 1000 clients held; writes docs/room-benchmarks.md. Installs ngircd
+# if missing.
 bench-room: build
+	@command -v ngircd >/dev/null || (apt-get update -qq && apt-get install -y -qq ngircd)
 	$(PYTHON) Tests/bench/room_bench.py $(BIN)
 
 # The four --mode values side by side (processes, syscalls per line,

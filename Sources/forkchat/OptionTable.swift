@@ -38,10 +38,11 @@ enum Subcommand: String, CaseIterable {
       """
       Clients are any line-based TCP client: forkchat connect, nc, telnet, a \
       Python script. Each gets a name (guest-N, or its own with /nick NAME) and \
-      sees who joins and leaves. Commands: /nick NAME, /who, /me ACTION, /quit, \
-      /help. One reader process per client, forked when it joins, and one hub \
-      process (this one) that sends every line to every other client, in one \
-      order for all. Runs until Ctrl-C, SIGTERM or SIGHUP.
+      sees who joins and leaves; commands: \
+      \(RoomCommand.all.map(\.usage).joined(separator: ", ")). One reader \
+      process per client, forked when it joins, and one hub process (this one) \
+      that keeps every line once in a log and sends each client the log from \
+      where it is, in one order for all. Runs until Ctrl-C, SIGTERM or SIGHUP.
       """
     }
   }
@@ -118,6 +119,21 @@ let options: [Option] = [
     name: "--max-clients", value: "<n>", subcommands: [.room],
     help: "Clients in the room at once; the next one is told \"the room is full\" and closed. (default: 1000)"
   ) { $0.room.maxClients = try number($1, in: 1...100_000) },
+  Option(
+    name: "--log-size", value: "<MiB>", subcommands: [.room],
+    help: """
+      The most the room keeps of the lines not yet sent to every client; a \
+      client a whole log behind is dropped. Each client may send a burst of its \
+      share of it (at most 64 KiB), then 8 KiB/s. (default: \(RoomLimits.defaultLogMiB))
+      """
+  ) { $0.room.logMiB = try number($1, in: 1...4096) },
+  Option(
+    name: "--stall", value: "<seconds>", subcommands: [.room],
+    help: """
+      Drop a client that takes nothing for this long while lines wait for it. \
+      (default: \(RoomLimits.defaultStallSeconds))
+      """
+  ) { $0.room.stallSeconds = try number($1, in: 1...86_400) },
   Option(name: "-4", value: nil, subcommands: chat, help: "Use IPv4 only.", group: "family") { options, _ in
     options.family = .inet4
   },

@@ -129,7 +129,9 @@ struct ArgumentsTests {
     #expect(
       usageLine(for: .connect).hasPrefix("forkchat connect <host> [<port>] [--retry <seconds>] [-4|-6]"))
     #expect(
-      usageLine(for: .room) == "forkchat room [<port>] [--bind <address>] [--max-clients <n>] [--trace]")
+      usageLine(for: .room)
+        == "forkchat room [<port>] [--bind <address>] [--max-clients <n>] [--log-size <MiB>] [--stall <seconds>]"
+        + " [--trace]")
     // Every option of the table is in the help of each subcommand that takes it.
     for option in forkchat.options {
       for subcommand in option.subcommands { #expect(help(for: subcommand).contains("  \(option.name)")) }

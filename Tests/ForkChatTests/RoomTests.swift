@@ -5,11 +5,16 @@ import Testing
 
 @Suite("Room: lines, names, records")
 struct RoomTextTests {
-  func lines(_ chunks: [[UInt8]]) -> (lines: [RoomLine], framer: LineFramer) {
+  func inputs(_ chunks: [[UInt8]]) -> (inputs: [ClientInput], framer: LineFramer) {
     var framer = LineFramer()
-    var lines: [RoomLine] = []
-    for chunk in chunks { lines += chunk.withUnsafeBytes { framer.feed($0) } }
-    return (lines, framer)
+    var found: [ClientInput] = []
+    for chunk in chunks { found += chunk.withUnsafeBytes { framer.feed($0) } }
+    return (found, framer)
+  }
+
+  func lines(_ chunks: [[UInt8]]) -> (lines: [RoomLine], framer: LineFramer) {
+    let (found, framer) = inputs(chunks)
+    return (found.compactMap { if case .line(let line) = $0 { line } else { nil } }, framer)
   }
 
   func texts(_ chunks: [String]) -> [String] {
@@ -46,10 +51,39 @@ struct RoomTextTests {
     #expect(lines([exact]).lines == [RoomLine(text: Array(exact.dropLast(2)))])
   }
 
-  @Test func telnetCommandsAreDropped() {
+  @Test func telnetCommandsAreNeverText() {
     // IAC IP, IAC DO TIMING-MARK, a subnegotiation, then text.
     let bytes: [UInt8] = [255, 244, 255, 253, 6] + Array("hi".utf8) + [255, 250, 24, 1, 255, 240] + [10]
     #expect(lines([bytes]).lines == [RoomLine(text: Array("hi".utf8))])
+  }
+
+  @Test func telnetTimingMarkIsAnsweredInOrder() {
+    // A line, then telnet's Ctrl-C (IAC IP, IAC DO TIMING-MARK), then a line:
+    // the mark is answered WILL between the two (RFC 860).
+    let bytes = Array("before\r\n".utf8) + [255, 244, 255, 253, 6] + Array("after\r\n".utf8)
+    let (found, _) = inputs([Array(bytes[..<9]), Array(bytes[9..<12]), Array(bytes[12...])])
+    #expect(
+      found == [
+        .line(RoomLine(text: Array("before".utf8))), .telnet(TelnetReply(.will, 6)),
+        .line(RoomLine(text: Array("after".utf8))),
+      ])
+    #expect(TelnetReply(.will, 6).bytes == [255, 251, 6])
+  }
+
+  @Test func telnetOtherNegotiationsAreRefused() {
+    // DO ECHO → WONT ECHO; WILL TERMINAL-TYPE → DONT; WONT and DONT: no answer.
+    let (found, _) = inputs([[255, 253, 1, 255, 251, 24, 255, 252, 3, 255, 254, 1]])
+    #expect(found == [.telnet(TelnetReply(.wont, 1)), .telnet(TelnetReply(.dont, 24))])
+  }
+
+  @Test func telnetInterruptDropsTheLineBeingTyped() {
+    // "half", then IAC IP (or IAC BRK): the half line goes; IAC IAC is a byte 255.
+    #expect(
+      lines([Array("half".utf8), [255, 244], Array("whole\n".utf8)]).lines == [
+        RoomLine(text: Array("whole".utf8))
+      ])
+    let (found, _) = lines([Array("a".utf8) + [255, 243] + Array("b".utf8) + [255, 255] + [10]])
+    #expect(found == [RoomLine(text: Array("b\u{FFFD}".utf8))])
   }
 
   @Test func sanitizeControlsAndInvalidUTF8() {
@@ -92,6 +126,7 @@ struct RoomTextTests {
       .say(client: 17, RoomLine(text: Array("hello everyone".utf8))),
       .say(client: 3, RoomLine(text: Array("cut line".utf8), cut: true)),
       .slow(client: 9),
+      .telnet(client: 8, TelnetReply(.will, 6)),
       .bye(client: 4, reason: "Connection timed out"),
       .gone(client: 5, how: "signaled SIGKILL"),
     ]
@@ -102,6 +137,10 @@ struct RoomTextTests {
     }
     #expect(RoomRecord(Array("x say hi".utf8)[...]) == nil)
     #expect(RoomRecord(Array("1 what".utf8)[...]) == nil)
+    #expect(RoomRecord(Array("1 telnet DO 6".utf8)[...]) == nil)
+    #expect(
+      String(decoding: RoomRecord.telnet(client: 8, TelnetReply(.will, 6)).bytes, as: UTF8.self)
+        == "8 telnet WILL 6\n")
   }
 
   @Test func recordsFitInPipeBuf() {
@@ -143,6 +182,9 @@ struct RoomArgumentsTests {
     #expect(try options([]) == Options())
     let set = try options(["--max-clients", "50", "9000", "--bind=127.0.0.1", "--trace"])
     #expect(set.port == 9000 && set.room.maxClients == 50 && set.bindAddress == "127.0.0.1" && set.trace)
+    let sized = try options(["--log-size", "16", "--stall=5"])
+    #expect(sized.room.logMiB == 16 && sized.room.stallSeconds == 5)
+    #expect(RoomOptions().logMiB == 64 && RoomOptions().stallSeconds == 60)
   }
 
   @Test func mistakes() {
@@ -152,12 +194,22 @@ struct RoomArgumentsTests {
     #expect(reason(["1", "2"]) == "Unexpected argument '2'.")
     #expect(reason(["--keep"]) == "Unknown option '--keep'.")
     #expect(reason(["--trace=yes"]) == "'--trace' takes no value.")
+    // Decimal digits only.
+    for bad in ["+5", "-1", "0x10", "1.5", "", "٣", "1e3", " 5"] {
+      #expect(
+        reason(["--stall", bad]) == "Invalid value '\(bad)' for '--stall': expected a number from 1 to 86400."
+      )
+    }
+    #expect(
+      reason(["--log-size", "0"]) == "Invalid value '0' for '--log-size': expected a number from 1 to 4096.")
+    #expect(reason(["--log-size", "4097"])?.contains("1 to 4096") == true)
   }
 
   @Test func help() throws {
     #expect(try parse(["room", "--help"]) == .help(forkchat.help(for: .room)))
     #expect(try parse(["help", "room"]) == .help(forkchat.help(for: .room)))
     #expect(mainHelp().contains("room "))
+    #expect(forkchat.help(for: .room).contains("commands: /nick NAME, /who, /me ACTION, /quit, /help."))
     #expect(UsageError(reason: "x", subcommand: .room).text.contains("forkchat room --help"))
   }
 }

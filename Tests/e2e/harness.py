@@ -125,13 +125,18 @@ def in_sessions(sids) -> list[ProcInfo]:
     return [p for p in proc_table() if p.session in sids]
 
 
-def wait_until(condition, timeout=5.0, interval=0.02):
+def wait_until(condition, timeout=5.0, interval=0.02, what=None):
     """Calls `condition` until it returns something true or `timeout`
-    seconds have passed; returns its last value (false on timeout)."""
+    seconds have passed; returns its last value. On timeout: false, or, with
+    `what` (what was awaited), an AssertionError that says so."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
-        if value or time.monotonic() >= deadline:
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            if what is not None:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
             return value
         time.sleep(interval)
 
@@ -776,6 +781,11 @@ class Peer:
             self.eof = True
         self.buf += data
         return True
+
+    def read_more(self, timeout) -> bool:
+        """Reads once into `buf`, waiting at most `timeout` s (sets `eof` at
+        end of file). False if nothing came in time."""
+        return self._fill(time.monotonic() + timeout)
 
     def expect(self, data: bytes, timeout=10.0, what=""):
         """Asserts that exactly `data` comes next."""

@@ -24,22 +24,40 @@ struct RoomReader {
   let socket: FileDescriptor
   /// The write end of the room pipe, shared by every reader.
   let room: FileDescriptor
+  /// Flood control: the bytes of log this client may fill at once.
+  let floodBurst: Int
+  /// Allocated by the spawner, once: a reader writes only the pages it reads into.
+  let readBuffer: UnsafeMutableRawBufferPointer
+
+  /// One read(2) at most: a line is at most 4000 bytes anyway, and every
+  /// page a reader writes is a page of its own (fork shares the others).
+  static let bufferBytes = 4096
 
   /// Reads lines from the client and hands them to the hub, until the
   /// client closes or resets the connection. Never returns.
   func run() -> Never {
     Trace.event(.reader, "start", "client=\(client) fd=\(socket.rawValue)")
     var framer = LineFramer()
-    var bucket = TokenBucket(capacity: RoomLimits.floodBurst, rate: RoomLimits.floodRate, now: Clock.now)
+    var bucket = TokenBucket(capacity: floodBurst, rate: RoomLimits.floodRate, now: Clock.now)
     var held = false
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 16)
+    let buffer = readBuffer
 
-    func hand(_ line: RoomLine) {
-      // Flood control: past the burst, wait until the bucket allows this
-      // line. Nothing reads the socket meanwhile.
+    func hand(_ input: ClientInput) {
+      // Flood control: past the burst, wait until the bucket allows what
+      // this line may add to the log. Nothing reads the socket meanwhile.
       let now = Clock.now
       if bucket.isFull(now: now) { held = false }
-      let wait = bucket.delay(cost: max(line.text.count, RoomLimits.floodLineCost), now: now)
+      let cost: Int
+      let record: RoomRecord
+      switch input {
+      case .line(let line):
+        cost = RoomLimits.cost(of: line)
+        record = .say(client: client, line)
+      case .telnet(let reply):
+        cost = RoomLimits.floodLineCost
+        record = .telnet(client: client, reply)
+      }
+      let wait = bucket.delay(cost: cost, now: now)
       if wait > 0 {
         if !held {
           held = true
@@ -48,7 +66,7 @@ struct RoomReader {
         }
         sleepUnlessReset(wait)
       }
-      write(.say(client: client, line))
+      write(record)
     }
 
     while true {
@@ -57,7 +75,7 @@ struct RoomReader {
         var waiting = [pollfd(fd: socket.rawValue, events: Int16(POLLIN), revents: 0)]
         let ready = (try? poll(&waiting, timeout: CInt(RoomLimits.partialLineWait * 1000))) ?? 1
         if ready == 0 {
-          if let line = framer.flushPartial() { hand(line) }
+          if let line = framer.flushPartial() { hand(.line(line)) }
           continue
         }
       }
@@ -71,10 +89,10 @@ struct RoomReader {
       }
       if count == 0 {
         // An orderly close (FIN): what came without a newline is a line.
-        if let line = framer.flushPartial() { hand(line) }
+        if let line = framer.flushPartial() { hand(.line(line)) }
         end("eof")
       }
-      for line in framer.feed(UnsafeRawBufferPointer(rebasing: buffer[..<count])) { hand(line) }
+      for input in framer.feed(UnsafeRawBufferPointer(rebasing: buffer[..<count])) { hand(input) }
     }
   }
 

@@ -30,6 +30,8 @@ struct RoomSpawner {
   /// The write end of the room pipe, for the readers and the gone records.
   let room: FileDescriptor
   let maxClients: Int
+  /// Each reader's flood-control burst, in bytes.
+  let floodBurst: Int
 
   /// Forks a reader for every socket the hub sends, until the hub goes
   /// away (end of file on `control`) or a signal stops the room: then
@@ -44,6 +46,8 @@ struct RoomSpawner {
     }
     Trace.event(.spawner, "start", "control=\(control.rawValue) room=\(room.rawValue)")
     warmUp()
+    let readBuffer = UnsafeMutableRawBufferPointer.allocate(
+      byteCount: RoomReader.bufferBytes, alignment: 4096)
     // Reserved once, so that a join writes one slot, not a new table.
     var readers: [pid_t: Int] = [:]
     readers.reserveCapacity(maxClients * 2)
@@ -89,7 +93,7 @@ struct RoomSpawner {
           notice("spawner: unreadable message")
           continue
         }
-        if let pid = spawn(client, socket, signals) {
+        if let pid = spawn(client, socket, signals, readBuffer) {
           readers[pid] = client
           Trace.event(.spawner, "reader", "\(pid) client=\(client)")
         }
@@ -104,24 +108,32 @@ struct RoomSpawner {
   /// private memory goes from 68 to 44 KiB).
   private func warmUp() {
     var framer = LineFramer()
-    let sample = Array("warm up\r\nhalf".utf8)
-    let lines = sample.withUnsafeBytes { framer.feed($0) }
-    var bucket = TokenBucket(capacity: RoomLimits.floodBurst, rate: RoomLimits.floodRate, now: Clock.now)
-    _ = bucket.delay(cost: 256, now: Clock.now)
-    _ = bucket.isFull(now: Clock.now)
-    for line in lines + [framer.flushPartial()].compactMap({ $0 }) {
-      _ = RoomRecord.say(client: 1, line).bytes
+    let sample = Array("warm up\r\n/who\n\u{FF}\u{FD}\u{06}half".utf8)
+    var found = sample.withUnsafeBytes { framer.feed($0) }
+    found += [framer.flushPartial()].compactMap { $0.map { .line($0) } }
+    var bucket = TokenBucket(capacity: floodBurst, rate: RoomLimits.floodRate, now: Clock.now)
+    for input in found {
+      switch input {
+      case .line(let line):
+        _ = bucket.delay(cost: RoomLimits.cost(of: line), now: Clock.now)
+        _ = RoomRecord.say(client: 1, line).bytes
+      case .telnet(let reply): _ = RoomRecord.telnet(client: 1, reply).bytes
+      }
     }
+    _ = bucket.isFull(now: Clock.now)
     framer.discardPartial()
     _ = RoomRecord.bye(client: 1, reason: "eof").bytes
     _ = RoomRecord.slow(client: 1).bytes
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 16)
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: RoomReader.bufferBytes, alignment: 16)
     buffer.deallocate()
   }
 
   /// Forks the reader of `client`. Returns its pid, or nil if fork failed
   /// (the hub is told with a gone record).
-  private func spawn(_ client: Int, _ socket: FileDescriptor, _ signals: SignalPipe) -> pid_t? {
+  private func spawn(
+    _ client: Int, _ socket: FileDescriptor, _ signals: SignalPipe,
+    _ readBuffer: UnsafeMutableRawBufferPointer
+  ) -> pid_t? {
     let pid: pid_t
     do {
       pid = try forkChild(signals: signals, parentRole: .spawner, closing: [])
@@ -135,7 +147,8 @@ struct RoomSpawner {
       // and stderr; not the control socket, not the spawner's signal pipe.
       // It ends with _exit (RoomReader.end).
       closeDescriptors(except: [socket.rawValue, room.rawValue])
-      RoomReader(client: client, socket: socket, room: room).run()
+      RoomReader(client: client, socket: socket, room: room, floodBurst: floodBurst, readBuffer: readBuffer)
+        .run()
     }
     return pid
   }

@@ -1,30 +1,18 @@
 import CForkChat
 import Glibc
 
-// The few system calls the room needs beyond the two-party chat's.
+// The few system calls the room needs beyond the two-party chat's: closing
+// what a forked child does not own, the limit on open descriptors, a
+// socket pair that keeps message boundaries, passing a descriptor, and a
+// close that resets the connection.
 
 extension FileDescriptor {
-  /// Sends what the socket's buffer takes now, without waiting: returns the
-  /// bytes sent (maybe fewer than given), throws `.wouldBlock` if the
-  /// buffer is full.
-  ///
-  /// MSG_DONTWAIT makes this one call non-blocking. Setting O_NONBLOCK with
-  /// fcntl instead would change the open file description, which the hub
-  /// shares with the client's reader process since fork(): the reader's
-  /// read(2) would stop waiting too. MSG_NOSIGNAL: a closed peer gives
-  /// EPIPE, never SIGPIPE (which main ignores anyway).
-  ///
-  /// The corresponding C function is `send`.
-  func sendNow(_ bytes: UnsafeRawBufferPointer) throws(Errno) -> Int {
-    try valueOrErrno {
-      Glibc.send(rawValue, bytes.baseAddress, bytes.count, CInt(MSG_DONTWAIT) | CInt(MSG_NOSIGNAL))
-    }
-  }
-
   /// Makes the last close(2) of this socket reset the connection (RST) at
   /// once instead of sending what is queued then FIN (SO_LINGER with a
   /// zero time, socket(7)): for a client dropped for not reading, whose
   /// queued bytes would otherwise sit in the kernel until TCP gives up.
+  ///
+  /// The corresponding C function is `setsockopt` (SO_LINGER).
   func setResetOnClose() throws(Errno) {
     var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
     try nothingOrErrno {
@@ -33,60 +21,81 @@ extension FileDescriptor {
   }
 }
 
+/// Closes every open descriptor from `first` to `last`.
+///
+/// The corresponding C function is `close_range` (Linux 5.9; ENOSYS before).
+func closeRange(_ first: CInt, through last: CInt) throws(Errno) {
+  try nothingOrErrno(retryOnInterrupt: false) { forkchat_close_range(UInt32(first), UInt32(last)) }
+}
+
 /// In a freshly forked child: closes every descriptor but `keep` (and
 /// standard error), whatever the parent had open: other clients' sockets,
 /// the listening socket, the pipes; standard input and output are left
 /// open on /dev/null. close-on-exec does not help here, as the child does
-/// not exec.
+/// not exec. Allocates nothing: every page a reader writes becomes its own
+/// (fork shares the others), and a reader is forked per client.
 ///
-/// The corresponding C function is `close_range` (Linux 5.9); on an older
-/// kernel, `close` on each number up to the descriptor limit.
+/// Uses `close_range` around the kept descriptors; on an older kernel,
+/// `close` on each number up to the descriptor limit.
 func closeDescriptors(except keep: [CInt]) {
-  let kept = Set(keep + [STDERR_FILENO]).sorted()
+  func isKept(_ descriptor: CInt) -> Bool { descriptor == STDERR_FILENO || keep.contains(descriptor) }
   var first: CInt = 0
-  for descriptor in kept + [CInt.max] {
-    if descriptor > first {
-      let last = descriptor == CInt.max ? UInt32.max : UInt32(descriptor - 1)
-      if forkchat_close_range(UInt32(first), last) != 0 {
-        let end = min(descriptor, CInt(min(openFileLimit().soft, 1 << 20)))
-        var number = first
-        while number < end {
-          _ = Glibc.close(number)
-          number += 1
-        }
+  while first < CInt.max {
+    // The next kept descriptor from `first` on: close what lies before it.
+    var next = first <= STDERR_FILENO ? STDERR_FILENO : CInt.max
+    for descriptor in keep where descriptor >= first { next = min(next, descriptor) }
+    if next > first {
+      do {
+        try closeRange(first, through: next == CInt.max ? CInt.max : next - 1)
+      } catch {
+        let end = min(next, CInt(min(openFileLimit().soft, 1 << 20)))
+        for number in first..<max(first, end) { try? FileDescriptor(rawValue: number).close() }
       }
     }
-    first = descriptor == CInt.max ? descriptor : descriptor + 1
+    first = next == CInt.max ? next : next + 1
   }
   // Standard input and output stay open, on /dev/null: a free 0 or 1 would
   // be the next descriptor this process opens (lowest first), and a stray
   // write to "stdout" would then land in, say, its signal pipe.
-  for standard in [STDIN_FILENO, STDOUT_FILENO] where !kept.contains(standard) {
-    let null = Glibc.open("/dev/null", O_RDWR)
-    if null >= 0 && null != standard {
-      _ = dup2(null, standard)
-      _ = Glibc.close(null)
+  for standard in [FileDescriptor.standardInput, .standardOutput] where !isKept(standard.rawValue) {
+    guard let null = try? FileDescriptor.open("/dev/null", O_RDWR) else { continue }
+    if null != standard {
+      try? null.duplicate(as: standard)
+      null.closeIgnoringErrors()
     }
   }
 }
 
-/// This process's limits on open descriptors (RLIMIT_NOFILE).
-func openFileLimit() -> (soft: UInt, hard: UInt) {
+/// The limits on `resource` (RLIMIT_NOFILE: open descriptors).
+///
+/// The corresponding C function is `getrlimit`.
+func resourceLimit(_ resource: __rlimit_resource) throws(Errno) -> (soft: UInt, hard: UInt) {
   var limit = rlimit()
-  guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return (1024, 1024) }
+  try nothingOrErrno { getrlimit(__rlimit_resource_t(resource.rawValue), &limit) }
   return (UInt(limit.rlim_cur), UInt(limit.rlim_max))
+}
+
+/// Sets the limits on `resource`.
+///
+/// The corresponding C function is `setrlimit`.
+func setResourceLimit(_ resource: __rlimit_resource, soft: UInt, hard: UInt) throws(Errno) {
+  var limit = rlimit(rlim_cur: rlim_t(soft), rlim_max: rlim_t(hard))
+  try nothingOrErrno { setrlimit(__rlimit_resource_t(resource.rawValue), &limit) }
+}
+
+/// This process's limits on open descriptors.
+func openFileLimit() -> (soft: UInt, hard: UInt) {
+  (try? resourceLimit(RLIMIT_NOFILE)) ?? (1024, 1024)
 }
 
 /// Raises the soft limit on open descriptors towards the hard limit, so
 /// that the hub can hold `wanted` of them. Returns the limit in force.
-///
-/// The corresponding C functions are `getrlimit` and `setrlimit`.
 func raiseOpenFileLimit(to wanted: UInt) -> UInt {
   let (soft, hard) = openFileLimit()
   guard soft < wanted else { return soft }
-  var limit = rlimit(rlim_cur: rlim_t(min(wanted, hard)), rlim_max: rlim_t(hard))
-  guard setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return soft }
-  return UInt(limit.rlim_cur)
+  let raised = min(wanted, hard)
+  guard (try? setResourceLimit(RLIMIT_NOFILE, soft: raised, hard: hard)) != nil else { return soft }
+  return raised
 }
 
 /// A pair of connected local sockets that keep message boundaries

@@ -14,26 +14,52 @@ public enum RoomLimits {
   public static let lineBytes = 4000
   /// Bytes of UTF-8 in a name.
   public static let nameBytes = 24
-  /// Bytes the hub keeps for one client that has not taken them yet,
-  /// beyond what its socket's send buffer holds. Past this, the client is
-  /// dropped: it is not reading.
-  public static let queueBytes = 256 * 1024
+  /// What the hub adds to a client's line in the log: "NAME: " and "\n".
+  public static let prefixBytes = nameBytes + 3
+  /// The longest line the hub puts in the log.
+  public static let longestLogLine = lineBytes + prefixBytes
+  /// The log's size unless `--log-size` says otherwise, in MiB.
+  public static let defaultLogMiB = 64
+  /// Seconds a client may take nothing while lines wait for it, unless
+  /// `--stall` says otherwise; then it is dropped.
+  public static let defaultStallSeconds = 60
   /// SO_SNDBUF of each client socket (the kernel doubles it, socket(7)), so
-  /// that a client that stops reading is noticed after kilobytes, not after
-  /// the megabytes TCP autotuning would let the kernel hold for it.
+  /// that the kernel holds kilobytes for a client that does not read, not
+  /// the megabytes TCP autotuning would let it hold.
   public static let socketBufferBytes = 32 * 1024
   /// Seconds of silence after which bytes without a newline are a line
   /// (the course's Python scripts send their messages without one).
   public static let partialLineWait = 0.2
-  /// Flood control in each reader process (a token bucket, in bytes): a
-  /// client may send a burst of `floodBurst` bytes, then `floodRate`
-  /// bytes per second. A line costs its length, at least `floodLineCost`.
-  public static let floodBurst = 64 * 1024
+  /// Flood control in each reader process (a token bucket, in bytes of
+  /// the log): a client may put a burst of `floodBurst` bytes into the log
+  /// at once, then `floodRate` bytes per second. The burst is the client's
+  /// share of the log, at most `maxFloodBurst` (`floodBurst(logBytes:maxClients:)`).
+  public static let maxFloodBurst = 64 * 1024
   public static let floodRate = 8 * 1024
+  /// What a line costs at least (so that many short lines cost too).
   public static let floodLineCost = 256
-  /// Seconds the hub keeps trying to hand a leaving client what it still
-  /// has queued for it (the goodbye line, the last messages).
+  /// Seconds the hub keeps trying to hand a leaving client what is still
+  /// in the log for it (the goodbye line, the last messages).
   public static let closeWait = 2.0
+
+  /// The burst each client may send at once: its share of the log, so
+  /// that when every client of a full room bursts at the same moment, the
+  /// log holds it all and nobody who reads falls a whole log behind.
+  public static func floodBurst(logBytes: Int, maxClients: Int) -> Int {
+    let share = RoomLog.usableBytes(logBytes, longestLine: longestLogLine) / max(1, maxClients)
+    return max(floodLineCost, min(maxFloodBurst, share / 1024 * 1024))
+  }
+
+  /// What a line costs its sender's flood allowance: at least as many
+  /// bytes as the hub may add to the log for it (the line with its
+  /// prefix, the notice that it was cut, a command's reply).
+  public static func cost(of line: RoomLine) -> Int {
+    let logged = line.text.count + prefixBytes + (line.cut ? cutNotice.utf8.count : 0)
+    return max(floodLineCost, logged, RoomCommand.replyBytes(line.text))
+  }
+
+  /// What a sender whose line was cut reads.
+  public static let cutNotice = "* your line was cut to \(lineBytes) bytes\n"
 }
 
 // MARK: - Lines
@@ -51,12 +77,20 @@ public struct RoomLine: Equatable, Sendable {
   }
 }
 
+/// What a client's bytes come to: lines, and answers to telnet commands
+/// that the hub sends back to that client, in this order.
+public enum ClientInput: Equatable, Sendable {
+  case line(RoomLine)
+  case telnet(TelnetReply)
+}
+
 /// Cuts a client's byte stream into lines.
 ///
 /// - "\n" ends a line; a "\r" just before it is dropped (telnet sends
 ///   "\r\n"). An empty line is no line.
-/// - Telnet commands (IAC, byte 255, and what follows it: RFC 854) are
-///   dropped, so that a telnet user's Ctrl-C does not become a line of junk.
+/// - Telnet commands (IAC, byte 255, and what follows it: RFC 854) never
+///   become text (`TelnetFilter`): a negotiation gets its answer, and an
+///   interrupt (telnet's Ctrl-C) throws away the line being typed.
 /// - A line longer than `RoomLimits.lineBytes` is cut there and handed out
 ///   at once; the rest of it, up to its newline, is thrown away. So a
 ///   reader holds at most one line's worth of bytes, whatever the client
@@ -67,44 +101,45 @@ public struct RoomLine: Equatable, Sendable {
 public struct LineFramer: Sendable {
   private var raw: [UInt8] = []
   private var discarding = false
-  private var telnet = TelnetState.data
-
-  enum TelnetState {
-    case data
-    case command  // after IAC
-    case option  // after IAC WILL, WONT, DO or DONT: one option byte
-    case subnegotiation  // after IAC SB, until IAC SE
-    case subnegotiationCommand  // IAC inside a subnegotiation
-  }
+  private var telnet = TelnetFilter()
 
   public init() {}
 
   /// Whether bytes of an unfinished line are waiting.
   public var hasPartial: Bool { !raw.isEmpty }
 
-  /// Takes the next bytes from the client; returns the lines they end.
-  public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [RoomLine] {
-    var lines: [RoomLine] = []
+  /// Takes the next bytes from the client; returns the lines they end and
+  /// the telnet answers they call for, in order.
+  public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [ClientInput] {
+    var found: [ClientInput] = []
     for byte in bytes {
-      guard let byte = filterTelnet(byte) else { continue }
-      if byte == 10 {  // "\n"
-        if discarding {
-          discarding = false
-        } else if let line = finish() {
-          lines.append(line)
-        }
-        continue
+      switch telnet.take(byte) {
+      case .data(let byte): take(byte, into: &found)
+      case .answer(let reply): found.append(.telnet(reply))
+      case .interrupt: discardPartial()
+      case .none: break
       }
-      if discarding { continue }
-      if raw.count == RoomLimits.lineBytes + 1 {  // room for a final "\r"
-        lines.append(cutLine(raw))
-        raw.removeAll(keepingCapacity: true)
-        discarding = true
-        continue
-      }
-      raw.append(byte)
     }
-    return lines
+    return found
+  }
+
+  private mutating func take(_ byte: UInt8, into found: inout [ClientInput]) {
+    if byte == 10 {  // "\n"
+      if discarding {
+        discarding = false
+      } else if let line = finish() {
+        found.append(.line(line))
+      }
+      return
+    }
+    if discarding { return }
+    if raw.count == RoomLimits.lineBytes + 1 {  // room for a final "\r"
+      found.append(.line(RoomLine(text: cutAtCharacter(sanitizeLine(raw), RoomLimits.lineBytes), cut: true)))
+      raw.removeAll(keepingCapacity: true)
+      discarding = true
+      return
+    }
+    raw.append(byte)
   }
 
   /// The client has been silent, or has closed: what it sent without a
@@ -114,9 +149,10 @@ public struct LineFramer: Sendable {
     return finish()
   }
 
-  /// The connection was reset in the middle of a line: the half line goes.
+  /// The connection was reset in the middle of a line, or the user
+  /// interrupted it: the half line goes.
   public mutating func discardPartial() {
-    raw.removeAll()
+    raw.removeAll(keepingCapacity: true)
     discarding = false
   }
 
@@ -128,41 +164,6 @@ public struct LineFramer: Sendable {
     let cut = text.count > RoomLimits.lineBytes
     if cut { text = cutAtCharacter(text, RoomLimits.lineBytes) }
     return RoomLine(text: text, cut: cut)
-  }
-
-  private func cutLine(_ bytes: [UInt8]) -> RoomLine {
-    RoomLine(text: cutAtCharacter(sanitizeLine(bytes), RoomLimits.lineBytes), cut: true)
-  }
-
-  /// Returns the byte if it is data, nil if it belongs to a telnet command.
-  private mutating func filterTelnet(_ byte: UInt8) -> UInt8? {
-    switch telnet {
-    case .data:
-      if byte == 255 {
-        telnet = .command
-        return nil
-      }
-      return byte
-    case .command:
-      switch byte {
-      case 255:  // IAC IAC: a data byte 255 (never valid UTF-8: shown as U+FFFD)
-        telnet = .data
-        return byte
-      case 251...254: telnet = .option  // WILL, WONT, DO, DONT
-      case 250: telnet = .subnegotiation  // SB
-      default: telnet = .data  // IP, AO, AYT, EC, EL, GA, NOP ...
-      }
-      return nil
-    case .option:
-      telnet = .data
-      return nil
-    case .subnegotiation:
-      if byte == 255 { telnet = .subnegotiationCommand }
-      return nil
-    case .subnegotiationCommand:
-      telnet = byte == 240 ? .data : .subnegotiation  // SE ends it
-      return nil
-    }
   }
 }
 
@@ -319,6 +320,7 @@ public func nameKey(_ name: String) -> String { name.lowercased() }
 ///     17 say hello everyone      a line from client 17
 ///     17 cut xxxxxxxx...         a line that was cut at the limit
 ///     17 slow                    client 17 is being held back (flood control)
+///     17 telnet WILL 6           send client 17 this telnet answer (IAC WILL 6)
 ///     17 bye eof                 client 17 closed the connection (or: reset,
 ///                                or the error text); the reader then exits
 ///     17 gone exited 0           (from the spawner) reader 17 has been reaped
@@ -328,12 +330,15 @@ public func nameKey(_ name: String) -> String { name.lowercased() }
 public enum RoomRecord: Equatable, Sendable {
   case say(client: Int, RoomLine)
   case slow(client: Int)
+  case telnet(client: Int, TelnetReply)
   case bye(client: Int, reason: String)
   case gone(client: Int, how: String)
 
   public var client: Int {
     switch self {
-    case .say(let client, _), .slow(let client), .bye(let client, _), .gone(let client, _): client
+    case .say(let client, _), .slow(let client), .telnet(let client, _), .bye(let client, _),
+      .gone(let client, _):
+      client
     }
   }
 
@@ -343,6 +348,8 @@ public enum RoomRecord: Equatable, Sendable {
     case .say(let client, let line):
       Array("\(client) \(line.cut ? "cut" : "say") ".utf8) + line.text + [10]
     case .slow(let client): Array("\(client) slow\n".utf8)
+    case .telnet(let client, let reply):
+      Array("\(client) telnet \(reply.verb.rawValue) \(reply.option)\n".utf8)
     case .bye(let client, let reason): Array("\(client) bye \(reason)\n".utf8)
     case .gone(let client, let how): Array("\(client) gone \(how)\n".utf8)
     }
@@ -362,6 +369,12 @@ public enum RoomRecord: Equatable, Sendable {
     case "say": self = .say(client: client, RoomLine(text: text))
     case "cut": self = .say(client: client, RoomLine(text: text, cut: true))
     case "slow": self = .slow(client: client)
+    case "telnet":
+      let words = String(decoding: text, as: UTF8.self).split(separator: " ")
+      guard words.count == 2, let verb = TelnetReply.Verb(rawValue: String(words[0])),
+        let option = UInt8(words[1])
+      else { return nil }
+      self = .telnet(client: client, TelnetReply(verb, option))
     case "bye": self = .bye(client: client, reason: String(decoding: text, as: UTF8.self))
     case "gone": self = .gone(client: client, how: String(decoding: text, as: UTF8.self))
     default: return nil
