@@ -7,6 +7,28 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+static int saved_argument_count;
+static char *const *saved_arguments;
+
+/* glibc calls the functions of .init_array with (argc, argv, envp), in a
+   static executable too, before main. */
+static void save_arguments(int count, char **arguments, char **environment) {
+  (void)environment;
+  saved_argument_count = count;
+  saved_arguments = arguments;
+}
+
+__attribute__((section(".init_array"), used)) static void (*const save_arguments_entry)(int, char **, char **) =
+    save_arguments;
+
+int forkchat_argument_count(void) {
+  return saved_argument_count;
+}
+
+char *const *forkchat_arguments(void) {
+  return saved_arguments;
+}
+
 int forkchat_set_parent_death_signal(int signal) {
   return prctl(PR_SET_PDEATHSIG, (unsigned long)signal, 0UL, 0UL, 0UL);
 }

@@ -240,7 +240,8 @@ class Proc:
 
     stdin: "pipe", "pty" or "devnull". stdout: "pipe", "pty" (only with a
     pty stdin), "devnull" or "closed" (a pipe whose reading end is closed).
-    stderr is always collected.
+    Either may also be a descriptor (an int), passed as it is and left to
+    the caller. stderr is always collected.
     """
 
     def __init__(self, argv, *, stdin="pipe", stdout=None, env=None, name=None):
@@ -280,7 +281,7 @@ class Proc:
             kwargs["preexec_fn"] = _become_tty_session_leader
         else:
             kwargs["start_new_session"] = True
-            kwargs["stdin"] = {"pipe": subprocess.PIPE, "devnull": subprocess.DEVNULL}[stdin]
+            kwargs["stdin"] = stdin if isinstance(stdin, int) else {"pipe": subprocess.PIPE, "devnull": subprocess.DEVNULL}[stdin]
         if stdout == "pty":
             kwargs["stdout"] = kwargs["stdin"]
         elif stdout == "closed":
@@ -288,6 +289,8 @@ class Proc:
             os.close(r)
             to_close.append(w)
             kwargs["stdout"] = w
+        elif isinstance(stdout, int):
+            kwargs["stdout"] = stdout
         else:
             kwargs["stdout"] = {"pipe": subprocess.PIPE, "devnull": subprocess.DEVNULL}[stdout]
         try:

@@ -41,4 +41,11 @@ long forkchat_send_descriptor(int socket, int descriptor, const void *data, unsi
    -1 if none did. Returns the bytes received, 0 at end of file. */
 long forkchat_receive_descriptor(int socket, int *descriptor, void *data, unsigned long length);
 
+/* The program's arguments, as the C library passed them to the
+   constructors of the executable (argc, argv): Swift's CommandLine reads
+   /proc/self/... to find them in a static executable, which fails when no
+   descriptor is left (a descriptor limit of 3). */
+int forkchat_argument_count(void);
+char *const *forkchat_arguments(void);
+
 #endif

@@ -125,10 +125,20 @@ public struct FileDescriptor: Hashable, Sendable {
     _ = try valueOrErrno { dup2(rawValue, target.rawValue) }
   }
 
-  /// Opens `path` read-only (close-on-exec).
-  public static func open(_ path: String, _ flags: CInt = O_RDONLY) throws(Errno) -> FileDescriptor {
-    FileDescriptor(rawValue: try valueOrErrno { Glibc.open(path, flags | O_CLOEXEC) })
+  /// Opens `path` (read-only by default; close-on-exec unless told).
+  ///
+  /// The corresponding C function is `open`.
+  public static func open(
+    _ path: String, _ flags: CInt = O_RDONLY, closeOnExec: Bool = true
+  ) throws(Errno) -> FileDescriptor {
+    FileDescriptor(rawValue: try valueOrErrno { Glibc.open(path, flags | (closeOnExec ? O_CLOEXEC : 0)) })
   }
+
+  /// Whether this number names an open descriptor of this process.
+  ///
+  /// The corresponding C function is `fcntl` (F_GETFD, which fails with
+  /// EBADF on a closed descriptor).
+  public var isOpen: Bool { fcntl(rawValue, F_GETFD) != -1 || errno != EBADF }
 }
 
 extension FileDescriptor {
