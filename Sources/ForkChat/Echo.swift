@@ -74,9 +74,9 @@ func serveEcho(_ listener: Listener, options: ListenOptions, allowed: [SocketAdd
 /// sends ours. Returns false after an error (reported).
 func echo(_ socket: FileDescriptor, peer: SocketAddress, role: String) -> Bool {
   defer { socket.closeIgnoringErrors() }
-  let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Session.bufferSize, alignment: 16)
-  defer { buffer.deallocate() }
   do throws(Failure) {
+    let buffer = try allocateMemory(Session.bufferSize, for: "the echo buffer")
+    defer { freeMemory(buffer) }
     while true {
       let count: Int
       do {

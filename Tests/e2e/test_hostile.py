@@ -20,6 +20,7 @@ from harness import (
     WAIT,
     Peer,
     Proc,
+    children_of,
     free_port,
     listen_socket,
     mode_args,
@@ -200,3 +201,147 @@ def test_file_size_limit_is_a_write_error(mode, tmp_path):
 
 
 # --- row 9: an address space limit ---------------------------------------------
+
+
+def cpu_seconds(pid) -> float:
+    """CPU time used so far by a process and its live children (utime + stime)."""
+    total = 0.0
+    for p in [pid, *[c.pid for c in children_of(pid)]]:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def test_address_space_limit_fails_with_one_line():
+    """Row 9: with RLIMIT_AS just above what the binary needs to start, a
+    session ran into "Fatal error: failed to allocate" and a stack trace.
+    Every limit from there up must give a working chat or one line, exit 1:
+    a coarse scan finds where the outcome changes (the session's buffers
+    fit; the sender thread's stack fits), a fine one looks at each change."""
+    prlimit = require_tool("prlimit")
+
+    def starts(kib):
+        run = subprocess.run([prlimit, f"--as={kib * 1024}", FORKCHAT, "--version"], capture_output=True, timeout=10)
+        return run.returncode == 0
+
+    low, high = 1024, 64 * 1024  # the least limit under which --version works
+    assert starts(high), "forkchat --version does not run with 64 MiB of address space"
+    while high - low > 16:
+        middle = (low + high) // 2
+        low, high = (low, middle) if starts(middle) else (middle, high)
+    needs = high
+
+    def outcome(mode, kib) -> str:
+        port = free_port()
+        server = listen_socket(port)
+        fc = limited_forkchat(f"--as={kib * 1024}", "connect", "127.0.0.1", str(port), *mode_args(mode))
+        server.settimeout(5)
+        try:
+            peer = Peer(server.accept()[0])
+            peer.send(b"x" * 200_000)
+            peer.shutdown_write()
+        except OSError:
+            pass
+        rc = fc.wait()
+        server.close()
+        lines = [line for line in stderr_lines(fc) if not line.startswith("forkchat: connected to")]
+        where = f"--mode {mode}, RLIMIT_AS {kib} KiB (--version needs {needs} KiB)"
+        if rc == 0:
+            assert fc.out_bytes() == b"x" * 200_000, where + fc.describe()
+            return "chat"
+        assert rc == 1 and len(lines) == 1 and lines[0].startswith("forkchat: "), (
+            where + ": exit 1 and one line" + fc.describe()
+        )
+        return lines[0].split(":")[1]  # the call that failed
+
+    for mode in MODES:
+        coarse = []
+        for kib in range(needs, needs + 10 * 1024, 128):
+            coarse.append((kib, outcome(mode, kib)))
+            if [o for _, o in coarse[-4:]] == ["chat"] * 4:
+                break
+        assert coarse[-1][1] == "chat", f"--mode {mode} never ran within 10 MiB above the binary's needs"
+        for (low, before), (_, after) in zip(coarse, coarse[1:]):
+            if before != after:
+                for kib in range(low + 16, low + 128, 16):
+                    outcome(mode, kib)
+
+
+# --- row 4: non-blocking standard input and output ------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_non_blocking_stdout_is_waited_for(mode):
+    """Row 4: stdout is a pipe whose open file is non-blocking (its other
+    users set O_NONBLOCK): EAGAIN means wait with poll(2). It failed with
+    "Resource temporarily unavailable" after ~420 KB, or spun on splice."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    port = free_port()
+    server = listen_socket(port)
+    fc = Proc([FORKCHAT, "connect", "127.0.0.1", str(port), *mode_args(mode)], stdin="devnull", stdout=write_end,
+              name="forkchat")
+    os.close(write_end)
+    peer = accept_peer(server, fc)
+    data = os.urandom(4 << 20)
+    peer.send_async(data)
+    received = bytearray()
+    paused_cpu = None
+    while True:
+        if len(received) >= (1 << 20) and paused_cpu is None:
+            before = cpu_seconds(fc.pid)
+            time.sleep(1.0)  # the reader stops: stdout stays full for a second
+            paused_cpu = cpu_seconds(fc.pid) - before
+        chunk = os.read(read_end, 65536)
+        if not chunk:
+            break
+        received += chunk
+        if len(received) == len(data):
+            peer.shutdown_write()
+    os.close(read_end)
+    assert fc.wait() == 0, fc.describe()
+    assert received == data, f"received {len(received)} of {len(data)} bytes" + fc.describe()
+    assert paused_cpu < 0.2, f"{paused_cpu:.2f} s of CPU while stdout was full: a busy loop" + fc.describe()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_non_blocking_stdin_is_waited_for(mode):
+    """Row 4: stdin is a pipe whose open file is non-blocking: when it is
+    empty (EAGAIN), forkchat waits with poll(2) instead of failing."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    port = free_port()
+    server = listen_socket(port)
+    fc = Proc([FORKCHAT, "connect", "127.0.0.1", str(port), *mode_args(mode)], stdin=read_end, name="forkchat")
+    os.close(read_end)
+    peer = accept_peer(server, fc)
+    data = os.urandom(3 << 20)
+    if mode == "alternate":  # one line, one turn: the peer never answers
+        data = data.replace(b"\n", b"")
+    pauses = []
+
+    def write_slowly():
+        for start in range(0, len(data), 1 << 20):  # 1 MiB, then a pause
+            before = cpu_seconds(fc.pid)
+            time.sleep(0.7)  # the pipe stays empty
+            pauses.append(cpu_seconds(fc.pid) - before)
+            view = memoryview(data)[start : start + (1 << 20)]
+            while view:
+                try:
+                    view = view[os.write(write_end, view) :]
+                except BlockingIOError:
+                    time.sleep(0.01)  # (shared flag: our end is non-blocking too)
+        os.close(write_end)
+
+    writer = threading.Thread(target=write_slowly, daemon=True)
+    writer.start()
+    got = peer.read_to_eof(timeout=WAIT)
+    writer.join(5)
+    peer.close()
+    assert fc.wait() == 0, fc.describe()
+    assert got == data, f"the peer got {len(got)} of {len(data)} bytes" + fc.describe()
+    assert max(pauses) < 0.2, f"CPU while stdin was empty: {pauses}: a busy loop" + fc.describe()

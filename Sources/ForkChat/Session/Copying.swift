@@ -36,20 +36,26 @@ struct InputSender {
   /// whole buffer, bulk data is flowing: from a pipe, splice(2) then moves
   /// it in the kernel without copying it through this process, until a
   /// splice moves less than a buffer's worth. On a terminal, the quit word
-  /// ends the input once its line is sent.
+  /// ends the input once its line is sent. A stdin made non-blocking by
+  /// whoever shares it (EAGAIN) is waited for with poll(2), never a failure.
   func copy() throws(Failure) -> End {
     let input = FileDescriptor.standardInput
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Session.bufferSize, alignment: 16)
-    defer { buffer.deallocate() }
+    let buffer = session.buffers.input
     let canSplice = input.isPipe
     var splicing = false
     var quit = session.quitWordDetector()
     while true {
-      if try stopRequested() { return .stopped }
+      if stopRequest != nil, try waitForInput() { return .stopped }
       if splicing {
         let moved: Int
         do {
           moved = try input.splice(to: session.socket, count: Session.spliceSize)
+        } catch .wouldBlock {
+          // A non-blocking stdin had nothing, or its flag made splice(2)
+          // non-blocking on the socket's side too: wait for both.
+          if try waitForInput() { return .stopped }
+          try waitForRoomInSocket()
+          continue
         } catch {
           throw Failure("write to \(session.peer)", error)
         }
@@ -63,6 +69,9 @@ struct InputSender {
       let count: Int
       do {
         count = try input.read(into: buffer)
+      } catch .wouldBlock {
+        if try waitForInput() { return .stopped }
+        continue
       } catch {
         throw Failure("read from standard input", error)
       }
@@ -86,17 +95,25 @@ struct InputSender {
     }
   }
 
-  /// With a stop request descriptor: waits until standard input or the
-  /// request is readable, and says which. Without one, returns false at
-  /// once (the next read simply blocks).
-  func stopRequested() throws(Failure) -> Bool {
-    guard let stopRequest else { return false }
+  /// Waits until standard input is readable or, with a stop request
+  /// descriptor, the request is; returns true for a stop request.
+  func waitForInput() throws(Failure) -> Bool {
     var waiting = [
       pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0),
-      pollfd(fd: stopRequest.rawValue, events: Int16(POLLIN), revents: 0),
+      pollfd(fd: stopRequest?.rawValue ?? -1, events: Int16(POLLIN), revents: 0),
     ]
     _ = try waitForEvents(&waiting, timeout: -1)
     return waiting[1].revents != 0
+  }
+
+  /// Waits until the socket can take more (or has failed: the next call
+  /// says how).
+  func waitForRoomInSocket() throws(Failure) {
+    do {
+      try session.socket.waitUntilReady(for: Int16(POLLOUT))
+    } catch {
+      throw Failure("poll", error)
+    }
   }
 }
 
@@ -111,23 +128,24 @@ final class OutputWriter {
   let outputIsPipe = FileDescriptor.standardOutput.isPipe
   private var splicing = false
   private var printer: TerminalPrinter?
-  private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Session.bufferSize, alignment: 16)
+  private let buffer: UnsafeMutableRawBufferPointer
   private var rendered: [UInt8] = []
 
   init(session: Session) {
     self.session = session
+    self.buffer = session.buffers.output
     if session.outputIsTerminal {
       let term = getenv("TERM").map { String(cString: $0) } ?? "dumb"
       printer = TerminalPrinter(colour: getenv("NO_COLOR") == nil && term != "dumb")
     }
   }
 
-  deinit { buffer.deallocate() }
-
   /// Copies what the socket has now to standard output. Returns the bytes
   /// taken from the socket, 0 at its end, nil if it had nothing after all
   /// (a non-blocking socket). While a full pipe or a stopped terminal
-  /// blocks the output, signals interrupt it and `onInterrupt` runs.
+  /// blocks the output, signals interrupt it and `onInterrupt` runs. A
+  /// stdout made non-blocking by whoever shares it is waited for with
+  /// poll(2) when full (EAGAIN), never a failure and never a busy loop.
   func copyOnce(onInterrupt: () -> Void) throws(Failure) -> Int? {
     if splicing {
       while true {
@@ -139,6 +157,14 @@ final class OutputWriter {
         } catch .interrupted {
           onInterrupt()
         } catch .wouldBlock {
+          // The socket had nothing (poll mode's is non-blocking), or stdout
+          // is full and non-blocking: wait for room in stdout, at once if it
+          // has some, and let the caller's poll(2) wait for the socket.
+          do {
+            try FileDescriptor.standardOutput.waitUntilReady(for: Int16(POLLOUT)) { onInterrupt() }
+          } catch {
+            throw Failure("poll", error)
+          }
           return nil
         } catch .brokenPipe {
           throw Failure("write to standard output", .brokenPipe)

@@ -15,9 +15,10 @@ final class PollSession {
   let session: Session
   var teardown: Teardown
   var signals: SignalPipe! = nil
-  /// Read from stdin, not yet written to the socket.
-  var pending: [UInt8] = []
+  /// Read from stdin into the session's input buffer, not yet written to
+  /// the socket: bytes pendingStart..<pendingEnd.
   var pendingStart = 0
+  var pendingEnd = 0
   /// stdin has ended (or the quit word was typed): FIN once `pending` is out.
   var inputDone = false
   var quit: QuitWordDetector?
@@ -48,10 +49,9 @@ final class PollSession {
 
   func loop() -> SessionResult {
     let output = OutputWriter(session: session)
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Session.bufferSize, alignment: 16)
-    defer { buffer.deallocate() }
+    let buffer = session.buffers.input
     while !teardown.isOver {
-      let hasPending = pendingStart < pending.count
+      let hasPending = pendingStart < pendingEnd
       let wantInput = teardown.sending && !inputDone && !hasPending
       var waiting = [
         pollfd(fd: signals.readEnd.rawValue, events: Int16(POLLIN), revents: 0),
@@ -71,7 +71,7 @@ final class PollSession {
             teardown.sending = false  // a person: stop reading the terminal
           }
         }
-        if teardown.sending && inputDone && pendingStart == pending.count { try finishSending() }
+        if teardown.sending && inputDone && pendingStart == pendingEnd { try finishSending() }
       } catch {
         notice(error.description)
         teardown.sendingFailed()
@@ -86,6 +86,8 @@ final class PollSession {
     let count: Int
     do {
       count = try FileDescriptor.standardInput.read(into: buffer)
+    } catch .wouldBlock {
+      return  // taken by another reader of a shared, non-blocking stdin: poll again
     } catch {
       throw Failure("read from standard input", error)
     }
@@ -94,25 +96,23 @@ final class PollSession {
       inputDone = true
       return
     }
-    var chunk = UnsafeRawBufferPointer(rebasing: buffer[..<count])
-    if let end = quit?.scan(chunk) {
-      chunk = UnsafeRawBufferPointer(rebasing: chunk[..<end])
+    pendingStart = 0
+    pendingEnd = count
+    if let end = quit?.scan(UnsafeRawBufferPointer(rebasing: buffer[..<count])) {
+      pendingEnd = end
       Trace.event("poll", "quit", "word typed")
       inputDone = true
     }
-    pending = Array(chunk)
-    pendingStart = 0
     try sendPending()
   }
 
   /// Writes what the socket takes now of the pending block.
   func sendPending() throws(Failure) {
-    while pendingStart < pending.count {
+    while pendingStart < pendingEnd {
       let written: Int
       do {
-        written = try pending[pendingStart...].withUnsafeBytes { bytes in
-          Result { () throws(Errno) in try session.socket.write(bytes) }
-        }.get()
+        let pending = UnsafeRawBufferPointer(rebasing: session.buffers.input[pendingStart..<pendingEnd])
+        written = try session.socket.write(pending)
       } catch .wouldBlock {
         return  // the socket is full: poll says when it has room
       } catch {

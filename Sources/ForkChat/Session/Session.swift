@@ -70,6 +70,9 @@ public struct Session {
   /// as a listening socket kept open by `listen --keep`.
   let closeInChild: [FileDescriptor]
 
+  /// The memory the session copies through, taken before it starts.
+  private(set) var buffers: SessionBuffers! = nil
+
   let inputIsTerminal = FileDescriptor.standardInput.isTerminal
   let outputIsTerminal = FileDescriptor.standardOutput.isTerminal
 
@@ -94,6 +97,19 @@ public struct Session {
   /// if a signal (SIGINT, SIGTERM, SIGHUP) ends it: the process then dies
   /// of that signal, after the others are stopped.
   public func run() -> SessionResult {
+    var session = self
+    do {
+      session.buffers = try SessionBuffers.allocate()
+    } catch {
+      notice(error.description)
+      socket.closeIgnoringErrors()
+      return .failed
+    }
+    defer { session.buffers.free() }
+    return session.runMode()
+  }
+
+  private func runMode() -> SessionResult {
     if inputIsTerminal {
       let quit = options.quitWord.map { " or a line \"\(String(decoding: $0, as: UTF8.self))\"" } ?? ""
       notice("type a line and press Enter to send it; Ctrl-D\(quit) ends the chat")
@@ -131,4 +147,27 @@ public struct Session {
   func quitWordDetector() -> QuitWordDetector? {
     options.quitWord.flatMap { inputIsTerminal ? QuitWordDetector(word: $0) : nil }
   }
+}
+
+/// The memory a session copies through: stdin → socket, socket → stdout,
+/// and the alternate mode's lines from the peer. Taken with malloc(3) in one
+/// block before the session starts (`allocateMemory`): out of memory is
+/// then one line and exit 1, never a crash in the middle of a chat. A
+/// forked child gets its own copy of the block, as of everything else.
+struct SessionBuffers {
+  let input: UnsafeMutableRawBufferPointer
+  let output: UnsafeMutableRawBufferPointer
+  let lines: UnsafeMutableRawBufferPointer
+  private let block: UnsafeMutableRawBufferPointer
+
+  static func allocate() throws(Failure) -> SessionBuffers {
+    let size = Session.bufferSize
+    let block = try allocateMemory(3 * size, for: "the session's buffers")
+    return SessionBuffers(
+      input: UnsafeMutableRawBufferPointer(rebasing: block[..<size]),
+      output: UnsafeMutableRawBufferPointer(rebasing: block[size..<2 * size]),
+      lines: UnsafeMutableRawBufferPointer(rebasing: block[(2 * size)...]), block: block)
+  }
+
+  func free() { freeMemory(block) }
 }

@@ -52,6 +52,10 @@ public struct FileDescriptor: Hashable, Sendable {
     try writeAll(bytes, retryOnInterrupt: false, onInterrupt: onInterrupt)
   }
 
+  /// A descriptor made non-blocking behind our back (O_NONBLOCK is shared
+  /// by every process holding the same open file, such as a pipe whose other
+  /// users set it) fails with EAGAIN instead of waiting: then poll(2) waits
+  /// for room, and the write goes on.
   private func writeAll(
     _ bytes: UnsafeRawBufferPointer, retryOnInterrupt: Bool, onInterrupt: () throws(Errno) -> Void
   ) throws(Errno) {
@@ -63,8 +67,44 @@ public struct FileDescriptor: Hashable, Sendable {
         continue
       }
       let error = Errno.current
+      if error == .wouldBlock {
+        try waitUntilReady(for: Int16(POLLOUT), onInterrupt: retryOnInterrupt ? {} : onInterrupt)
+        continue
+      }
       guard error == .interrupted else { throw error }
       if !retryOnInterrupt { try onInterrupt() }
+    }
+  }
+
+  /// Reads like `read`, but when the descriptor is non-blocking and has
+  /// nothing yet (EAGAIN), waits for it with poll(2) instead of failing.
+  public func readWaiting(into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+    while true {
+      do {
+        return try read(into: buffer)
+      } catch .wouldBlock {
+        try waitUntilReady(for: Int16(POLLIN))
+      }
+    }
+  }
+
+  /// Waits until the descriptor is ready for `events` (POLLIN, POLLOUT):
+  /// what EAGAIN asks of the caller of a non-blocking descriptor. An error
+  /// or a hang-up counts as ready: the next call reports it. Each time a
+  /// signal interrupts the wait, `onInterrupt` runs before it goes on.
+  ///
+  /// The corresponding C function is `poll`.
+  public func waitUntilReady(
+    for events: Int16, onInterrupt: () throws(Errno) -> Void = {}
+  ) throws(Errno) {
+    var entry = pollfd(fd: rawValue, events: events, revents: 0)
+    while true {
+      do {
+        _ = try valueOrErrno(retryOnInterrupt: false) { poll(&entry, 1, -1) }
+        return
+      } catch .interrupted {
+        try onInterrupt()
+      }
     }
   }
 
