@@ -21,10 +21,19 @@ public struct ConnectOptions: Equatable, Sendable {
   public var host = ""
   public var port: UInt16 = 8080
   public var retry: Double? = nil
+  /// Seconds each connection try may take (0: the kernel's limit, about
+  /// 2 min of SYN retransmissions).
+  public var connectTimeout = ConnectOptions.defaultConnectTimeout
   public var family: AddressFamily = .any
   public var trace = false
   public var session = SessionOptions()
   public init() {}
+
+  /// 10 s: the kernel sends SYN at 0, 1, 3 and 7 s, so a lost SYN or two
+  /// (a poor Wi-Fi) still connect; a host that has not answered by then is
+  /// down, or a firewall drops the packets. nc and socat have no limit
+  /// unless told (nc -w, socat connect-timeout): the kernel's 127 s.
+  public static let defaultConnectTimeout = 10.0
 }
 
 /// Exit statuses (documented in the README and the man page).
@@ -105,7 +114,8 @@ public func connectAndChat(_ options: ConnectOptions) -> CInt {
   let peer: SocketAddress
   do throws(Failure) {
     (socket, peer) = try connect(
-      host: options.host, port: options.port, family: options.family, retryFor: options.retry)
+      host: options.host, port: options.port, family: options.family,
+      timeout: options.connectTimeout > 0 ? options.connectTimeout : nil, retryFor: options.retry)
   } catch {
     notice(error.description)
     return ExitStatus.failure

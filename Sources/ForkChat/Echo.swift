@@ -20,7 +20,8 @@ func serveEcho(_ listener: Listener, options: ListenOptions, allowed: [SocketAdd
       return ExitStatus.failure
     }
     listener.socket.closeIgnoringErrors()
-    return echo(socket, peer: peer, role: "main") ? ExitStatus.success : ExitStatus.failure
+    return echo(socket, peer: peer, role: "main", deadPeer: options.session.deadPeer)
+      ? ExitStatus.success : ExitStatus.failure
   }
   let signals: SignalPipe
   do {
@@ -58,7 +59,7 @@ func serveEcho(_ listener: Listener, options: ListenOptions, allowed: [SocketAdd
     let pid: pid_t
     do {
       pid = try forkChild(signals: signals, role: "echo", parentRole: "main", closing: [listener.socket]) {
-        echo(socket, peer: peer, role: "echo") ? 0 : 1
+        echo(socket, peer: peer, role: "echo", deadPeer: options.session.deadPeer) ? 0 : 1
       }
     } catch {
       notice("fork: \(error)")
@@ -71,10 +72,12 @@ func serveEcho(_ listener: Listener, options: ListenOptions, allowed: [SocketAdd
 }
 
 /// Sends back everything `socket` receives until the client's FIN, then
-/// sends ours. Returns false after an error (reported).
-func echo(_ socket: FileDescriptor, peer: SocketAddress, role: String) -> Bool {
+/// sends ours; a client that vanishes is noticed after `deadPeer` seconds.
+/// Returns false after an error (reported).
+func echo(_ socket: FileDescriptor, peer: SocketAddress, role: String, deadPeer: Double) -> Bool {
   defer { socket.closeIgnoringErrors() }
   do throws(Failure) {
+    try socket.detectDeadPeer(after: deadPeer)
     let buffer = try allocateMemory(Session.bufferSize, for: "the echo buffer")
     defer { freeMemory(buffer) }
     while true {

@@ -35,11 +35,12 @@ func usageLine(for subcommand: String) -> String {
   case "listen":
     "forkchat listen [<port>] [--bind <address>] [--keep] [--allow <address>] [--echo] [-4|-6] \(commonUsage)"
   default:
-    "forkchat connect <host> [<port>] [--retry <seconds>] [-4|-6] \(commonUsage)"
+    "forkchat connect <host> [<port>] [--retry <seconds>] [--connect-timeout <seconds>] [-4|-6] \(commonUsage)"
   }
 }
 
-let commonUsage = "[--mode <mode>] [--first <turn>] [--quit <word>] [--linger <seconds>] [--trace]"
+let commonUsage =
+  "[--mode <mode>] [--first <turn>] [--quit <word>] [--linger <seconds>] [--dead-peer <seconds>] [--trace]"
 
 let mainHelp = """
   OVERVIEW: Chat over TCP from two terminals, one process per direction.
@@ -76,6 +77,9 @@ let commonOptionsHelp = """
     --linger <seconds>      After your input ends, wait at most this long for the
                             peer to close. (default: 2 on a terminal, no limit
                             otherwise)
+    --dead-peer <seconds>   End the chat ("Connection timed out") when the peer
+                            has not answered for this long, idle or busy (TCP
+                            keepalive and user timeout); 0 never. (default: 60)
     --trace                 Print process events (socket, fork, signals, waitpid,
                             exit ...) on standard error, with times in ms.
     --version               Show the version.
@@ -120,8 +124,12 @@ let connectHelp = """
     <port>                  The peer's TCP port, 1 to 65535. (default: 8080)
 
   OPTIONS:
-    --retry <seconds>       While the connection is refused, try again for up to
-                            this long (the server may not have started yet).
+    --retry <seconds>       While the connection is refused or times out, try
+                            again for up to this long (the server may not have
+                            started yet).
+    --connect-timeout <seconds>
+                            Give up a connection try after this long; 0 leaves
+                            the kernel's limit (about 2 min). (default: 10)
     -4                      Use IPv4 only.
     -6                      Use IPv6 only.
   \(commonOptionsHelp)
@@ -254,6 +262,7 @@ private func parseSubcommand(_ name: String, _ arguments: [String]) throws(Usage
       if word.contains("\n") || word.contains("\r") { throw fail("The quit word cannot contain a newline.") }
       session.quitWord = word.isEmpty ? nil : Array(word.utf8)
     case ("--linger", _): session.linger = try scan.seconds()
+    case ("--dead-peer", _): session.deadPeer = try scan.seconds()
     case ("--mode", _):
       let text = try scan.value()
       guard let mode = Mode(rawValue: text) else {
@@ -278,6 +287,7 @@ private func parseSubcommand(_ name: String, _ arguments: [String]) throws(Usage
       try scan.noValue()
       listen.keep = true
     case ("--retry", "connect"): connect.retry = try scan.seconds()
+    case ("--connect-timeout", "connect"): connect.connectTimeout = try scan.seconds()
     default:
       throw fail("Unknown option '\(option)'.")
     }

@@ -516,8 +516,9 @@ class Proc:
 
 
 class Forkchat(Proc):
-    def __init__(self, *args, **kwargs):
-        super().__init__([FORKCHAT, *args], name="forkchat", **kwargs)
+    def __init__(self, *args, prefix=(), **kwargs):
+        """prefix: a command that runs forkchat, such as `ip netns exec NAME`."""
+        super().__init__([*prefix, FORKCHAT, *args], name="forkchat", **kwargs)
         self.mode = "fork"
         self.traced = False
         for i, a in enumerate(self.argv):

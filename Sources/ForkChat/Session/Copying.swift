@@ -14,6 +14,11 @@ struct InputSender {
 
   enum End { case inputEnded, stopped }
 
+  /// The child's exit status when its write failed because the kernel gave
+  /// up on the peer: the parent then says so (`Teardown.peerVanished`),
+  /// once, since it may have met the same end on its side first.
+  static let peerVanishedStatus: CInt = 2
+
   /// Copies standard input to the socket until input ends (or the quit
   /// word is typed), then half-closes the socket with shutdown(SHUT_WR) so
   /// that the peer reads end of file while our receiving side goes on.
@@ -57,7 +62,7 @@ struct InputSender {
           try waitForRoomInSocket()
           continue
         } catch {
-          throw Failure("write to \(session.peer)", error)
+          throw writeFailure(error)
         }
         if moved == 0 {
           Trace.event(role, "eof", "stdin")
@@ -86,13 +91,23 @@ struct InputSender {
       do {
         try session.socket.writeAll(chunk)
       } catch {
-        throw Failure("write to \(session.peer)", error)
+        throw writeFailure(error)
       }
       if quitLineEnd != nil {
         Trace.event(role, "quit", "word typed")
         return .inputEnded
       }
     }
+  }
+
+  /// Why a write to the peer failed. Once the kernel has given up on the
+  /// peer, the reason is that it timed out, even when this call only got
+  /// EPIPE: the ETIMEDOUT went to another call (the receiving side's read,
+  /// or an earlier splice, which returns the bytes it moved and drops the
+  /// error), and "Broken pipe" would mislead.
+  func writeFailure(_ error: Errno) -> Failure {
+    guard session.socket.kernelGaveUpOnPeer else { return Failure("write to \(session.peer)", error) }
+    return Failure("write to \(session.peer)", error == .brokenPipe ? .timedOut : error, peerVanished: true)
   }
 
   /// Waits until standard input is readable or, with a stop request
@@ -219,6 +234,8 @@ struct Teardown {
   var failed = false
   /// Set when sending failed: nothing more to wait for.
   var broken = false
+  /// A vanished peer has been reported (by `peerVanished`).
+  var vanishReported = false
   /// Once our input has ended: when we stop waiting for the peer to close
   /// (nil: no limit).
   var lingerDeadline: Double? = nil
@@ -244,14 +261,36 @@ struct Teardown {
     broken = true
   }
 
-  /// The peer's FIN arrived. Returns true if our sending side must now be
-  /// stopped: a person at a terminal is not left typing to nobody, while a
-  /// pipe's data goes on (the peer may only have shut down its sending side).
+  /// The socket's end of file was read: the peer's FIN, as a rule. Returns
+  /// true if our sending side must now be stopped: a person at a terminal
+  /// is not left typing to nobody, while a pipe's data goes on (the peer
+  /// may only have shut down its sending side).
+  ///
+  /// Or the kernel gave up on a peer that vanished, and the ETIMEDOUT it
+  /// keeps for one call went to our sending side: then the end is no FIN,
+  /// and the sending side is stopped (it can only fail).
   mutating func peerClosed() -> Bool {
     peerOpen = false
     Trace.event(role, "eof", "socket")
+    if session.socket.kernelGaveUpOnPeer {
+      peerVanished("read from")
+      return sending
+    }
     notice("\(session.peer) closed the connection")
     return session.inputIsTerminal && sending
+  }
+
+  /// The kernel gave up on the peer (no answer to retransmissions or
+  /// keepalive probes, `--dead-peer`), met by `what` ("read from", "write
+  /// to"). Said once: the receiving and the sending side may both meet it.
+  /// The error is the one still waiting on the socket, if the other side
+  /// did not take it: ETIMEDOUT, or the ICMP error that came before.
+  mutating func peerVanished(_ what: String) {
+    failed = true
+    guard !vanishReported else { return }
+    vanishReported = true
+    let error = (try? session.socket.pendingError()) ?? nil
+    notice("\(what) \(session.peer): \(error ?? .timedOut)")
   }
 
   /// The poll(2) timeout until the linger deadline, in ms (-1: none).

@@ -44,6 +44,8 @@ final class ForkSession {
           _ = try InputSender(session: session, role: "child").run()
           return 0
         } catch {
+          // A vanished peer is reported by the parent, once (Teardown).
+          guard !error.peerVanished else { return InputSender.peerVanishedStatus }
           notice(error.description)
           return 1
         }
@@ -117,6 +119,10 @@ final class ForkSession {
     case .exited(0):
       // Our input ended and all of it was sent: wait for the peer's end.
       teardown.inputEnded()
+    case .exited(InputSender.peerVanishedStatus):
+      // The kernel gave up on the peer while the child sent: said once.
+      teardown.peerVanished("write to")
+      teardown.sendingFailed()
     case .exited:
       // The child could not send (it said why): the chat is broken.
       teardown.sendingFailed()

@@ -40,6 +40,10 @@ public struct SessionOptions: Equatable, Sendable {
   /// Seconds to keep printing after our input has ended, waiting for the
   /// peer to close. nil: 2 s when stdin is a terminal, no limit otherwise.
   public var linger: Double? = nil
+  /// Seconds after which a peer that no longer answers counts as gone
+  /// (TCP keepalive and TCP_USER_TIMEOUT, `detectDeadPeer`); 0: never
+  /// (the kernel's defaults).
+  public var deadPeer = SessionOptions.defaultDeadPeer
   /// Close stdin in the parent once the child has it (false with --keep,
   /// where the next session's child needs it again).
   public var parentClosesInput = true
@@ -48,6 +52,13 @@ public struct SessionOptions: Equatable, Sendable {
 
   /// The default linger when stdin is a terminal.
   public static let terminalLinger = 2.0
+
+  /// 60 s: a person whose peer's machine went to sleep, or whose Wi-Fi is
+  /// gone, learns it within about a minute, whether the chat is idle or
+  /// busy; an outage shorter than that (a roaming handover, a router
+  /// restarting) loses nothing, since TCP retransmits throughout. Without
+  /// it, an idle chat never learns, and a busy one after ~15 minutes.
+  public static let defaultDeadPeer = 60.0
 }
 
 /// How a session ended, for the exit status.
@@ -117,6 +128,12 @@ public struct Session {
     // A line is sent the moment it is typed: no Nagle delay (tcp(7)),
     // which would hold a small segment back until the last one is acked.
     try? socket.setOption(CInt(IPPROTO_TCP), TCP_NODELAY, 1)
+    // A peer that vanishes without a word is noticed (docs/design.md).
+    do {
+      try socket.detectDeadPeer(after: options.deadPeer)
+    } catch {
+      notice("\(error); a peer that vanishes may go unnoticed")
+    }
     switch options.mode {
     case .fork: return ForkSession(session: self).run()
     case .threads: return ThreadSession(session: self).run()

@@ -182,14 +182,14 @@ public struct FileDescriptor: Hashable, Sendable {
 }
 
 extension FileDescriptor {
-  /// Sets O_NONBLOCK on this descriptor's open file description, for
-  /// descriptors that only this process uses: the flag is shared by every
-  /// process that holds the same open file.
+  /// Sets (or clears) O_NONBLOCK on this descriptor's open file
+  /// description, for descriptors that only this process uses: the flag is
+  /// shared by every process that holds the same open file.
   ///
   /// The corresponding C function is `fcntl` (F_GETFL, F_SETFL).
-  public func setNonBlocking() throws(Errno) {
+  public func setNonBlocking(_ on: Bool = true) throws(Errno) {
     let flags = try valueOrErrno { fcntl(rawValue, F_GETFL) }
-    try nothingOrErrno { fcntl(rawValue, F_SETFL, flags | O_NONBLOCK) }
+    try nothingOrErrno { fcntl(rawValue, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK) }
   }
 }
 
