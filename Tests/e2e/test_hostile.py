@@ -233,7 +233,7 @@ def test_address_space_limit_fails_with_one_line():
     while high - low > 16:
         middle = (low + high) // 2
         low, high = (low, middle) if starts(middle) else (middle, high)
-    needs = high
+    needs = high + 32  # the layout is randomised: what it needs varies by a few KiB from run to run
 
     def outcome(mode, kib) -> str:
         port = free_port()
