@@ -22,7 +22,7 @@ public struct ConnectOptions: Equatable, Sendable {
   public var port: UInt16 = 8080
   public var retry: Double? = nil
   /// Seconds each connection try may take (0: the kernel's limit, about
-  /// 2 min of SYN retransmissions).
+  /// 130 s of SYN retransmissions).
   public var connectTimeout = ConnectOptions.defaultConnectTimeout
   public var family: AddressFamily = .any
   public var trace = false
@@ -32,7 +32,7 @@ public struct ConnectOptions: Equatable, Sendable {
   /// 10 s: the kernel sends SYN at 0, 1, 3 and 7 s, so a lost SYN or two
   /// (a poor Wi-Fi) still connect; a host that has not answered by then is
   /// down, or a firewall drops the packets. nc and socat have no limit
-  /// unless told (nc -w, socat connect-timeout): the kernel's 127 s.
+  /// unless told (nc -w, socat connect-timeout): the kernel's ~130 s.
   public static let defaultConnectTimeout = 10.0
 }
 

@@ -12,7 +12,8 @@ stdin right after the cable is pulled, so its data stays unacknowledged.
 
 Every case runs at the same time, each in its own pair of namespaces, with
 the kernel's own settings (net.ipv4.tcp_retries2 = 15): one run takes
-about --cap seconds. Needs root.
+about --cap seconds. One second before the cables are pulled, each peer
+sends a line: the silence starts then, for every case alike. Needs root.
 
     python3 Tests/bench/dead_peer.py .build/release/forkchat [--cap 1000]
 
@@ -73,6 +74,11 @@ class Case:
         out = self.hosts.run("a", ["ss", "-tn", "state", "established"])
         return f":{PORT}" in out
 
+    def ping(self):
+        """A line from the peer: the last byte received before the cable goes."""
+        self.procs["b"].stdin.write(b"ping\n")
+        self.procs["b"].stdin.flush()
+
     def pull(self):
         self.pulled = time.monotonic()
         self.hosts.pull_cable("b")
@@ -102,6 +108,8 @@ class Case:
         took = f"{self.ended - self.pulled:.1f}" if self.ended else f"not in {cap:g}"
         lines = [line for line in self.err.decode(errors="replace").splitlines() if line.strip()]
         said = lines[-1] if self.ended and lines else ""
+        if self.ended:
+            said = f"exit {self.procs['a'].returncode}: " + (f"`{said}`" if said else "nothing")
         return took, said
 
 
@@ -126,6 +134,9 @@ def main():
         if missing:
             sys.exit(f"dead_peer.py: not connected: {missing}")
         for case in cases:
+            case.ping()
+        time.sleep(1)  # delivered and acknowledged: the silence starts now, for every case
+        for case in cases:
             case.pull()
         deadline = time.monotonic() + args.cap
         while time.monotonic() < deadline and any(c.ended is None for c in cases):
@@ -138,7 +149,7 @@ def main():
 
     print(f"Run of {datetime.date.today()} on {platform.node()}, Linux {platform.release()}, "
           f"net.ipv4.tcp_retries2 = 15, cap {args.cap:g} s.\n")
-    print("| tool | role | idle: noticed after, s | busy: noticed after, s | busy: what it said |")
+    print("| tool | role | idle: noticed after, s | busy: noticed after, s | busy: exit status, what it said |")
     print("|---|---|---|---|---|")
     for tool in tools:
         for role in ("listen", "connect"):

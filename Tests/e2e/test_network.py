@@ -90,7 +90,7 @@ def test_vanished_peer_is_noticed_idle_or_busy(two_hosts, mode):
 
 def test_kernel_limit_without_dead_peer_is_named_truly(two_hosts):
     """Row 5, the message: with --dead-peer 0 the kernel's own limit decides
-    (net.ipv4.tcp_retries2, lowered to 3 on host a: about 3 s). In the fork
+    (net.ipv4.tcp_retries2, lowered to 3 on host a: about 7 s). In the fork
     and threads modes, two processes or threads share the socket, and the kernel tells the error
     to one call only: before, the other said "closed the connection" or
     "write ...: Broken pipe". Now one line says "Connection timed out"."""

@@ -217,7 +217,7 @@ public func connect(host: String, port: UInt16, family: AddressFamily, timeout: 
         Trace.event("main", "connect", "fd=\(socket.rawValue) \(address)")
         return (socket, address)
       } catch {
-        Trace.event("main", "connect", "\(address) failed: \(error)")
+        Trace.event("main", "connect", "\(address) failed: \(error.errno?.description ?? error.description)")
         failures.append(error)
       }
     }
