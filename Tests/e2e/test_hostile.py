@@ -46,6 +46,19 @@ def limited_forkchat(limit, *args, stdin="devnull", stdout="pipe"):
     return Proc(argv, stdin=stdin, stdout=stdout, name="forkchat")
 
 
+def accept_unless_exited(server, fc):
+    """The connection forkchat makes, or None if it exits first."""
+    server.settimeout(0.05)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            return server.accept()[0]
+        except OSError:
+            if fc.popen.poll() is not None:
+                return None
+    raise AssertionError("forkchat neither connected nor exited" + fc.describe())
+
+
 def accept_peer(server, fc) -> Peer:
     try:
         return Peer.accept(server, timeout=10)
@@ -155,14 +168,14 @@ def test_descriptor_limit_failures_name_themselves(mode):
         port = free_port()
         server = listen_socket(port)
         fc = limited_forkchat(f"--nofile={limit}:{limit}", "connect", "127.0.0.1", str(port), *mode_args(mode))
-        server.settimeout(5)
+        conn = accept_unless_exited(server, fc)
         try:
-            conn, _ = server.accept()
-            peer = Peer(conn)
-            peer.send(b"hi\n")
-            peer.shutdown_write()
+            if conn is not None:
+                peer = Peer(conn)
+                peer.send(b"hi\n")
+                peer.shutdown_write()
         except OSError:
-            pass  # it failed before connecting
+            pass  # it failed right after connecting
         rc = fc.wait()
         lines = [line for line in stderr_lines(fc) if not line.startswith("forkchat: connected to")]
         if rc == 0:
@@ -239,13 +252,14 @@ def test_address_space_limit_fails_with_one_line():
         port = free_port()
         server = listen_socket(port)
         fc = limited_forkchat(f"--as={kib * 1024}", "connect", "127.0.0.1", str(port), *mode_args(mode))
-        server.settimeout(5)
+        conn = accept_unless_exited(server, fc)
         try:
-            peer = Peer(server.accept()[0])
-            peer.send(b"x" * 200_000)
-            peer.shutdown_write()
+            if conn is not None:
+                peer = Peer(conn)
+                peer.send(b"x" * 200_000)
+                peer.shutdown_write()
         except OSError:
-            pass
+            pass  # it failed right after connecting
         rc = fc.wait()
         server.close()
         lines = [line for line in stderr_lines(fc) if not line.startswith("forkchat: connected to")]
@@ -294,7 +308,7 @@ def test_non_blocking_stdout_is_waited_for(mode):
     while True:
         if len(received) >= (1 << 20) and paused_cpu is None:
             before = cpu_seconds(fc.pid)
-            time.sleep(1.0)  # the reader stops: stdout stays full for a second
+            time.sleep(0.6)  # the reader stops: stdout stays full
             paused_cpu = cpu_seconds(fc.pid) - before
         chunk = os.read(read_end, 65536)
         if not chunk:
@@ -305,7 +319,7 @@ def test_non_blocking_stdout_is_waited_for(mode):
     os.close(read_end)
     assert fc.wait() == 0, fc.describe()
     assert received == data, f"received {len(received)} of {len(data)} bytes" + fc.describe()
-    assert paused_cpu < 0.2, f"{paused_cpu:.2f} s of CPU while stdout was full: a busy loop" + fc.describe()
+    assert paused_cpu < 0.15, f"{paused_cpu:.2f} s of CPU in 0.6 s with stdout full: a busy loop" + fc.describe()
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -319,7 +333,7 @@ def test_non_blocking_stdin_is_waited_for(mode):
     fc = Proc([FORKCHAT, "connect", "127.0.0.1", str(port), *mode_args(mode)], stdin=read_end, name="forkchat")
     os.close(read_end)
     peer = accept_peer(server, fc)
-    data = os.urandom(3 << 20)
+    data = os.urandom(2 << 20)
     if mode == "alternate":  # one line, one turn: the peer never answers
         data = data.replace(b"\n", b"")
     pauses = []
@@ -327,7 +341,7 @@ def test_non_blocking_stdin_is_waited_for(mode):
     def write_slowly():
         for start in range(0, len(data), 1 << 20):  # 1 MiB, then a pause
             before = cpu_seconds(fc.pid)
-            time.sleep(0.7)  # the pipe stays empty
+            time.sleep(0.5)  # the pipe stays empty
             pauses.append(cpu_seconds(fc.pid) - before)
             view = memoryview(data)[start : start + (1 << 20)]
             while view:
@@ -344,4 +358,4 @@ def test_non_blocking_stdin_is_waited_for(mode):
     peer.close()
     assert fc.wait() == 0, fc.describe()
     assert got == data, f"the peer got {len(got)} of {len(data)} bytes" + fc.describe()
-    assert max(pauses) < 0.2, f"CPU while stdin was empty: {pauses}: a busy loop" + fc.describe()
+    assert max(pauses) < 0.15, f"CPU in 0.5 s with stdin empty: {pauses}: a busy loop" + fc.describe()
