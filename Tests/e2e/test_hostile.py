@@ -7,8 +7,6 @@ byte of the peer's is lost or sent back to it, and a failure is one line
 naming what failed (never a crash, a wrong message or a busy loop)."""
 
 import os
-import re
-import shutil
 import subprocess
 import threading
 import time
@@ -57,6 +55,26 @@ def accept_unless_exited(server, fc):
             if fc.popen.poll() is not None:
                 return None
     raise AssertionError("forkchat neither connected nor exited" + fc.describe())
+
+
+def chat_under_limit(limit, mode, data):
+    """forkchat connects under a prlimit(1) limit; its peer sends `data` and
+    half-closes. Returns the ended Proc and its stderr lines after
+    "connected to"."""
+    port = free_port()
+    server = listen_socket(port)
+    fc = limited_forkchat(limit, "connect", "127.0.0.1", str(port), *mode_args(mode))
+    conn = accept_unless_exited(server, fc)
+    try:
+        if conn is not None:
+            peer = Peer(conn)
+            peer.send(data)
+            peer.shutdown_write()
+    except OSError:
+        pass  # it failed right after connecting
+    fc.wait()
+    server.close()
+    return fc, [line for line in stderr_lines(fc) if not line.startswith("forkchat: connected to")]
 
 
 def accept_peer(server, fc) -> Peer:
@@ -165,19 +183,8 @@ def test_descriptor_limit_failures_name_themselves(mode):
     fails with one line that says "Too many open files"."""
     worked = False
     for limit in range(3, 12):
-        port = free_port()
-        server = listen_socket(port)
-        fc = limited_forkchat(f"--nofile={limit}:{limit}", "connect", "127.0.0.1", str(port), *mode_args(mode))
-        conn = accept_unless_exited(server, fc)
-        try:
-            if conn is not None:
-                peer = Peer(conn)
-                peer.send(b"hi\n")
-                peer.shutdown_write()
-        except OSError:
-            pass  # it failed right after connecting
-        rc = fc.wait()
-        lines = [line for line in stderr_lines(fc) if not line.startswith("forkchat: connected to")]
+        fc, lines = chat_under_limit(f"--nofile={limit}:{limit}", mode, b"hi\n")
+        rc = fc.popen.returncode
         if rc == 0:
             assert fc.out_bytes() == b"hi\n", f"--nofile={limit}" + fc.describe()
             worked = True
@@ -186,7 +193,6 @@ def test_descriptor_limit_failures_name_themselves(mode):
             assert lines[0].startswith("forkchat: ") and lines[0].endswith(": Too many open files"), (
                 f"--nofile={limit}: the failure must name itself" + fc.describe()
             )
-        server.close()
     assert worked, "no descriptor limit up to 11 let the chat run"
 
 
@@ -249,20 +255,8 @@ def test_address_space_limit_fails_with_one_line():
     needs = high + 32  # the layout is randomised: what it needs varies by a few KiB from run to run
 
     def outcome(mode, kib) -> str:
-        port = free_port()
-        server = listen_socket(port)
-        fc = limited_forkchat(f"--as={kib * 1024}", "connect", "127.0.0.1", str(port), *mode_args(mode))
-        conn = accept_unless_exited(server, fc)
-        try:
-            if conn is not None:
-                peer = Peer(conn)
-                peer.send(b"x" * 200_000)
-                peer.shutdown_write()
-        except OSError:
-            pass  # it failed right after connecting
-        rc = fc.wait()
-        server.close()
-        lines = [line for line in stderr_lines(fc) if not line.startswith("forkchat: connected to")]
+        fc, lines = chat_under_limit(f"--as={kib * 1024}", mode, b"x" * 200_000)
+        rc = fc.popen.returncode
         where = f"--mode {mode}, RLIMIT_AS {kib} KiB (--version needs {needs} KiB)"
         if rc == 0:
             assert fc.out_bytes() == b"x" * 200_000, where + fc.describe()
