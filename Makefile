@@ -12,7 +12,7 @@ STATIC ?= -Xswiftc -static-executable -Xswiftc -use-ld=lld
 RELEASE_FLAGS = -c release $(STATIC)
 BIN = .build/release/forkchat
 
-.PHONY: all build test unit e2e bench bench-chat bench-room compare demo diagrams install uninstall clean format lint
+.PHONY: all build test unit e2e bench bench-chat bench-room bench-dead-peer compare demo diagrams install uninstall clean format lint
 
 all: build
 
@@ -48,6 +48,12 @@ bench-chat: build
 bench-room: build
 	@command -v ngircd >/dev/null || (apt-get update -qq && apt-get install -y -qq ngircd)
 	$(PYTHON) Tests/bench/room_bench.py $(BIN)
+
+# A vanished peer: seconds until forkchat, nc -N and socat notice it, idle
+# and busy, both roles, all at once in pairs of network namespaces (root;
+# about 17 minutes, most of it waiting for the kernel). Prints a table.
+bench-dead-peer: build
+	$(PYTHON) Tests/bench/dead_peer.py $(BIN)
 
 # The four --mode values side by side (processes, syscalls per line,
 # latency, Stevens' echo test, throughput); writes docs/modes.md.

@@ -2,11 +2,58 @@
 #include "CForkChat.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+static int saved_argument_count;
+static char *const *saved_arguments;
+
+/* The main thread's stack grows on demand, one page fault at a time, and
+   under a tight RLIMIT_AS a growth that does not fit is a SIGSEGV, with no
+   message, wherever the program is (in the middle of a chat, say, once a
+   thread's stack has taken the rest). Reading the pages of a large stack
+   array (alloca), top down, grows the stack once and for all by more than
+   forkchat ever uses; a read maps the shared zero page, so it costs address
+   space but no memory. If even that does not fit, the program stops here,
+   before it has done anything. */
+static void grow_stack(void) {
+  long size = 256 * 1024;
+  __asm__("" : "+r"(size)); /* an opaque size: the compiler may not shrink the array */
+  volatile unsigned char *reserve = __builtin_alloca(size);
+  for (long offset = size - 1; offset >= 0; offset -= 4096) {
+    (void)reserve[offset];
+  }
+}
+
+/* glibc calls the functions of .init_array with (argc, argv, envp), in a
+   static executable too, before main. */
+static void save_arguments(int count, char **arguments, char **environment) {
+  (void)environment;
+  saved_argument_count = count;
+  saved_arguments = arguments;
+  grow_stack();
+  /* One malloc arena for all threads: a new thread's first malloc would
+     otherwise reserve 64 MiB of address space for an arena of its own, and
+     under a tight RLIMIT_AS the threads mode's sender thread met a NULL
+     from malloc in its first steps. forkchat has one thread besides the
+     main one, at most: nothing to gain from more arenas. */
+  mallopt(M_ARENA_MAX, 1);
+}
+
+__attribute__((section(".init_array"), used)) static void (*const save_arguments_entry)(int, char **, char **) =
+    save_arguments;
+
+int forkchat_argument_count(void) {
+  return saved_argument_count;
+}
+
+char *const *forkchat_arguments(void) {
+  return saved_arguments;
+}
 
 int forkchat_set_parent_death_signal(int signal) {
   return prctl(PR_SET_PDEATHSIG, (unsigned long)signal, 0UL, 0UL, 0UL);

@@ -20,6 +20,9 @@ public struct Options: Equatable, Sendable {
   public var echo = false
   // connect
   public var retry: Double? = nil
+  /// Seconds each connection try may take (0: the kernel's limit, about
+  /// 130 s of SYN retransmissions).
+  public var connectTimeout = Options.defaultConnectTimeout
   // The chat itself (listen, connect).
   public var session = SessionOptions()
   // The room.
@@ -27,6 +30,12 @@ public struct Options: Equatable, Sendable {
   public var trace = false
 
   public init() {}
+
+  /// 10 s: the kernel sends SYN at 0, 1, 3 and 7 s, so a lost SYN or two
+  /// (a poor Wi-Fi) still connect; a host that has not answered by then is
+  /// down, or a firewall drops the packets. nc and socat have no limit
+  /// unless told (nc -w, socat connect-timeout): the kernel's ~130 s.
+  public static let defaultConnectTimeout = 10.0
 }
 
 /// Exit statuses (documented in the README and the man page).
@@ -65,10 +74,9 @@ public func listenAndChat(_ options: Options) -> CInt {
       return ExitStatus.failure
     }
     if !options.keep { listener.socket.closeIgnoringErrors() }
-    let result = Session(
+    let result = chat(
       socket: socket, peer: peer, options: session, accepted: true,
-      closeInChild: options.keep ? [listener.socket] : []
-    ).run()
+      closeInChild: options.keep ? [listener.socket] : [])
     if !options.keep { return result.exitStatus }
     notice("waiting for the next peer on \(listener.description)")
   }
@@ -109,11 +117,29 @@ public func connectAndChat(_ options: Options) -> CInt {
   let peer: SocketAddress
   do throws(Failure) {
     (socket, peer) = try connect(
-      host: options.host, port: options.port, family: options.family, retryFor: options.retry)
+      host: options.host, port: options.port, family: options.family,
+      timeout: options.connectTimeout > 0 ? options.connectTimeout : nil, retryFor: options.retry)
   } catch {
     notice(error.description)
     return ExitStatus.failure
   }
   notice("connected to \(peer)")
-  return Session(socket: socket, peer: peer, options: options.session, accepted: false).run().exitStatus
+  return chat(socket: socket, peer: peer, options: options.session, accepted: false).exitStatus
+}
+
+/// Runs a session on a connected socket (Session/Session.swift). If the
+/// session cannot take its memory, says so and closes the socket.
+func chat(
+  socket: FileDescriptor, peer: SocketAddress, options: SessionOptions, accepted: Bool,
+  closeInChild: [FileDescriptor] = []
+) -> SessionResult {
+  do {
+    return try Session(
+      socket: socket, peer: peer, options: options, accepted: accepted, closeInChild: closeInChild
+    ).run()
+  } catch {
+    notice(error.description)
+    socket.closeIgnoringErrors()
+    return .failed
+  }
 }

@@ -20,7 +20,8 @@ func serveEcho(_ listener: Listener, options: Options, allowed: [SocketAddress])
       return ExitStatus.failure
     }
     listener.socket.closeIgnoringErrors()
-    return echo(socket, peer: peer, role: .main) ? ExitStatus.success : ExitStatus.failure
+    return echo(socket, peer: peer, role: .main, deadPeer: options.session.deadPeer)
+      ? ExitStatus.success : ExitStatus.failure
   }
   let signals: SignalPipe
   do {
@@ -64,7 +65,7 @@ func serveEcho(_ listener: Listener, options: Options, allowed: [SocketAddress])
     }
     if pid == 0 {
       // The child: this one client, then _exit.
-      let status: CInt = echo(socket, peer: peer, role: .echo) ? 0 : 1
+      let status: CInt = echo(socket, peer: peer, role: .echo, deadPeer: options.session.deadPeer) ? 0 : 1
       Trace.event(.echo, "exit", "\(status)")
       _exit(status)
     }
@@ -76,12 +77,14 @@ func serveEcho(_ listener: Listener, options: Options, allowed: [SocketAddress])
 private enum EchoSlot: Int, CaseIterable { case signals, listener }
 
 /// Sends back everything `socket` receives until the client's FIN, then
-/// sends ours. Returns false after an error (reported).
-func echo(_ socket: FileDescriptor, peer: SocketAddress, role: Role) -> Bool {
+/// sends ours; a client that vanishes is noticed after `deadPeer` seconds.
+/// Returns false after an error (reported).
+func echo(_ socket: FileDescriptor, peer: SocketAddress, role: Role, deadPeer: Double) -> Bool {
   defer { socket.closeIgnoringErrors() }
-  let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Session.bufferSize, alignment: 16)
-  defer { buffer.deallocate() }
   do throws(Failure) {
+    try socket.detectDeadPeer(after: deadPeer)
+    let buffer = try allocateMemory(Session.bufferSize, for: "the echo buffer")
+    defer { freeMemory(buffer) }
     while true {
       let count = try orFailure("read from \(peer)") { () throws(Errno) in try socket.read(into: buffer) }
       if count == 0 { break }

@@ -112,9 +112,18 @@ let options: [Option] = [
   ) { options, _ in options.echo = true },
   Option(
     name: "--retry", value: "<seconds>", subcommands: [.connect],
-    help:
-      "While the connection is refused, try again for up to this long (the server may not have started yet)."
+    help: """
+      While the connection is refused or times out, try again for up to this \
+      long (the server may not have started yet).
+      """
   ) { $0.retry = try seconds($1) },
+  Option(
+    name: "--connect-timeout", value: "<seconds>", subcommands: [.connect],
+    help: """
+      Give up a connection try after this long; 0 leaves the kernel's limit \
+      (about 2 min). (default: \(formatSeconds(Options.defaultConnectTimeout)))
+      """
+  ) { $0.connectTimeout = try seconds($1) },
   Option(
     name: "--max-clients", value: "<n>", subcommands: [.room],
     help: "Clients in the room at once; the next one is told \"the room is full\" and closed. (default: 1000)"
@@ -177,6 +186,14 @@ let options: [Option] = [
     help:
       "After your input ends, wait at most this long for the peer to close. (default: 2 on a terminal, no limit otherwise)"
   ) { $0.session.linger = try seconds($1) },
+  Option(
+    name: "--dead-peer", value: "<seconds>", subcommands: chat,
+    help: """
+      End the chat ("Connection timed out") when the peer has not answered for \
+      this long, idle or busy (TCP keepalive and user timeout); 0 never. \
+      (default: \(formatSeconds(SessionOptions.defaultDeadPeer)))
+      """
+  ) { $0.session.deadPeer = try seconds($1) },
   Option(
     name: "--plain", value: nil, subcommands: chat,
     help: """

@@ -59,6 +59,16 @@ struct ArgumentsTests {
     #expect(try listenOptions(["--line-end=none", "--mode", "alternate"]).session.lineEnd == LineEnd.none)
   }
 
+  @Test func deadPeerAndConnectTimeout() throws {
+    #expect(try listenOptions([]).session.deadPeer == 60)
+    #expect(try connectOptions(["h"]).session.deadPeer == 60)
+    #expect(try connectOptions(["h"]).connectTimeout == 10)
+    #expect(try listenOptions(["--dead-peer", "0"]).session.deadPeer == 0)
+    #expect(try connectOptions(["h", "--dead-peer=90", "--connect-timeout", "2.5"]).session.deadPeer == 90)
+    #expect(try connectOptions(["h", "--connect-timeout=0"]).connectTimeout == 0)
+    #expect(try connectOptions(["--connect-timeout", "3", "h"]).connectTimeout == 3)
+  }
+
   @Test func emptyQuitWordDisablesIt() throws {
     #expect(try connectOptions(["h", "--quit", ""]).session.quitWord == nil)
     #expect(try connectOptions(["h", "--quit="]).session.quitWord == nil)
@@ -100,6 +110,16 @@ struct ArgumentsTests {
     (["connect", "h", "1", "2"], "Unexpected argument '2'."),
     (["connect", "h", "--keep"], "Unknown option '--keep'."),
     (["listen", "--retry", "1"], "Unknown option '--retry'."),
+    (["listen", "--connect-timeout", "1"], "Unknown option '--connect-timeout'."),
+    (["connect", "h", "--dead-peer"], "Missing value for '--dead-peer'."),
+    (
+      ["connect", "h", "--dead-peer", "soon"],
+      "Invalid value 'soon' for '--dead-peer': expected a number of seconds."
+    ),
+    (
+      ["connect", "h", "--connect-timeout", "-2"],
+      "Invalid value '-2' for '--connect-timeout': expected a number of seconds."
+    ),
     (["listen", "-4", "-6"], "Cannot use -4 and -6 together."),
     (["connect", "h", "--retry"], "Missing value for '--retry'."),
     (
@@ -123,11 +143,12 @@ struct ArgumentsTests {
     #expect(
       usageLine(for: .listen)
         == "forkchat listen [<port>] [--bind <address>] [--keep] [--allow <address>] [--echo] [-4|-6]"
-        + " [--mode <mode>] [--first <turn>] [--quit <word>] [--line-end <end>] [--linger <seconds>] [--plain]"
-        + " [--trace]"
+        + " [--mode <mode>] [--first <turn>] [--quit <word>] [--line-end <end>] [--linger <seconds>]"
+        + " [--dead-peer <seconds>] [--plain] [--trace]"
     )
     #expect(
-      usageLine(for: .connect).hasPrefix("forkchat connect <host> [<port>] [--retry <seconds>] [-4|-6]"))
+      usageLine(for: .connect).hasPrefix(
+        "forkchat connect <host> [<port>] [--retry <seconds>] [--connect-timeout <seconds>] [-4|-6]"))
     #expect(
       usageLine(for: .room)
         == "forkchat room [<port>] [--bind <address>] [--max-clients <n>] [--log-size <MiB>] [--stall <seconds>]"

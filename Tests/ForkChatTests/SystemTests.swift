@@ -94,6 +94,42 @@ struct SystemTests {
     reader.closeIgnoringErrors()
     return (written, drained.received)
   }
+
+  /// An integer socket option, read back (getsockopt).
+  func option(_ socket: FileDescriptor, _ level: CInt, _ name: CInt) -> CInt {
+    var value: CInt = -1
+    var size = socklen_t(MemoryLayout<CInt>.size)
+    _ = getsockopt(socket.rawValue, level, name, &value, &size)
+    return value
+  }
+
+  @Test(arguments: [
+    (60.0, [1, 30, 6, 5, 60000]),  // the default: probes after 30 s, then every 6 s
+    (3.0, [1, 1, 1, 2, 3000]),
+    (0.5, [1, 1, 1, 1, 500]),
+    (100_000.0, [1, 32767, 10000, 7, 100_000_000]),  // TCP_KEEPIDLE is at most 32767 s
+  ])
+  func deadPeerSetsKeepaliveAndUserTimeout(seconds: Double, expected: [CInt]) throws {
+    let socket = try FileDescriptor.tcpSocket(family: AF_INET)
+    defer { socket.closeIgnoringErrors() }
+    try socket.detectDeadPeer(after: seconds)
+    let tcp = CInt(IPPROTO_TCP)
+    let set = [
+      option(socket, SOL_SOCKET, SO_KEEPALIVE), option(socket, tcp, TCP_KEEPIDLE),
+      option(socket, tcp, TCP_KEEPINTVL), option(socket, tcp, TCP_KEEPCNT),
+      option(socket, tcp, TCP_USER_TIMEOUT),
+    ]
+    #expect(set == expected)
+  }
+
+  @Test func deadPeerZeroLeavesTheKernelDefaults() throws {
+    let socket = try FileDescriptor.tcpSocket(family: AF_INET)
+    defer { socket.closeIgnoringErrors() }
+    try socket.detectDeadPeer(after: 0)
+    #expect(option(socket, SOL_SOCKET, SO_KEEPALIVE) == 0)
+    #expect(option(socket, CInt(IPPROTO_TCP), TCP_USER_TIMEOUT) == 0)
+    #expect(!socket.kernelGaveUpOnPeer)  // not connected: TCP_CLOSE, but nothing went unanswered
+  }
 }
 
 /// The reading end of a pipe, drained 4 KiB at a time with a pause after

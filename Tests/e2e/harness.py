@@ -278,7 +278,8 @@ class Proc:
 
     stdin: "pipe", "pty" or "devnull". stdout: "pipe", "pty" (only with a
     pty stdin), "devnull" or "closed" (a pipe whose reading end is closed).
-    stderr is always collected.
+    Either may also be a descriptor (an int), passed as it is and left to
+    the caller. stderr is always collected.
     """
 
     def __init__(self, argv, *, stdin="pipe", stdout=None, env=None, name=None):
@@ -318,7 +319,7 @@ class Proc:
             kwargs["preexec_fn"] = _become_tty_session_leader
         else:
             kwargs["start_new_session"] = True
-            kwargs["stdin"] = {"pipe": subprocess.PIPE, "devnull": subprocess.DEVNULL}[stdin]
+            kwargs["stdin"] = stdin if isinstance(stdin, int) else {"pipe": subprocess.PIPE, "devnull": subprocess.DEVNULL}[stdin]
         if stdout == "pty":
             kwargs["stdout"] = kwargs["stdin"]
         elif stdout == "closed":
@@ -326,6 +327,8 @@ class Proc:
             os.close(r)
             to_close.append(w)
             kwargs["stdout"] = w
+        elif isinstance(stdout, int):
+            kwargs["stdout"] = stdout
         else:
             kwargs["stdout"] = {"pipe": subprocess.PIPE, "devnull": subprocess.DEVNULL}[stdout]
         try:
@@ -548,13 +551,14 @@ class Proc:
 
 
 class Forkchat(Proc):
-    def __init__(self, *args, screen=False, **kwargs):
-        # On a terminal, the suites that read the terminal's bytes test the
-        # line-by-line chat (--plain); test_screen.py asks for the chat
-        # screen (screen=True) and reads it through a terminal emulator.
+    def __init__(self, *args, screen=False, prefix=(), **kwargs):
+        """prefix: a command that runs forkchat, such as `ip netns exec NAME`.
+        On a terminal, the suites that read the terminal's bytes test the
+        line-by-line chat (--plain); test_screen.py asks for the chat screen
+        (screen=True) and reads it through a terminal emulator."""
         if not screen and kwargs.get("stdin") == "pty" and args and args[0] in ("listen", "connect"):
             args = (args[0], "--plain", *args[1:])
-        super().__init__([FORKCHAT, *args], name="forkchat", **kwargs)
+        super().__init__([*prefix, FORKCHAT, *args], name="forkchat", **kwargs)
 
     def check_notices(self):
         """Once a chat command runs, every line on stderr is a notice, or,

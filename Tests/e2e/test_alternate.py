@@ -4,6 +4,7 @@ repeat. The connecting side starts by sending, the listening side by
 waiting; --first overrides. It is not full duplex: what is typed out of turn
 waits for the turn, and so does what the peer sends."""
 
+import os
 import re
 import signal
 import time
@@ -57,8 +58,12 @@ def test_turn_order(role, args, sends_first):
         peer.send(b"yours 1\n")
         fc.wait_out_bytes(b"yours 1\n")
         peer.expect(b"mine 1\n", what="(sent once the peer's line was printed)")
-    # Now forkchat waits for the peer's next line: the peer's FIN ends it.
+    # Now forkchat waits for the peer's next line: the peer's FIN ends its
+    # turns; from a pipe, the rest of the input is still sent, until it ends.
     peer.shutdown_write()
+    fc.send(b"rest\n")
+    peer.expect(b"rest\n", what="(the peer has no more turns: the rest of a pipe's input follows)")
+    fc.close_stdin()
     fc.assert_exit(0, timeout=5)
     peer.expect_eof()
     assert fc.out_bytes() == b"yours 1\n", fc.describe()
@@ -72,7 +77,8 @@ def test_two_forkchats_take_turns():
     client.send(b"c1\nc2\n")
     listener.wait_out_bytes(b"c1\nc2\n")
     client.wait_out_bytes(b"l1\nl2\n")
-    client.close_stdin()  # client: EOF on its next send turn, FIN; the listener sees it and ends
+    client.close_stdin()  # client: EOF on its next send turn, FIN; the listener sees it
+    listener.close_stdin()  # and, its input from a pipe sent, ends too
     listener.assert_exit(0)
     client.assert_exit(0)
     assert listener.out_bytes() == b"c1\nc2\n", listener.describe()
@@ -191,6 +197,7 @@ def test_message_without_newline_is_one_message(stdin):
     fc.send(b"reply two\n")
     peer.expect(b"reply two\n")
     peer.shutdown_write()
+    fc.close_stdin()  # a pipe is sent until it ends (a terminal stops at the peer's end)
     fc.assert_exit(0, timeout=5)
     if stdin == "pipe":
         assert fc.out_bytes() == b"no newlineagain without", fc.describe()
@@ -263,24 +270,29 @@ def test_peer_eof_while_receiving_ends_with_exit_0(stdin):
     fc.send(b"answer\n")
     peer.expect(b"answer\n")
     peer.shutdown_write()  # while forkchat waits for the peer's next line
+    fc.close_stdin()  # a pipe is sent until it ends (a terminal stops at the peer's end)
     fc.assert_exit(0, timeout=5)
     peer.expect_eof(what="(forkchat closes once the peer has)")
     assert closed_notice(chat) in fc.err_text(), fc.describe()
 
 
-def test_peer_eof_during_send_turn_is_seen_after_the_next_line():
-    """One thread: while it waits for a line on stdin, the peer's FIN goes
-    unnoticed; the next line is still sent (the peer only half-closed)."""
+def test_peer_eof_during_send_turn_from_a_pipe_sends_the_rest():
+    """The send turn watches the socket too: the peer's FIN is seen while
+    forkchat waits for stdin. From a pipe the peer has no more turns but may
+    still read (it may only have half-closed): every line that follows is
+    sent, without waiting for turns, until the input ends."""
     chat = alt_chat("connect", "pipe")  # starts by waiting for stdin
     fc, peer = chat.fc, chat.peer
     peer.shutdown_write()
-    time.sleep(0.3)
-    fc.assert_running("(in its send turn it only reads stdin)")
-    assert "closed the connection" not in fc.err_text(), fc.describe()
+    fc.wait_err(re.escape(closed_notice(chat)))
+    fc.assert_running("(a pipe's input is still sent)")
     fc.send(b"anyone?\n")
     peer.expect(b"anyone?\n")
+    fc.send(b"still here\n")
+    peer.expect(b"still here\n", what="(no turn to wait for: the peer has ended)")
+    fc.close_stdin()
+    peer.expect_eof()
     fc.assert_exit(0, timeout=5)
-    assert closed_notice(chat) in fc.err_text(), fc.describe()
 
 
 def test_peer_eof_during_send_turn_ends_a_terminal_chat():
@@ -343,6 +355,7 @@ def test_quit_word_on_pipe_is_data():
     chat.fc.send(b"still here\n")
     chat.peer.expect(b"still here\n", what="('exit' on a pipe is a line like any other)")
     chat.peer.shutdown_write()
+    chat.fc.close_stdin()
     chat.fc.assert_exit(0, timeout=5)
 
 
@@ -381,3 +394,110 @@ def test_connection_reset_by_peer():
     assert re.search(
         rf"forkchat: read from {re.escape(chat.peer_name)}: Connection reset by peer\n", chat.fc.err_text()
     ), chat.fc.describe()
+
+
+# --- issue 10: data never cut off, memory bounded, the turn shown -------------
+
+
+def vm_peak_kib(pid) -> int:
+    """The process's peak resident memory (VmHWM in /proc/PID/status), KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmHWM for pid {pid}")
+
+
+@pytest.mark.parametrize("listen_mode", ["fork", "alternate"])
+def test_input_after_the_peer_has_ended_is_still_sent(listen_mode):
+    """Row 2 of issue 10: `echo srv | forkchat listen P > s.out &` and
+    `printf '1\\n2\\n3\\n' | forkchat connect 127.0.0.1 P --mode alternate`:
+    the listener's input ends after one line, so it has no more turns; the
+    3 must still reach it (it was lost, and both exited 0)."""
+    listen_args = () if listen_mode == "fork" else ALT
+    listener, client = forkchat_pair(listen_args, ALT)
+    listener.send(b"srv\n")
+    listener.close_stdin()
+    client.send(b"1\n2\n3\n")
+    client.close_stdin()
+    listener.assert_exit(0)
+    client.assert_exit(0)
+    assert listener.out_bytes() == b"1\n2\n3\n", "every line of a pipe is sent" + listener.describe()
+    assert client.out_bytes() == b"srv\n", client.describe()
+
+
+def test_a_long_line_without_newline_is_sent_in_pieces_with_bounded_memory():
+    """Row 3: a 40 MB line with no newline took 8.5 s and 71 MB, growing
+    about quadratically. It is sent as it is read, a buffer at a time."""
+    chat = alt_chat("connect", "pipe")
+    fc, peer = chat.fc, chat.peer
+    data = b"x" * (40 << 20)
+    started = time.monotonic()
+    fc.feed(data)
+    received = bytearray()
+    peak = 0
+    peer.sock.settimeout(20)
+    while len(received) < len(data):
+        chunk = peer.sock.recv(1 << 20)
+        assert chunk, f"EOF after {len(received)} bytes" + fc.describe()
+        received += chunk
+        if len(received) % (4 << 20) < len(chunk):
+            peak = max(peak, vm_peak_kib(fc.pid))
+    elapsed = time.monotonic() - started
+    peak = max(peak, vm_peak_kib(fc.pid))
+    peer.expect_eof(what="(the input ended: FIN)")
+    peer.close()
+    fc.assert_exit(0)
+    assert received == data
+    assert peak < 16 * 1024, f"peak resident memory {peak} KiB for a 40 MB line (bounded: a buffer at a time)"
+    assert elapsed < 15, f"40 MB took {elapsed:.1f} s"
+
+
+def test_an_endless_line_notices_the_peer_reset():
+    """Row 3: from `cat /dev/zero`, memory grew without bound and a reset
+    from the peer was never noticed. Now the line goes out as it is read,
+    and the reset ends the chat at once, named."""
+    zero = os.open("/dev/zero", os.O_RDONLY)
+    try:
+        chat = start_chat("connect", zero, *ALT)
+    finally:
+        os.close(zero)
+    fc, peer = chat.fc, chat.peer
+    peer.sock.settimeout(10)
+    got = 0
+    while got < (8 << 20):
+        chunk = peer.sock.recv(1 << 20)
+        assert chunk, "EOF" + fc.describe()
+        got += len(chunk)
+    assert vm_peak_kib(fc.pid) < 16 * 1024, "memory must stay bounded on an endless line" + fc.describe()
+    peer.reset()
+    fc.assert_exit(1, timeout=10)
+    assert re.search(
+        rf"forkchat: write to {re.escape(chat.peer_name)}: (Connection reset by peer|Broken pipe)\n", fc.err_text()
+    ), fc.describe()
+
+
+def test_your_turn_is_shown_on_a_terminal_only():
+    """On a terminal, each send turn says so on stderr (issue 12, 5); from a
+    pipe, nothing is added."""
+    chat = alt_chat("connect", "pty")
+    fc, peer = chat.fc, chat.peer
+    cue = "forkchat: your turn: type a line\n"
+    fc.wait_err(re.escape(cue))
+    fc.type(b"one\n")
+    peer.expect(b"one\n")
+    time.sleep(0.2)
+    assert fc.err_text().count(cue) == 1, "waiting for the peer's line is not our turn" + fc.describe()
+    peer.send(b"two\n")
+    fc.wait_out_bytes(b"< two\n")
+    fc.wait_err(f"({re.escape(cue)}.*){{2}}", timeout=5)
+    peer.close()
+    fc.assert_exit(0, timeout=5)
+
+    piped = alt_chat("connect", "pipe")
+    piped.fc.send(b"one\n")
+    piped.peer.expect(b"one\n")
+    piped.peer.close()
+    piped.fc.close_stdin()
+    piped.fc.assert_exit(0)
+    assert "your turn" not in piped.fc.err_text(), piped.fc.describe()

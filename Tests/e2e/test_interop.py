@@ -76,6 +76,7 @@ def test_alternate_mode_with_tool(tool):
     other.send(b"question 2\n")
     other.wait_out_bytes(b"answer 1\nanswer 2\n")
     other.close_stdin()  # the tool's FIN while forkchat waits for its next line
+    fc.close_stdin()  # a pipe's input is sent until it ends, then forkchat's FIN
     fc.assert_exit(0)
     other.assert_exit(0)
     assert fc.out_bytes() == b"question 1\nquestion 2\n", fc.describe()

@@ -53,4 +53,11 @@ long forkchat_receive_descriptor(int socket, int *descriptor, void *data, unsign
    variadic, so Swift does not import it). Returns 0, or -1 with errno set. */
 int forkchat_window_size(int fd, unsigned short *rows, unsigned short *columns);
 
+/* The program's arguments, as the C library passed them to the
+   constructors of the executable (argc, argv): Swift's CommandLine reads
+   /proc/self/... to find them in a static executable, which fails when no
+   descriptor is left (a descriptor limit of 3). */
+int forkchat_argument_count(void);
+char *const *forkchat_arguments(void);
+
 #endif

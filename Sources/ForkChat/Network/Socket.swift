@@ -77,9 +77,11 @@ extension FileDescriptor {
     try nothingOrErrno { Glibc.listen(rawValue, backlog) }
   }
 
-  /// Starts a connection to `address` and waits until it is made. Not
-  /// retried on EINTR: the attempt goes on in the kernel, and a second
-  /// connect(2) would fail with EALREADY (see `connect(to:)` below).
+  /// Starts a connection to `address`: on a blocking socket, waits until it
+  /// is made; on a non-blocking one, throws EINPROGRESS at once while the
+  /// handshake goes on (`connect(to:deadline:)` below waits for it with
+  /// poll). Not retried on EINTR: the attempt goes on in the kernel, and a
+  /// second connect(2) would fail with EALREADY.
   ///
   /// The corresponding C function is `connect`.
   func connect(to address: SocketAddress) throws(Errno) {
@@ -97,6 +99,63 @@ extension FileDescriptor {
     var size = socklen_t(MemoryLayout<CInt>.size)
     try nothingOrErrno { getsockopt(rawValue, SOL_SOCKET, SO_ERROR, &error, &size) }
     return error == 0 ? nil : Errno(rawValue: error)
+  }
+
+  /// Asks the kernel to notice a peer that has vanished without a word (its
+  /// machine asleep, its cable or Wi-Fi gone) within about `seconds`, and
+  /// then to end the connection with ETIMEDOUT, "Connection timed out":
+  ///
+  /// - idle: TCP keepalive (SO_KEEPALIVE) sends an empty probe after
+  ///   `seconds`/2 of silence (TCP_KEEPIDLE), then one every `seconds`/10
+  ///   (TCP_KEEPINTVL); a live peer's kernel answers each one, whatever its
+  ///   program is doing (even stopped).
+  /// - busy: TCP_USER_TIMEOUT ends the connection once data has gone
+  ///   unacknowledged for `seconds`, instead of the ~15 minutes of
+  ///   retransmissions net.ipv4.tcp_retries2 allows. With keepalive on, it
+  ///   also decides when the unanswered probes are enough (tcp(7)):
+  ///   `seconds` of silence, whatever TCP_KEEPCNT says.
+  ///
+  /// The wire stays plain TCP: probes are segments every TCP stack answers,
+  /// so nc, socat and telnet peers are unaffected. 0 leaves the kernel's
+  /// defaults (no keepalive; tcp_retries2).
+  ///
+  /// The corresponding C function is `setsockopt` (SOL_SOCKET SO_KEEPALIVE;
+  /// IPPROTO_TCP TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_USER_TIMEOUT).
+  public func detectDeadPeer(after seconds: Double) throws(Failure) {
+    guard seconds > 0 else { return }
+    let idle = CInt(min(max(seconds / 2, 1), 32767))  // tcp(7): at most 32767 s
+    let interval = CInt(min(max(seconds / 10, 1), 32767))
+    let count = CInt(min(max((seconds - Double(idle)) / Double(interval), 1), 127).rounded(.up))
+    let userTimeout = CInt(min(seconds * 1000, Double(CInt.max)))  // ms
+    let tcp = CInt(IPPROTO_TCP)
+    for (level, name, option, value) in [
+      (SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE", 1), (tcp, TCP_KEEPIDLE, "TCP_KEEPIDLE", idle),
+      (tcp, TCP_KEEPINTVL, "TCP_KEEPINTVL", interval), (tcp, TCP_KEEPCNT, "TCP_KEEPCNT", count),
+      (tcp, TCP_USER_TIMEOUT, "TCP_USER_TIMEOUT", userTimeout),
+    ] {
+      do {
+        try setOption(level, name, value)
+      } catch {
+        throw Failure("setsockopt \(option) \(value)", error)
+      }
+    }
+  }
+
+  /// Whether the kernel has given up on the peer: the connection is closed
+  /// (TCP_CLOSE) after retransmissions or keepalive probes went unanswered
+  /// (TCP_INFO). A socket reports an error once, to whichever call comes
+  /// first: when two processes (or threads) share the socket, one may take
+  /// the ETIMEDOUT while the other then reads a mere end of file, or gets
+  /// EPIPE from a write. This tells such an end from the peer's FIN (or a
+  /// close of our own), which leaves the retransmission and probe counts at
+  /// zero.
+  ///
+  /// The corresponding C function is `getsockopt` (IPPROTO_TCP TCP_INFO).
+  public var kernelGaveUpOnPeer: Bool {
+    var info = tcp_info()
+    var size = socklen_t(MemoryLayout<tcp_info>.size)
+    guard getsockopt(rawValue, CInt(IPPROTO_TCP), TCP_INFO, &info, &size) == 0 else { return false }
+    return info.tcpi_state == UInt8(TCP_CLOSE) && (info.tcpi_retransmits > 0 || info.tcpi_probes > 0)
   }
 
   /// The address the kernel gave this socket (after bind, or port 0).
@@ -188,9 +247,12 @@ public struct Listener {
 /// Connects to `host` on `port`, trying each address getaddrinfo gives in
 /// turn (so "localhost" works whether ::1 or 127.0.0.1 answers). Each
 /// failed address is reported on stderr when another one is tried after it.
-/// With `retryFor`, a refused connection is tried again every 100 ms until
-/// that many seconds have passed (the client may start before the server).
-public func connect(host: String, port: UInt16, family: AddressFamily, retryFor: Double?)
+/// `timeout` bounds each try (nil: the kernel's own limit, about 2 min).
+/// With `retryFor`, a connection that is refused or times out is tried
+/// again every 100 ms until that many seconds have passed since the start
+/// (the client may start before the server, or its machine); a try still
+/// going then is given up.
+public func connect(host: String, port: UInt16, family: AddressFamily, timeout: Double?, retryFor: Double?)
   throws(Failure) -> (FileDescriptor, SocketAddress)
 {
   let addresses = try resolve(host: host, port: port, family: family)
@@ -199,17 +261,18 @@ public func connect(host: String, port: UInt16, family: AddressFamily, retryFor:
   while true {
     var failures: [Failure] = []
     for address in addresses {
+      let tryDeadline = [timeout.map { Clock.now + $0 }, deadline].compactMap { $0 }.min()
       do {
-        let socket = try connect(to: address)
+        let socket = try connect(to: address, deadline: tryDeadline)
         Trace.event(.main, "connect", "fd=\(socket.rawValue) \(address)")
         return (socket, address)
       } catch {
-        Trace.event(.main, "connect", "\(address) failed: \(error)")
-        failures.append(Failure("connect to \(address)", error))
+        Trace.event(.main, "connect", "\(address) failed: \(error.errno?.description ?? error.description)")
+        failures.append(error)
       }
     }
-    let refused = failures.allSatisfy { $0.errno == .connectionRefused }
-    if let deadline, refused, Clock.now < deadline {
+    let worthRetrying = failures.allSatisfy { $0.errno == .connectionRefused || $0.errno == .timedOut }
+    if let deadline, worthRetrying, Clock.now < deadline {
       if !announcedRetry {
         notice("\(failures.last!); retrying for \(formatSeconds(retryFor!)) s")
         announcedRetry = true
@@ -222,29 +285,46 @@ public func connect(host: String, port: UInt16, family: AddressFamily, retryFor:
   }
 }
 
-/// One connect(2) attempt. A connect interrupted by a signal goes on in
-/// the kernel, so EINTR is not retried with connect: we wait for the
-/// socket to become writable and read the outcome from SO_ERROR.
-func connect(to address: SocketAddress) throws(Errno) -> FileDescriptor {
-  let socket = try FileDescriptor.tcpSocket(family: address.family)
-  do throws(Errno) {
-    try socket.connect(to: address)
-  } catch {
-    do throws(Errno) {
-      guard error == .interrupted else { throw error }
-      var entry = [pollfd(fd: socket.rawValue, events: Int16(POLLOUT), revents: 0)]
-      _ = try poll(&entry, timeout: -1)
-      if let outcome = try socket.pendingError() { throw outcome }
-    } catch {
-      socket.closeIgnoringErrors()
-      throw error
-    }
+/// One connect(2) attempt, given up at `deadline` (CLOCK_MONOTONIC seconds;
+/// nil: none but the kernel's). The socket is non-blocking while it
+/// connects: connect(2) returns EINPROGRESS at once, poll(2) waits until
+/// the socket is writable (the handshake is over) or the deadline passes,
+/// and SO_ERROR holds the outcome; then it is made blocking again. A
+/// signal's EINTR is retried in poll (the connect goes on in the kernel
+/// meanwhile). Throws "socket for ADDRESS: ...", "connect to ADDRESS:
+/// Connection refused", "connect to ADDRESS: Connection timed out (no
+/// answer in 10 s)".
+func connect(to address: SocketAddress, deadline: Double?) throws(Failure) -> FileDescriptor {
+  let socket = try orFailure("socket for \(address)") { () throws(Errno) in
+    try FileDescriptor.tcpSocket(family: address.family)
   }
-  return socket
+  let started = Clock.now
+  var gaveUp = false
+  do throws(Errno) {
+    try socket.setNonBlocking(true)
+    do throws(Errno) {
+      try socket.connect(to: address)
+    } catch .inProgress {
+      var entry = [pollfd(fd: socket.rawValue, events: Int16(POLLOUT), revents: 0)]
+      let timeout = deadline.map { CInt(max(0, ($0 - Clock.now) * 1000).rounded(.up)) } ?? -1
+      if try poll(&entry, timeout: timeout) == 0 {
+        gaveUp = true
+        throw Errno.timedOut
+      }
+      if let outcome = try socket.pendingError() { throw outcome }
+    }
+    try socket.setNonBlocking(false)
+    return socket
+  } catch {
+    socket.closeIgnoringErrors()
+    guard gaveUp else { throw Failure("connect to \(address)", error) }
+    let waited = formatSeconds(((Clock.now - started) * 10).rounded() / 10)
+    throw Failure("connect to \(address): \(error) (no answer in \(waited) s)", errno: error)
+  }
 }
 
 /// Seconds as the user wrote them: "2", "0.5".
-func formatSeconds(_ seconds: Double) -> String {
+public func formatSeconds(_ seconds: Double) -> String {
   seconds == seconds.rounded() && seconds < 1e15 ? String(Int(seconds)) : String(seconds)
 }
 

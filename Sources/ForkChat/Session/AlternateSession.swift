@@ -11,18 +11,25 @@ import Glibc
 // on the socket for a line the other will never send: a deadlock, which
 // the course asks about. Only a signal (Ctrl-C) gets them out; --trace
 // shows both sides waiting on the socket.
+//
+// It keeps the teardown contract of the other modes: once the peer has no
+// more turns (its end of file), the rest of our input from a pipe is still
+// sent, and a person at a terminal is done. Memory stays bounded: a line
+// is read and sent in pieces of at most one buffer (64 KiB), so a stream
+// without a newline is forwarded as it comes, and a reset is seen at once.
 
 final class AlternateSession {
   let session: Session
   var teardown: Teardown
-  var input = LineReader(.standardInput)
+  var input: LineReader
   var received: LineReader
   var quit: QuitWordDetector?
 
   init(session: Session) {
     self.session = session
     self.teardown = Teardown(session: session, role: .alternate)
-    self.received = LineReader(session.socket)
+    self.input = LineReader(.standardInput, storage: session.buffers.input)
+    self.received = LineReader(session.socket, storage: session.buffers.lines)
     self.quit = session.quitWordDetector()
   }
 
@@ -39,20 +46,11 @@ final class AlternateSession {
       while true {
         if sending && teardown.isSending {
           Trace.event(.alternate, "turn", "send: waiting for a line on stdin")
-          if session.inputIsTerminal, try peerClosesBeforeInput() {
-            _ = teardown.peerClosed()
-            return teardown.result
+          if session.inputIsTerminal { notice("your turn: type a line") }
+          if try peerEndsBeforeInput() {
+            return try peerEnded()
           }
-          guard let line = try input.next(what: "standard input") else {
-            Trace.event(.alternate, "eof", "stdin")
-            try endSending()
-            continue
-          }
-          try send(line)
-          if quit?.scan(line) != nil {
-            Trace.event(.alternate, "quit", "word typed")
-            try endSending()
-          }
+          try sendLine()
         } else {
           Trace.event(.alternate, "turn", "receive: waiting for the peer's line")
           while teardown.lingerDeadline != nil, try !waitForSocket(timeout: teardown.pollTimeout) {
@@ -60,10 +58,9 @@ final class AlternateSession {
             if teardown.isOver { return teardown.result }
           }
           guard let message = try received.next(what: "\(session.peer)", messageAtReadEnd: true) else {
-            _ = teardown.peerClosed()
-            return teardown.result
+            return try peerEnded()
           }
-          try message.withBytes { bytes throws(Failure) in try output.show(bytes) {} }
+          try output.show(message) {}
         }
         sending.toggle()
       }
@@ -73,15 +70,47 @@ final class AlternateSession {
     }
   }
 
-  /// Our turn to send, at a terminal: waits for a line on stdin, but
-  /// notices if the peer closes meanwhile, so that a person is not left
-  /// typing to nobody (the peer may have ended with the quit word). From a
-  /// pipe the next line is still sent: the peer may only have half-closed.
-  /// poll(2) watches stdin and the socket; when the socket is readable, recv(2) with MSG_PEEK looks
-  /// at its next byte without taking it: end of file means the peer has
-  /// gone; a byte means the peer speaks out of turn, and it stays queued
-  /// for our receiving turn.
-  func peerClosesBeforeInput() throws(Failure) -> Bool {
+  /// Our turn: one line from stdin, sent as it is read, in pieces of at
+  /// most one buffer; or, at the end of input, FIN.
+  func sendLine() throws(Failure) {
+    while true {
+      guard let piece = try input.next(what: "standard input") else {
+        Trace.event(.alternate, "eof", "stdin")
+        try endSending()
+        return
+      }
+      // A line without "\n" goes on until there is one; at the end of
+      // input, FIN follows it in the same turn.
+      let lineEnds = piece.last == 10
+      try send(piece)
+      if quit?.scan(piece) != nil {
+        Trace.event(.alternate, "quit", "word typed")
+        try endSending()
+        return
+      }
+      if lineEnds { return }
+    }
+  }
+
+  /// The peer has ended (its FIN was read). A person at a terminal is done;
+  /// from a pipe, the peer has no more turns but may still read (it may
+  /// only have half-closed): the rest of our input goes to it, then FIN.
+  func peerEnded() throws(Failure) -> SessionResult {
+    if teardown.peerClosed() || !teardown.isSending { return teardown.result }
+    Trace.event(.alternate, "turn", "send: the rest of stdin, the peer has ended")
+    if let rest = input.takeBuffered() { try send(rest) }
+    _ = try InputSender(session: session, role: .alternate).run()
+    teardown.inputEnded()
+    return teardown.result
+  }
+
+  /// Our turn to send: waits for stdin, but notices if the peer ends or
+  /// fails meanwhile. poll(2) watches stdin and the socket; when the socket
+  /// is readable, recv(2) with MSG_PEEK looks at its next byte without
+  /// taking it: end of file means the peer has no more turns; a byte means
+  /// the peer speaks out of turn, and it stays queued for our receiving
+  /// turn; an error (a reset, a dead peer) ends the chat.
+  func peerEndsBeforeInput() throws(Failure) -> Bool {
     if input.hasLine { return false }
     var poll = PollSet<Slot>()
     poll.watch(.input, .standardInput)
@@ -97,20 +126,23 @@ final class AlternateSession {
         }
       }
       if peeked == 0 { return true }
-      poll.watch(.socket, nil)
+      poll.watch(.socket, nil)  // the peer speaks out of turn: its bytes wait for our receiving turn
     }
   }
 
   enum Slot: Int, CaseIterable { case input, socket }
 
-  /// Sends a line read from stdin (typed: ending as --line-end says).
-  func send(_ line: [UInt8]) throws(Failure) {
-    var wire = line
-    if session.translatesLineEnds {
-      wire = []
-      session.options.lineEnd.translate(line, into: &wire)
+  /// Sends bytes read from stdin; a person's line ends as --line-end says.
+  func send(_ bytes: UnsafeRawBufferPointer) throws(Failure) {
+    try orFailure("write to \(session.peer)") { () throws(Errno) in
+      if session.translatesLineEnds {
+        var wire: [UInt8] = []
+        session.options.lineEnd.translate(bytes, into: &wire)
+        try session.socket.writeAll(wire)
+      } else {
+        try session.socket.writeAll(bytes)
+      }
     }
-    try orFailure("write to \(session.peer)") { () throws(Errno) in try session.socket.writeAll(wire) }
   }
 
   /// Our input has ended (or the quit word was sent): FIN, then only
@@ -134,40 +166,69 @@ final class AlternateSession {
   enum SocketSlot: Int, CaseIterable { case socket }
 }
 
-/// Splits what a descriptor delivers into lines (each with its "\n").
+/// Splits what a descriptor delivers into lines (each with its "\n"),
+/// through a fixed buffer: a line longer than the buffer comes in pieces
+/// of a buffer each, so memory stays bounded whatever arrives, and no byte
+/// is looked at twice.
 struct LineReader {
   let descriptor: FileDescriptor
-  private var buffered: [UInt8] = []
-  private var chunk = [UInt8](repeating: 0, count: Session.bufferSize)
+  let storage: UnsafeMutableRawBufferPointer
+  /// The bytes read and not yet returned: storage[start..<end].
+  private var start = 0
+  private var end = 0
 
-  init(_ descriptor: FileDescriptor) { self.descriptor = descriptor }
+  init(_ descriptor: FileDescriptor, storage: UnsafeMutableRawBufferPointer) {
+    self.descriptor = descriptor
+    self.storage = storage
+  }
 
-  var hasBufferedData: Bool { !buffered.isEmpty }
-  var hasLine: Bool { buffered.contains(10) }
+  var hasBufferedData: Bool { start < end }
+  var hasLine: Bool { newline() != nil }
 
   /// The next line, or nil at end of input (a last line without "\n" is
-  /// returned first). With `messageAtReadEnd`, whatever one read(2)
-  /// returns without a newline counts as a line too: the course's scripts
-  /// send messages without one, and would otherwise never be shown.
-  mutating func next(what: String, messageAtReadEnd: Bool = false) throws(Failure) -> [UInt8]? {
+  /// returned first). A line that fills the whole buffer without a newline
+  /// is returned as it is: the rest of the line comes next. With
+  /// `messageAtReadEnd`, whatever a read(2) returned without a newline
+  /// counts as a line too: the course's scripts send messages without one,
+  /// and would otherwise never be shown. The bytes stay valid until the
+  /// next call.
+  mutating func next(what: String, messageAtReadEnd: Bool = false) throws(Failure) -> UnsafeRawBufferPointer?
+  {
     while true {
-      if let newline = buffered.firstIndex(of: 10) {
-        defer { buffered.removeFirst(newline + 1) }
-        return Array(buffered[...newline])
+      if let newline = newline() {
+        return take(upTo: newline + 1)
+      }
+      if (messageAtReadEnd && start < end) || end - start == storage.count {
+        return take(upTo: end)
+      }
+      if start > 0 {  // move what is left to the front, to read after it
+        storage.baseAddress!.copyMemory(from: storage.baseAddress! + start, byteCount: end - start)
+        end -= start
+        start = 0
       }
       let count = try orFailure("read from \(what)") { () throws(Errno) in
-        try chunk.withMutableBytes { bytes throws(Errno) in try descriptor.read(into: bytes) }
+        try descriptor.readWaiting(into: UnsafeMutableRawBufferPointer(rebasing: storage[end...]))
       }
       if count == 0 {
-        guard !buffered.isEmpty else { return nil }
-        defer { buffered.removeAll() }
-        return buffered
+        return start < end ? take(upTo: end) : nil
       }
-      buffered += chunk[..<count]
-      if messageAtReadEnd && !buffered.contains(10) {
-        defer { buffered.removeAll() }
-        return buffered
-      }
+      end += count
     }
+  }
+
+  /// What has been read and not returned yet, if anything.
+  mutating func takeBuffered() -> UnsafeRawBufferPointer? {
+    start < end ? take(upTo: end) : nil
+  }
+
+  private mutating func take(upTo index: Int) -> UnsafeRawBufferPointer {
+    defer { start = index }
+    return UnsafeRawBufferPointer(rebasing: storage[start..<index])
+  }
+
+  /// The index of the first "\n" among the buffered bytes (memchr(3)).
+  private func newline() -> Int? {
+    guard start < end, let found = memchr(storage.baseAddress! + start, 10, end - start) else { return nil }
+    return storage.baseAddress!.distance(to: found)
   }
 }

@@ -16,6 +16,11 @@ struct InputSender {
 
   enum End { case inputEnded, stopped }
 
+  /// The child's exit status when its write failed because the kernel gave
+  /// up on the peer: the parent then says so (`Teardown.peerVanished`),
+  /// once, since it may have met the same end on its side first.
+  static let peerVanishedStatus: CInt = 2
+
   /// Copies standard input to the socket until input ends (or the quit
   /// word is typed), then half-closes the socket (`shutdownSocket`).
   /// Returns `.stopped`, without the shutdown, if `stopRequest` fired.
@@ -48,20 +53,29 @@ struct InputSender {
   /// it in the kernel without copying it through this process, until a
   /// splice moves less than a buffer's worth. On a terminal, each line
   /// ends on the wire as --line-end says, and the quit word ends the input
-  /// once its line is sent.
+  /// once its line is sent. A stdin made non-blocking by whoever shares it
+  /// (EAGAIN) is waited for with poll(2), never a failure.
   func copy() throws(Failure) -> End {
     let input = FileDescriptor.standardInput
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Session.bufferSize, alignment: 16)
-    defer { buffer.deallocate() }
+    let buffer = session.buffers.input
     let canSplice = input.isPipe
     var splicing = false
     var quit = session.quitWordDetector()
     var wire: [UInt8] = []  // a typed line as --line-end sends it
     while true {
-      if try stopRequested() { return .stopped }
+      if stopRequest != nil, try waitForInput() { return .stopped }
       if splicing {
-        let moved = try orFailure("write to \(session.peer)") { () throws(Errno) in
-          try input.splice(to: session.socket, count: Session.spliceSize)
+        let moved: Int
+        do {
+          moved = try input.splice(to: session.socket, count: Session.spliceSize)
+        } catch .wouldBlock {
+          // A non-blocking stdin had nothing, or its flag made splice(2)
+          // non-blocking on the socket's side too: wait for both.
+          if try waitForInput() { return .stopped }
+          try waitForRoomInSocket()
+          continue
+        } catch {
+          throw writeFailure(error)
         }
         if moved == 0 {
           Trace.event(role, "eof", "stdin")
@@ -70,7 +84,14 @@ struct InputSender {
         splicing = moved >= Session.bufferSize
         continue
       }
-      let count = try orFailure("read from standard input") { () throws(Errno) in try input.read(into: buffer)
+      let count: Int
+      do {
+        count = try input.read(into: buffer)
+      } catch .wouldBlock {
+        if try waitForInput() { return .stopped }
+        continue
+      } catch {
+        throw Failure("read from standard input", error)
       }
       if count == 0 {
         Trace.event(role, "eof", "stdin")
@@ -80,7 +101,7 @@ struct InputSender {
       var chunk = UnsafeRawBufferPointer(rebasing: buffer[..<count])
       let quitLineEnd = quit?.scan(chunk)
       if let quitLineEnd { chunk = UnsafeRawBufferPointer(rebasing: chunk[..<quitLineEnd]) }
-      try orFailure("write to \(session.peer)") { () throws(Errno) in
+      do {
         if session.translatesLineEnds {
           wire.removeAll(keepingCapacity: true)
           session.options.lineEnd.translate(chunk, into: &wire)
@@ -88,6 +109,8 @@ struct InputSender {
         } else {
           try session.socket.writeAll(chunk)
         }
+      } catch {
+        throw writeFailure(error)
       }
       if quitLineEnd != nil {
         Trace.event(role, "quit", "word typed")
@@ -96,11 +119,19 @@ struct InputSender {
     }
   }
 
-  /// With a stop request descriptor: waits until standard input or the
-  /// request is readable, and says which. Without one, returns false at
-  /// once (the next read simply blocks).
-  func stopRequested() throws(Failure) -> Bool {
-    guard let stopRequest else { return false }
+  /// Why a write to the peer failed. Once the kernel has given up on the
+  /// peer, the reason is that it timed out, even when this call only got
+  /// EPIPE: the ETIMEDOUT went to another call (the receiving side's read,
+  /// or an earlier splice, which returns the bytes it moved and drops the
+  /// error), and "Broken pipe" would mislead.
+  func writeFailure(_ error: Errno) -> Failure {
+    guard session.socket.kernelGaveUpOnPeer else { return Failure("write to \(session.peer)", error) }
+    return Failure("write to \(session.peer)", error == .brokenPipe ? .timedOut : error, peerVanished: true)
+  }
+
+  /// Waits until standard input is readable or, with a stop request
+  /// descriptor, the request is; returns true for a stop request.
+  func waitForInput() throws(Failure) -> Bool {
     var poll = PollSet<Slot>()
     poll.watch(.input, .standardInput)
     poll.watch(.stopRequest, stopRequest)
@@ -109,6 +140,12 @@ struct InputSender {
   }
 
   enum Slot: Int, CaseIterable { case input, stopRequest }
+
+  /// Waits until the socket can take more (or has failed: the next call
+  /// says how).
+  func waitForRoomInSocket() throws(Failure) {
+    try orFailure("poll") { () throws(Errno) in try session.socket.waitUntilReady(for: Int16(POLLOUT)) }
+  }
 }
 
 /// Our receiving side: the socket to standard output.
@@ -122,23 +159,24 @@ final class OutputWriter {
   let outputIsPipe = FileDescriptor.standardOutput.isPipe
   private var splicing = false
   private var printer: TerminalPrinter?
-  private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Session.bufferSize, alignment: 16)
+  private let buffer: UnsafeMutableRawBufferPointer
   private var rendered: [UInt8] = []
 
   init(session: Session) {
     self.session = session
+    self.buffer = session.buffers.output
     if session.outputIsTerminal && session.screen == nil {
       let term = getenv("TERM").map { String(cString: $0) } ?? "dumb"
       printer = TerminalPrinter(colour: getenv("NO_COLOR") == nil && term != "dumb")
     }
   }
 
-  deinit { buffer.deallocate() }
-
   /// Copies what the socket has now to standard output. Returns the bytes
   /// taken from the socket, 0 at its end, nil if it had nothing after all
   /// (a non-blocking socket). While a full pipe or a stopped terminal
-  /// blocks the output, signals interrupt it and `onInterrupt` runs.
+  /// blocks the output, signals interrupt it and `onInterrupt` runs. A
+  /// stdout made non-blocking by whoever shares it is waited for with
+  /// poll(2) when full (EAGAIN), never a failure and never a busy loop.
   func copyOnce(onInterrupt: () -> Void) throws(Failure) -> Int? {
     if splicing {
       while true {
@@ -150,6 +188,14 @@ final class OutputWriter {
         } catch .interrupted {
           onInterrupt()
         } catch .wouldBlock {
+          // The socket had nothing (poll mode's is non-blocking), or stdout
+          // is full and non-blocking: wait for room in stdout, at once if it
+          // has some, and let the caller's poll(2) wait for the socket.
+          do {
+            try FileDescriptor.standardOutput.waitUntilReady(for: Int16(POLLOUT)) { onInterrupt() }
+          } catch {
+            throw Failure("poll", error)
+          }
           return nil
         } catch .brokenPipe {
           throw Failure("write to standard output", .brokenPipe)

@@ -72,8 +72,9 @@ final class ForkSession {
       do throws(Failure) {
         _ = try InputSender(session: session, role: .child).run()
       } catch {
-        notice(error.description)
-        status = 1
+        // A vanished peer is reported by the parent, once (Teardown).
+        status = error.peerVanished ? InputSender.peerVanishedStatus : 1
+        if !error.peerVanished { notice(error.description) }
       }
       Trace.event(.child, "exit", "\(status)")
       _exit(status)  // not exit(): the C library's exit handlers and buffers are the parent's
@@ -156,6 +157,14 @@ final class ForkSession {
     case .exited(0):
       // Our input ended and all of it was sent: wait for the peer's end.
       teardown.inputEnded()
+    case .exited(InputSender.peerVanishedStatus):
+      // The kernel gave up on the peer while the child sent: said once.
+      teardown.peerVanished("write to")
+      teardown.sendingFailed()
+    case .exited(InputSender.peerVanishedStatus):
+      // The kernel gave up on the peer while the child sent: said once.
+      teardown.peerVanished("write to")
+      teardown.sendingFailed()
     case .exited:
       // The child could not send (it said why): the chat is broken.
       teardown.sendingFailed()

@@ -15,10 +15,16 @@ final class PollSession {
   let session: Session
   let signals: SignalPipe
   var teardown: Teardown
-  /// Read from stdin, not yet written to the socket.
-  var pending: [UInt8] = []
+  /// Read from stdin, not yet written to the socket: the bytes
+  /// pendingStart..<pendingEnd of the session's input buffer, as read (no
+  /// memory taken during the session), or of `typed`, when a person's keys
+  /// became other bytes on the wire (--line-end, the chat screen).
   var pendingStart = 0
-  /// stdin has ended (or the quit word was typed): FIN once `pending` is out.
+  var pendingEnd = 0
+  var pendingIsTyped = false
+  var typed: [UInt8] = []
+  /// stdin has ended (or the quit word was typed): FIN once the pending
+  /// bytes are out.
   var inputDone = false
   var quit: QuitWordDetector?
 
@@ -51,11 +57,10 @@ final class PollSession {
 
   func loop() -> SessionResult {
     let output = OutputWriter(session: session)
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Session.bufferSize, alignment: 16)
-    defer { buffer.deallocate() }
+    let buffer = session.buffers.input
     var poll = PollSet<Slot>()
     while !teardown.isOver {
-      let hasPending = pendingStart < pending.count
+      let hasPending = pendingStart < pendingEnd
       poll.watch(.signals, signals.readEnd)
       poll.watch(
         .socket, teardown.isReceiving || hasPending ? session.socket : nil,
@@ -70,7 +75,7 @@ final class PollSession {
         if poll.isReady(.input) { try readInput(buffer) }
         if hasPending && poll.isReady(.socket, for: POLLOUT | POLLERR | POLLHUP) { try sendPending() }
         if teardown.isReceiving && poll.isReady(.socket, for: POLLIN | POLLERR | POLLHUP) { receive(output) }
-        if !teardown.isOver && teardown.isSending && inputDone && pendingStart == pending.count {
+        if !teardown.isOver && teardown.isSending && inputDone && pendingStart == pendingEnd {
           try finishSending()
         }
       } catch {
@@ -96,42 +101,54 @@ final class PollSession {
   /// stdin is readable: take one block (up to the quit word's line; typed
   /// lines end as --line-end says).
   func readInput(_ buffer: UnsafeMutableRawBufferPointer) throws(Failure) {
-    let count = try orFailure("read from standard input") { () throws(Errno) in
-      try FileDescriptor.standardInput.read(into: buffer)
+    let count: Int
+    do {
+      count = try FileDescriptor.standardInput.read(into: buffer)
+    } catch .wouldBlock {
+      return  // taken by another reader of a shared, non-blocking stdin: poll again
+    } catch {
+      throw Failure("read from standard input", error)
     }
     if count == 0 {
       Trace.event(.poll, "eof", "stdin")
       inputDone = true
       return
     }
-    var chunk = UnsafeRawBufferPointer(rebasing: buffer[..<count])
+    let chunk = UnsafeRawBufferPointer(rebasing: buffer[..<count])
+    pendingStart = 0
     if let screen = session.screen {  // the line editor: lines for the socket
-      (pending, inputDone) = try screen.typed(chunk, role: .poll)
-      pendingStart = 0
+      (typed, inputDone) = try screen.typed(chunk, role: .poll)
+      (pendingIsTyped, pendingEnd) = (true, typed.count)
       return try sendPending()
     }
-    if let end = quit?.scan(chunk) {
-      chunk = UnsafeRawBufferPointer(rebasing: chunk[..<end])
+    var end = count
+    if let quitEnd = quit?.scan(chunk) {
+      end = quitEnd
       Trace.event(.poll, "quit", "word typed")
       inputDone = true
     }
-    pending.removeAll(keepingCapacity: true)
     if session.translatesLineEnds {
-      session.options.lineEnd.translate(chunk, into: &pending)
+      typed.removeAll(keepingCapacity: true)
+      session.options.lineEnd.translate(chunk[..<end], into: &typed)
+      (pendingIsTyped, pendingEnd) = (true, typed.count)
     } else {
-      pending += chunk
+      (pendingIsTyped, pendingEnd) = (false, end)
     }
-    pendingStart = 0
     try sendPending()
   }
 
-  /// Writes what the socket takes now of the pending block.
+  /// Writes what the socket takes now of the pending bytes.
   func sendPending() throws(Failure) {
-    while pendingStart < pending.count {
+    while pendingStart < pendingEnd {
       let written: Int
       do {
-        written = try pending[pendingStart...].withBytes { bytes throws(Errno) in
-          try session.socket.write(bytes)
+        if pendingIsTyped {
+          written = try typed[pendingStart..<pendingEnd].withBytes { bytes throws(Errno) in
+            try session.socket.write(bytes)
+          }
+        } else {
+          written = try session.socket.write(
+            UnsafeRawBufferPointer(rebasing: session.buffers.input[pendingStart..<pendingEnd]))
         }
       } catch .wouldBlock {
         return  // the socket is full: poll says when it has room

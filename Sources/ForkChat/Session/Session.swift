@@ -43,6 +43,10 @@ public struct SessionOptions: Equatable, Sendable {
   /// Seconds to keep printing after our input has ended, waiting for the
   /// peer to close. nil: 2 s when stdin is a terminal, no limit otherwise.
   public var linger: Double? = nil
+  /// Seconds after which a peer that no longer answers counts as gone
+  /// (TCP keepalive and TCP_USER_TIMEOUT, `detectDeadPeer`); 0: never
+  /// (the kernel's defaults).
+  public var deadPeer = SessionOptions.defaultDeadPeer
   /// Close stdin in the parent once the child has it (false with --keep,
   /// where the next session's child needs it again).
   public var parentClosesInput = true
@@ -54,6 +58,13 @@ public struct SessionOptions: Equatable, Sendable {
 
   /// The default linger when stdin is a terminal.
   public static let terminalLinger = 2.0
+
+  /// 60 s: a person whose peer's machine went to sleep, or whose Wi-Fi is
+  /// gone, learns it within about a minute, whether the chat is idle or
+  /// busy; an outage shorter than that (a roaming handover, a router
+  /// restarting) loses nothing, since TCP retransmits throughout. Without
+  /// it, an idle chat never learns, and a busy one after ~15 minutes.
+  public static let defaultDeadPeer = 60.0
 }
 
 /// How a session ended, for the exit status.
@@ -76,6 +87,10 @@ public struct Session {
   /// as a listening socket kept open by `listen --keep`.
   let closeInChild: [FileDescriptor]
 
+  /// The memory the session copies through, taken before it starts and
+  /// given back when `run` returns.
+  let buffers: SessionBuffers
+
   let inputIsTerminal = FileDescriptor.standardInput.isTerminal
   let outputIsTerminal = FileDescriptor.standardOutput.isTerminal
   /// The terminal's modes when stdin is one (restored, and its pending
@@ -90,22 +105,26 @@ public struct Session {
   /// Bytes asked of one splice(2); a pipe holds 64 KiB by default.
   static let spliceSize = 1 << 20
 
+  /// Takes the session's memory (`SessionBuffers`); throws a `Failure` if
+  /// there is none to be had.
   public init(
     socket: FileDescriptor, peer: SocketAddress, options: SessionOptions, accepted: Bool,
     closeInChild: [FileDescriptor] = []
-  ) {
+  ) throws(Failure) {
     self.socket = socket
     self.peer = peer
     self.options = options
     self.accepted = accepted
     self.closeInChild = closeInChild
+    self.buffers = try SessionBuffers.allocate()
   }
 
   /// Runs the chat in the chosen mode and returns once it is over, the
-  /// socket closed and every child process or thread gone. Does not return
-  /// if a signal (SIGINT, SIGTERM, SIGHUP) ends it: the process then dies
-  /// of that signal, after the others are stopped.
+  /// socket closed, every child process or thread gone, the buffers given
+  /// back. Does not return if a signal (SIGINT, SIGTERM, SIGHUP) ends it:
+  /// the process then dies of that signal, after the others are stopped.
   public func run() -> SessionResult {
+    defer { buffers.free() }
     if inputIsTerminal {
       let quit = options.quitWord.map { " or a line \"\(String(decoding: $0, as: UTF8.self))\"" } ?? ""
       notice("type a line and press Enter to send it; Ctrl-D\(quit) ends the chat")
@@ -113,6 +132,12 @@ public struct Session {
     // A line is sent the moment it is typed: no Nagle delay (tcp(7)),
     // which would hold a small segment back until the last one is acked.
     try? socket.setOption(CInt(IPPROTO_TCP), TCP_NODELAY, 1)
+    // A peer that vanishes without a word is noticed (docs/design.md).
+    do {
+      try socket.detectDeadPeer(after: options.deadPeer)
+    } catch {
+      notice("\(error); a peer that vanishes may go unnoticed")
+    }
     // The terminal, if any, is taken here, before any fork or thread: its
     // modes saved, and the chat screen drawn when it suits (Screen.start).
     var session = self
@@ -190,4 +215,27 @@ public struct Session {
   func quitWordDetector() -> QuitWordDetector? {
     options.quitWord.flatMap { inputIsTerminal ? QuitWordDetector(word: $0) : nil }
   }
+}
+
+/// The memory a session copies through: stdin → socket, socket → stdout,
+/// and the alternate mode's lines from the peer. Taken with malloc(3) in one
+/// block before the session starts (`allocateMemory`): out of memory is
+/// then one line and exit 1, never a crash in the middle of a chat. A
+/// forked child gets its own copy of the block, as of everything else.
+struct SessionBuffers {
+  let input: UnsafeMutableRawBufferPointer
+  let output: UnsafeMutableRawBufferPointer
+  let lines: UnsafeMutableRawBufferPointer
+  private let block: UnsafeMutableRawBufferPointer
+
+  static func allocate() throws(Failure) -> SessionBuffers {
+    let size = Session.bufferSize
+    let block = try allocateMemory(3 * size, for: "the session's buffers")
+    return SessionBuffers(
+      input: UnsafeMutableRawBufferPointer(rebasing: block[..<size]),
+      output: UnsafeMutableRawBufferPointer(rebasing: block[size..<2 * size]),
+      lines: UnsafeMutableRawBufferPointer(rebasing: block[(2 * size)...]), block: block)
+  }
+
+  func free() { freeMemory(block) }
 }

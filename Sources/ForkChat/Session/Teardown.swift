@@ -11,6 +11,7 @@
 // | connection reset, or a write fails           | sendingFailed   |
 // |                                              | receivingFailed |
 // | the sending process is killed                | senderKilled    |
+// | the peer vanishes (--dead-peer)              | peerVanished    |
 // | (our sending side stopped by us)             | senderStopped   |
 // | (--linger: the peer did not close in time)   | lingerEnded     |
 //
@@ -55,6 +56,8 @@ struct Teardown {
   /// Once our input has ended: when we stop waiting for the peer to close
   /// (nil: no limit).
   private(set) var lingerDeadline: Double? = nil
+  /// A vanished peer has been reported (by `peerVanished`): once.
+  private(set) var vanishReported = false
 
   init(session: Session, role: Role) {
     self.session = session
@@ -99,15 +102,39 @@ struct Teardown {
     if isSending { sending = .stopped }
   }
 
-  /// The peer's FIN arrived. Returns true if our sending side must now be
-  /// stopped: a person at a terminal is not left typing to nobody, while a
-  /// pipe's data goes on (the peer may only have shut down its sending side).
+  /// The socket's end of file was read: the peer's FIN, as a rule. Returns
+  /// true if our sending side must now be stopped: a person at a terminal
+  /// is not left typing to nobody, while a pipe's data goes on (the peer
+  /// may only have shut down its sending side).
+  ///
+  /// Or the kernel gave up on a peer that vanished, and the ETIMEDOUT it
+  /// keeps for one call went to our sending side: then the end is no FIN
+  /// (`peerVanished`), and the sending side must be stopped (it can only
+  /// fail).
   mutating func peerClosed() -> Bool {
-    receiving = .closed
     Trace.event(role, "eof", "socket")
+    if session.socket.kernelGaveUpOnPeer {
+      peerVanished("read from")
+      return isSending
+    }
+    receiving = .closed
     notice("\(session.peer) closed the connection")
     session.screen?.show(.peerClosed)
     return session.inputIsTerminal && isSending
+  }
+
+  /// The kernel gave up on the peer (no answer to retransmissions or
+  /// keepalive probes, `--dead-peer`), met by `what` ("read from", "write
+  /// to"): nothing more will come from it, and the chat has failed. Said
+  /// once: the receiving and the sending side may both meet it. The error
+  /// is the one still waiting on the socket, if the other side did not
+  /// take it: ETIMEDOUT, or the ICMP error that came before.
+  mutating func peerVanished(_ what: String) {
+    if isReceiving { receiving = .failed }
+    guard !vanishReported else { return }
+    vanishReported = true
+    let error = (try? session.socket.pendingError()) ?? nil
+    notice("\(what) \(session.peer): \(error ?? .timedOut)")
   }
 
   /// Receiving failed (and said why).

@@ -147,6 +147,9 @@ final class ThreadSession {
     switch state.status {
     case .success(.inputEnded): teardown.inputEnded()
     case .success(.stopped): teardown.senderStopped()
+    case .failure(let failure) where failure.peerVanished:
+      teardown.peerVanished("write to")
+      teardown.sendingFailed()
     case .failure(let failure):
       notice(failure.description)
       teardown.sendingFailed()

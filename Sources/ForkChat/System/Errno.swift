@@ -17,6 +17,8 @@ public struct Errno: Error, Equatable, CustomStringConvertible, Sendable {
   public static let brokenPipe = Errno(rawValue: EPIPE)
   public static let connectionReset = Errno(rawValue: ECONNRESET)
   public static let connectionRefused = Errno(rawValue: ECONNREFUSED)
+  public static let timedOut = Errno(rawValue: ETIMEDOUT)
+  public static let inProgress = Errno(rawValue: EINPROGRESS)
 
   /// The text of `strerror(3)`, e.g. "Connection refused".
   public var description: String { String(cString: strerror(rawValue)) }
@@ -28,15 +30,21 @@ public struct Errno: Error, Equatable, CustomStringConvertible, Sendable {
 public struct Failure: Error, CustomStringConvertible, Sendable {
   public let description: String
   public let errno: Errno?
+  /// The kernel gave up on a peer that stopped answering (see
+  /// `kernelGaveUpOnPeer`): the session reports that once, whichever of
+  /// its processes or threads met it first.
+  public let peerVanished: Bool
 
-  public init(_ what: String, _ error: Errno) {
+  public init(_ what: String, _ error: Errno, peerVanished: Bool = false) {
     description = "\(what): \(error)"
     errno = error
+    self.peerVanished = peerVanished
   }
 
-  public init(_ message: String) {
+  public init(_ message: String, errno: Errno? = nil) {
     description = message
-    errno = nil
+    self.errno = errno
+    peerVanished = false
   }
 }
 

@@ -52,6 +52,10 @@ public struct FileDescriptor: Hashable, Sendable {
     try writeAll(bytes, retryOnInterrupt: false, onInterrupt: onInterrupt)
   }
 
+  /// A descriptor made non-blocking behind our back (O_NONBLOCK is shared
+  /// by every process holding the same open file, such as a pipe whose other
+  /// users set it) fails with EAGAIN instead of waiting: then poll(2) waits
+  /// for room, and the write goes on.
   private func writeAll(
     _ bytes: UnsafeRawBufferPointer, retryOnInterrupt: Bool, onInterrupt: () throws(Errno) -> Void
   ) throws(Errno) {
@@ -63,8 +67,44 @@ public struct FileDescriptor: Hashable, Sendable {
         continue
       }
       let error = Errno.current
+      if error == .wouldBlock {
+        try waitUntilReady(for: Int16(POLLOUT), onInterrupt: retryOnInterrupt ? {} : onInterrupt)
+        continue
+      }
       guard error == .interrupted else { throw error }
       if !retryOnInterrupt { try onInterrupt() }
+    }
+  }
+
+  /// Reads like `read`, but when the descriptor is non-blocking and has
+  /// nothing yet (EAGAIN), waits for it with poll(2) instead of failing.
+  public func readWaiting(into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+    while true {
+      do {
+        return try read(into: buffer)
+      } catch .wouldBlock {
+        try waitUntilReady(for: Int16(POLLIN))
+      }
+    }
+  }
+
+  /// Waits until the descriptor is ready for `events` (POLLIN, POLLOUT):
+  /// what EAGAIN asks of the caller of a non-blocking descriptor. An error
+  /// or a hang-up counts as ready: the next call reports it. Each time a
+  /// signal interrupts the wait, `onInterrupt` runs before it goes on.
+  ///
+  /// The corresponding C function is `poll`.
+  public func waitUntilReady(
+    for events: Int16, onInterrupt: () throws(Errno) -> Void = {}
+  ) throws(Errno) {
+    var entry = pollfd(fd: rawValue, events: events, revents: 0)
+    while true {
+      do {
+        _ = try valueOrErrno(retryOnInterrupt: false) { poll(&entry, 1, -1) }
+        return
+      } catch .interrupted {
+        try onInterrupt()
+      }
     }
   }
 
@@ -125,21 +165,31 @@ public struct FileDescriptor: Hashable, Sendable {
     _ = try valueOrErrno { dup2(rawValue, target.rawValue) }
   }
 
-  /// Opens `path` read-only (close-on-exec).
-  public static func open(_ path: String, _ flags: CInt = O_RDONLY) throws(Errno) -> FileDescriptor {
-    FileDescriptor(rawValue: try valueOrErrno { Glibc.open(path, flags | O_CLOEXEC) })
+  /// Opens `path` (read-only by default; close-on-exec unless told).
+  ///
+  /// The corresponding C function is `open`.
+  public static func open(
+    _ path: String, _ flags: CInt = O_RDONLY, closeOnExec: Bool = true
+  ) throws(Errno) -> FileDescriptor {
+    FileDescriptor(rawValue: try valueOrErrno { Glibc.open(path, flags | (closeOnExec ? O_CLOEXEC : 0)) })
   }
+
+  /// Whether this number names an open descriptor of this process.
+  ///
+  /// The corresponding C function is `fcntl` (F_GETFD, which fails with
+  /// EBADF on a closed descriptor).
+  public var isOpen: Bool { fcntl(rawValue, F_GETFD) != -1 || errno != EBADF }
 }
 
 extension FileDescriptor {
-  /// Sets O_NONBLOCK on this descriptor's open file description, for
-  /// descriptors that only this process uses: the flag is shared by every
-  /// process that holds the same open file.
+  /// Sets (or clears) O_NONBLOCK on this descriptor's open file
+  /// description, for descriptors that only this process uses: the flag is
+  /// shared by every process that holds the same open file.
   ///
   /// The corresponding C function is `fcntl` (F_GETFL, F_SETFL).
-  public func setNonBlocking() throws(Errno) {
+  public func setNonBlocking(_ on: Bool = true) throws(Errno) {
     let flags = try valueOrErrno { fcntl(rawValue, F_GETFL) }
-    try nothingOrErrno { fcntl(rawValue, F_SETFL, flags | O_NONBLOCK) }
+    try nothingOrErrno { fcntl(rawValue, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK) }
   }
 }
 
