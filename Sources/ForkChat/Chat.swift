@@ -73,7 +73,6 @@ public func listenAndChat(_ options: Options) -> CInt {
     guard let (socket, peer) = acceptAllowed(listener, options: options, allowed: allowed) else {
       return ExitStatus.failure
     }
-    if !options.keep { listener.socket.closeIgnoringErrors() }
     let result = chat(
       socket: socket, peer: peer, options: session, accepted: true,
       closeInChild: options.keep ? [listener.socket] : [])
@@ -83,8 +82,10 @@ public func listenAndChat(_ options: Options) -> CInt {
 }
 
 /// Accepts the next peer that --allow lets in; any other is reset at once
-/// (RST, so that it learns it was refused), with a notice. Returns nil if
-/// accept(2) fails (reported).
+/// (RST, so that it learns it was refused), with a notice. Without --keep,
+/// the listening socket is closed before the peer is announced, so that
+/// once "connection from" is printed a third party is refused. Returns nil
+/// if accept(2) fails (reported).
 func acceptAllowed(_ listener: Listener, options: Options, allowed: [SocketAddress])
   -> (FileDescriptor, SocketAddress)?
 {
@@ -106,6 +107,7 @@ func acceptAllowed(_ listener: Listener, options: Options, allowed: [SocketAddre
       Trace.event(.main, "close", "fd=\(socket.rawValue) not allowed, RST")
       continue
     }
+    if !options.keep { listener.socket.closeIgnoringErrors() }
     notice("connection from \(peer)")
     return (socket, peer)
   }

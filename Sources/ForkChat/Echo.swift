@@ -19,7 +19,6 @@ func serveEcho(_ listener: Listener, options: Options, allowed: [SocketAddress])
     guard let (socket, peer) = acceptAllowed(listener, options: options, allowed: allowed) else {
       return ExitStatus.failure
     }
-    listener.socket.closeIgnoringErrors()
     return echo(socket, peer: peer, role: .main, deadPeer: options.session.deadPeer)
       ? ExitStatus.success : ExitStatus.failure
   }

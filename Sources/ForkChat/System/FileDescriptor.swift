@@ -112,7 +112,9 @@ public struct FileDescriptor: Hashable, Sendable {
     try bytes.withBytes { buffer throws(Errno) in try writeAll(buffer) }
   }
 
-  /// Closes the descriptor. Never retried: see `valueOrErrno`.
+  /// Closes the descriptor, reporting a failure (EBADF for a number that is
+  /// not open: the room's readers close whatever numbers their parent may
+  /// have had). Never retried: see `valueOrErrno`.
   ///
   /// The corresponding C function is `close`.
   public func close() throws(Errno) {
