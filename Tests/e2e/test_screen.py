@@ -138,6 +138,31 @@ def test_two_screens_typing_at_once():
 
 # --- every ending ---------------------------------------------------------------
 
+def cpu_ticks(pid) -> int:
+    """utime + stime of a process (/proc/PID/stat), in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+@pytest.mark.parametrize("mode", ["default", "threads"])
+def test_the_receiving_side_sleeps_while_it_lingers(term, mode):
+    """Once the sending side is done (Ctrl-D), the pipe that brought its
+    lines is at its end: the receiving side must stop watching it, or
+    poll(2) returns at once for ever and the linger time is a busy loop."""
+    peer = connect(term, "--linger", "3", *mode_args(mode))
+    parent = term.wait_forkchat(2 if mode == "default" else 1)[0]
+    term.keys("C-d")
+    peer.expect_eof()
+    term.wait_forkchat(1)
+    before = cpu_ticks(parent)
+    time.sleep(1.0)
+    used = cpu_ticks(parent) - before
+    assert used <= 10, f"the lingering process used {used} ticks of CPU in 1 s (a busy loop)\n" + term.show()
+    peer.close()
+    term.wait_forkchat(0)
+
+
 ENDINGS = ["quit_word", "ctrl_d", "peer_closed", "reset", "ctrl_c", "sigterm", "sighup", "child_killed"]
 STATUS = {"quit_word": 0, "ctrl_d": 0, "peer_closed": 0, "reset": 1, "ctrl_c": 130, "sigterm": 143, "sighup": 129, "child_killed": 1}
 

@@ -89,9 +89,9 @@ final class Screen {
 
   // MARK: The receiving side
 
-  /// The reading end of the pipe from the sending side, for poll(2); -1
-  /// once it has ended.
-  var fromInputDescriptor: CInt { fromInputOpen ? fromInput.read.rawValue : -1 }
+  /// The reading end of the pipe from the sending side, for poll(2); nil
+  /// once it has ended (its end of file would wake poll(2) for ever).
+  var fromInputToWatch: FileDescriptor? { fromInputOpen ? fromInput.read : nil }
 
   /// The peer's bytes, into the conversation.
   func showPeer(_ bytes: UnsafeRawBufferPointer) throws(Failure) {

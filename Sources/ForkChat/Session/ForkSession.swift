@@ -101,7 +101,7 @@ final class ForkSession {
     while !teardown.isOver {
       poll.watch(.signals, signals.readEnd)
       poll.watch(.socket, teardown.isReceiving ? session.socket : nil)
-      poll.watch(.screen, session.screen?.fromInput.read)
+      poll.watch(.screen, session.screen?.fromInputToWatch)
       do throws(Failure) {
         guard try poll.wait(timeout: teardown.pollTimeout) else {
           teardown.lingerEnded()

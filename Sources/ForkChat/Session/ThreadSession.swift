@@ -100,7 +100,7 @@ final class ThreadSession {
       poll.watch(.signals, signals.readEnd)
       poll.watch(.socket, teardown.isReceiving ? session.socket : nil)
       poll.watch(.senderDone, joined ? nil : state.done.read)
-      poll.watch(.screen, session.screen?.fromInput.read)
+      poll.watch(.screen, session.screen?.fromInputToWatch)
       do throws(Failure) {
         guard try poll.wait(timeout: teardown.pollTimeout) else {
           teardown.lingerEnded()
