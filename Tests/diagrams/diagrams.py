@@ -8,7 +8,9 @@ Ctrl-C, kill). From the two traces it draws an SVG sequence diagram: one
 lifeline per process of each side (the main process, then each child from its
 fork), the trace events as marks and arrows (fork, shutdown and the FIN it
 sends, SIGCHLD, kill, waitpid, exit), and the time of each event on the axis.
-Nothing is drawn by hand. Beside each NAME.svg it writes NAME.txt: the two
+With the chat screen (the `two-writers` scenario), each screen update a
+process writes (`draw`, one write(2) each) is an arrow from that process to
+its terminal. Nothing is drawn by hand. Beside each NAME.svg it writes NAME.txt: the two
 traces merged in time order, for a text-only terminal.
 
     python3 Tests/diagrams/diagrams.py [--port N] [--only NAME] FORKCHAT OUTDIR
@@ -37,6 +39,7 @@ import pty
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import termios
@@ -86,7 +89,7 @@ class Side:
     """A forkchat process (and its child) on a terminal or a pipe, stderr
     collected line by line with the time each line arrived."""
 
-    def __init__(self, run, letter, argv, stdin="pty"):
+    def __init__(self, run, letter, argv, stdin="pty", size=(12, 60)):
         self.run, self.letter, self.argv = run, letter, argv
         self.lines: list[Line] = []
         self.screen = bytearray()
@@ -97,6 +100,7 @@ class Side:
         if stdin == "pty":
             master, slave = pty.openpty()
             self.master = master
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))  # rows, columns
 
             def controlling_terminal():
                 os.setsid()
@@ -245,17 +249,18 @@ class Run:
         self.sides: list[Side] = []
 
     # On a terminal, the line-by-line chat (--plain): these pictures are
-    # about processes and the end of a chat, not about the chat screen.
-    def listen(self, *args, stdin="pty") -> Side:
-        plain = ["--plain"] if stdin == "pty" else []
+    # about processes and the end of a chat; `screen=True` for the chat
+    # screen (its trace goes to a pipe, so the screen stays up).
+    def listen(self, *args, stdin="pty", screen=False) -> Side:
+        plain = ["--plain"] if stdin == "pty" and not screen else []
         argv = [self.forkchat, "listen", str(self.port), *args, *plain, "--trace"]
         side = Side(self, "A", argv, stdin)
         self.sides.append(side)
         side.wait_err(rf"listening on .* port {self.port}")
         return side
 
-    def connect(self, *args, stdin="pty") -> Side:
-        plain = ["--plain"] if stdin == "pty" else []
+    def connect(self, *args, stdin="pty", screen=False) -> Side:
+        plain = ["--plain"] if stdin == "pty" and not screen else []
         argv = [self.forkchat, "connect", "127.0.0.1", str(self.port), *args, *plain, "--trace"]
         side = Side(self, "B", argv, stdin)
         self.sides.append(side)
@@ -263,8 +268,8 @@ class Run:
         self.sides[0].wait_err(r"connection from")
         return side
 
-    def pair(self, a_stdin="pty", b_stdin="pty"):
-        return self.listen(stdin=a_stdin), self.connect(stdin=b_stdin)
+    def pair(self, a_stdin="pty", b_stdin="pty", screen=False):
+        return self.listen(stdin=a_stdin, screen=screen), self.connect(stdin=b_stdin, screen=screen)
 
     def finish(self):
         for side in self.sides:
@@ -334,6 +339,19 @@ def child_killed(run):
     b.type("hello from B\n")
     a.wait_screen("< hello from B")
     b.kill(b.child(), signal.SIGKILL, "B's child")
+
+
+@scenario("two-writers", "The chat screen: A's child draws the input line, A's parent the conversation, "
+          "each update one write(2)")
+def two_writers(run):
+    a, b = run.pair(screen=True)
+    a.type("I am typing", label="types 'I am typing' (no Enter)")
+    a.wait_screen("> I am typing")
+    b.type("hello A\n")
+    a.wait_screen("127.0.0.1: hello A")
+    a.type(" a line\n", label="types ' a line', Enter")
+    b.wait_screen("127.0.0.1: I am typing a line")
+    a.ctrl_d()
 
 
 # ---------------------------------------------------------------------------
@@ -483,22 +501,27 @@ TOP = 96
 COLUMN = 150
 FONT = "font-family='DejaVu Sans Mono,Menlo,Consolas,monospace' font-size='11'"
 COLOURS = {"fin": "#1f6feb", "rst": "#cf222e", "handshake": "#2da44e", "signal": "#8250df",
-           "fork": "#24292f", "kill": "#cf222e", "action": "#9a6700"}
+           "fork": "#24292f", "kill": "#cf222e", "action": "#9a6700", "draw": "#0a7f86"}
 
 
 def lifelines(sides):
     """Columns, left to right: A's keyboard, A's child(ren), A's main
-    process, B's main process, B's child(ren), B's keyboard."""
+    process, B's main process, B's child(ren), B's keyboard (with the chat
+    screen: the terminal, keyboard and screen)."""
     columns = []
     a, b = sides
     a_children = [int(l.details.split("=")[1]) for l in a.lines if l.event == "fork"]
     b_children = [int(l.details.split("=")[1]) for l in b.lines if l.event == "fork"]
-    columns.append(("A", "keyboard", "person at A"))
+    def person(side):
+        drawn = any(l.kind == "trace" and l.event == "draw" for l in side.lines)
+        return f"{side.letter}'s terminal" if drawn else f"person at {side.letter}"
+
+    columns.append(("A", "keyboard", person(a)))
     columns += [("A", pid, f"A: child, {pid}") for pid in a_children]
     columns.append(("A", a.pid, f"A: {a.argv[1]}, {a.pid}"))
     columns.append(("B", b.pid, f"B: {b.argv[1]}, {b.pid}"))
     columns += [("B", pid, f"B: child, {pid}") for pid in b_children]
-    columns.append(("B", "keyboard", "person at B"))
+    columns.append(("B", "keyboard", person(b)))
     return {key[:2]: (i, key[2]) for i, key in enumerate(columns)}
 
 
@@ -611,18 +634,21 @@ def render_line(l, ly, x, rows) -> str:
         return (f"<g class='notice'>{title}<text class='h' x='{tx}' y='{ly + 4}' text-anchor='{anchor}' "
                 f"fill='#57606a' font-style='italic'>“{html.escape(text)}”</text></g>")
     parts = [f"<g class='event' data-event='{l.event}'>{title}"]
-    if l.event in ("fork", "kill"):
-        child = int(l.details.split("=")[1]) if l.event == "fork" else int(l.details.split()[0])
-        tx = x.get((l.side, child), cx)
+    if l.event in ("fork", "kill", "draw"):  # to the child it made or signalled, or to the terminal it drew on
+        if l.event == "draw":
+            tx = x[(l.side, "keyboard")]
+        else:
+            child = int(l.details.split("=")[1]) if l.event == "fork" else int(l.details.split()[0])
+            tx = x.get((l.side, child), cx)
         parts.append(arrow_path(cx, ly, tx, ly, l.event))
     parts.append(f"<rect x='{cx - 4}' y='{ly - 4}' width='8' height='8' fill='#24292f'/>")
     label = {"fork": f"fork() → {l.details}", "kill": f"kill {l.details}"}.get(l.event, l.label)
-    anchor, tx = ("end", cx - 10) if l.side == "A" else ("start", cx + 10)
-    if l.event in ("fork", "kill"):  # the label sits on the arrow
-        anchor, tx = "middle", (cx + x.get((l.side, child), cx)) // 2
-        parts.append(f"<text class='h' x='{tx}' y='{ly - 4}' text-anchor='{anchor}'>{html.escape(label)}</text>")
+    anchor, tx_label = ("end", cx - 10) if l.side == "A" else ("start", cx + 10)
+    if l.event in ("fork", "kill", "draw"):  # the label sits on the arrow
+        anchor, tx_label = "middle", (cx + tx) // 2
+        parts.append(f"<text class='h' x='{tx_label}' y='{ly - 4}' text-anchor='{anchor}'>{html.escape(label)}</text>")
     else:
-        parts.append(f"<text class='h' x='{tx}' y='{ly + 4}' text-anchor='{anchor}'>{html.escape(label)}</text>")
+        parts.append(f"<text class='h' x='{tx_label}' y='{ly + 4}' text-anchor='{anchor}'>{html.escape(label)}</text>")
     parts.append("</g>")
     return "".join(parts)
 

@@ -2,7 +2,9 @@
 forkchat processes and draws it. It runs, every scenario gives an SVG and its
 merged trace, and each diagram names every event of its trace: each trace
 line is the title of a drawn element whose text shows the event, and the
-arrows the scenario is about (FIN, RST, SIGCHLD, fork, kill) are drawn."""
+arrows the scenario is about (FIN, RST, SIGCHLD, fork, kill) are drawn. In
+the chat screen's diagram, each update is an arrow from the process that
+wrote it to its terminal, and both of A's processes draw."""
 
 import re
 import socket
@@ -24,7 +26,7 @@ def free_port_outside_a_test() -> int:
 ROOT = Path(__file__).resolve().parent.parent.parent
 GENERATOR = ROOT / "Tests" / "diagrams" / "diagrams.py"
 SVG = "{http://www.w3.org/2000/svg}"
-SCENARIOS = ["input-ends", "peer-closes", "ctrl-c", "reset", "child-killed"]
+SCENARIOS = ["input-ends", "peer-closes", "ctrl-c", "reset", "child-killed", "two-writers"]
 # The arrows each scenario is about (class names of the arrow groups).
 ARROWS = {
     "input-ends": {"fin", "handshake"},
@@ -32,6 +34,7 @@ ARROWS = {
     "ctrl-c": {"fin"},
     "reset": {"rst"},
     "child-killed": {"fin", "signal"},
+    "two-writers": {"fin", "handshake"},  # (SIGCHLD races with the peer's FIN here)
 }
 
 
@@ -72,6 +75,32 @@ def test_each_diagram_names_the_events_of_its_trace(drawn, name):
         assert any(l.startswith("FIN") for l in labels), labels
     if "signal" in ARROWS[name]:
         assert "SIGCHLD" in labels, labels
+
+
+def test_the_two_writers_each_draw_on_the_terminal(drawn):
+    """Each `draw` event is drawn on the lifeline of the process that wrote
+    it (its pid in the column's header), with an arrow to that side's
+    terminal; on A, the child draws the input line and the parent the
+    conversation."""
+    svg = ET.parse(drawn / "two-writers.svg").getroot()
+    headers = {texts(t): float(t.get("x")) for t in svg.iter(f"{SVG}text") if t.get("text-anchor") == "middle"
+               and re.fullmatch(r"[AB]: \w+, \d+|[AB]'s terminal", texts(t))}
+    column = {int(h.split(", ")[1]): (h[0], x) for h, x in headers.items() if ", " in h}
+    seen = set()
+    for g in svg.iter(f"{SVG}g"):
+        if g.get("data-event") != "draw":
+            continue
+        line = g.findtext(f"{SVG}title")
+        m = re.fullmatch(r"trace \S+ (\d+) ([a-z]+) draw (\w+) bytes=(\d+)", line)
+        assert m, line
+        pid, role, part = int(m[1]), m[2], m[3]
+        side, x = column[pid]
+        mark, arrow = g.find(f"{SVG}rect"), g.find(f"{SVG}line")
+        assert float(mark.get("x")) + 4 == x, f"{line}: not on the lifeline of {pid}"
+        terminal = headers[f"{side}'s terminal"]
+        assert float(arrow.get("x1")) == x and abs(float(arrow.get("x2")) - terminal) <= 6, line
+        seen.add((role, part))
+    assert {("child", "input"), ("parent", "conversation"), ("main", "layout")} <= seen, seen
 
 
 def test_the_committed_diagrams_are_the_generator_s(drawn):

@@ -166,6 +166,23 @@ def test_allow_accepts_the_allowed_address():
 
 
 @needs_ipv6
+@pytest.mark.parametrize("mode", ["default", "threads", "poll"])
+def test_a_refused_forkchat_says_so_once(mode):
+    """forkchat connect, refused by --allow with its input already at its
+    end: whether the reset comes during connect(2) or after, one line names
+    it, exit 1 (the sending side's FIN finds nothing to shut down: not an
+    error of its own)."""
+    port = free_port()
+    fc = start_listener(port, "--allow", "127.0.0.2", "--keep", stdin="devnull")
+    for _ in range(10):
+        client = Forkchat("connect", "127.0.0.1", str(port), *mode_args(mode), stdin="devnull")
+        client.assert_exit(1)
+        errors = [l for l in client.err_text().splitlines() if "Connection reset by peer" in l or "shutdown" in l]
+        assert len(errors) == 1 and "Connection reset by peer" in errors[0], client.describe()
+    fc.signal(signal.SIGTERM)
+    fc.assert_signaled(signal.SIGTERM)
+
+
 def test_allow_refuses_others_and_keeps_waiting():
     port = free_port()
     fc = start_listener(port, "--allow", "::1", stdin="pipe")

@@ -10,7 +10,8 @@ Lines of different processes are ordered by causality where there is one
 (the child writes `exit 0` before it exits, so before the parent's waitpid
 returns) and by their times otherwise (`parent fork` and `child start` race
 for the pipe after fork()). Then threads, poll, alternate, echo and connect
-traces, and no trace at all without --trace."""
+traces; the chat screen's updates (`draw`), one event per write(2) of the
+process that wrote it; and no trace at all without --trace."""
 
 import os
 import re
@@ -24,13 +25,16 @@ from harness import (
     Peer,
     forkchat_pair,
     free_port,
+    listen_socket,
     parse_trace,
     proc_children,
+    require_tool,
     start_chat,
     start_listener,
     threads_of,
     wait_until,
 )
+from terminal import Terminal
 
 ROLES = ["listen", "connect"]
 
@@ -485,6 +489,63 @@ def test_refused_by_allow_is_reset():
     assert accept.details.split()[0] == close.details.split()[0] and accept.index + 1 == close.index, fc.describe()
     fc.signal(signal.SIGTERM)
     fc.assert_signaled(signal.SIGTERM, timeout=5)
+
+
+# --- the chat screen: one draw event per write(2) ------------------------------
+
+WRITE_TO_STDOUT = re.compile(r'(\d+) +write\(1, ".*"(?:\.\.\.)?, (\d+)(?:\)| <unfinished)')
+
+
+def test_screen_draws_are_traced_one_per_write():
+    """With --trace and stderr not the terminal, the chat screen stays up,
+    and each screen update is one `draw` event of the process that wrote
+    it, with its byte count: the same list, process by process, as the
+    write(2) calls to standard output that strace sees. The layout is drawn
+    by the main process before fork, the input line by the child, the
+    conversation and the status row by the parent."""
+    strace = require_tool("strace")
+    term = Terminal(columns=60, rows=12)
+    try:
+        port = free_port()
+        server = listen_socket(port)
+        writes, trace = f"{term.dir}/writes", f"{term.dir}/trace"
+        term.type(f'{strace} -f -qq -e trace=write -e signal=none -o {writes} '
+                  f'"$FORKCHAT" connect 127.0.0.1 {port} --trace 2>{trace}')
+        term.keys("Enter")
+        peer = Peer.accept(server)
+        server.close()
+        term.wait_screen(rf"127\.0\.0\.1 port {port} · connected", what="the screen's status row")
+        term.type("half")
+        term.wait_screen(r"^> half$")
+        peer.send(b"a line from the peer\n")
+        rows = term.wait_screen(r"^127\.0\.0\.1: a line from the peer$")
+        assert rows[-1] == "> half", term.show()
+        term.keys("Enter")
+        peer.expect(b"half\n")
+        term.wait_screen(r"^you: half$")
+        term.keys("C-d")
+        peer.expect_eof()
+        peer.close()
+        term.wait_screen(lambda rows: rows[term.cursor()[0] - 1] == "$", what="the shell's prompt")
+        assert term.exit_status() == 0, term.show()
+        events = parse_trace(open(trace).read())
+        with open(writes) as f:
+            called = [(int(m[1]), int(m[2])) for m in map(WRITE_TO_STDOUT.match, f) if m]
+    finally:
+        term.close()
+    draws = [e for e in events if e.event == "draw"]
+    # Process by process: across the two, a write and its trace line are two
+    # calls, and the other process may write in between.
+    for pid in {pid for pid, _ in called} | {e.pid for e in draws}:
+        traced = [int(e.details.split("bytes=")[1]) for e in draws if e.pid == pid]
+        assert traced == [count for p, count in called if p == pid], (pid, draws, called)
+    fork = next(e for e in events if e.event == "fork")
+    child = int(fork.details.split("=")[1])
+    parts = {(e.role, e.details.split()[0]) for e in draws}
+    assert parts == {("main", "layout"), ("child", "input"), ("parent", "conversation"), ("parent", "status"),
+                     ("parent", "leave")}, parts
+    assert draws[0].text.startswith("main draw layout") and draws[0].index < fork.index
+    assert all((e.pid == child) == (e.role == "child") for e in draws), draws
 
 
 # --- no --trace, no trace ----------------------------------------------------

@@ -31,6 +31,9 @@ final class Conversation {
 
   let peer: SocketAddress
   let colour: Bool
+  /// Who draws, for --trace: the main process draws the layout before the
+  /// session starts, then the receiving side (`Screen.start`).
+  var role = Role.main
   private(set) var size = WindowSize.current()
   private var entries: [Entry] = []
   private var peerText = PeerText()
@@ -71,7 +74,7 @@ final class Conversation {
     update.move(row: inputRow)
     update.clearRow()
     update.raw(prompt)
-    try update.write()
+    try update.write(by: role, "layout")
   }
 
   /// The peer's bytes, as lines of the conversation.
@@ -107,7 +110,7 @@ final class Conversation {
     } else {
       update.restoreCursor()
     }
-    try update.write()
+    try update.write(by: role, "status")
   }
 
   /// Adds entries and draws their rows at the bottom of the conversation,
@@ -131,7 +134,7 @@ final class Conversation {
       update.raw([13])
     }
     update.restoreCursor()
-    try update.write()
+    try update.write(by: role, "conversation")
   }
 
   /// Draws everything but the input row again, for the current size:
@@ -160,7 +163,7 @@ final class Conversation {
     }
     update.restoreCursor()
     if !inputRowOwned { update.move(row: inputRow) }
-    try update.write()
+    try update.write(by: role, "redraw")
   }
 
   /// Gives the terminal back as it was (Ctrl-Z, and the end): the whole
@@ -173,7 +176,7 @@ final class Conversation {
     update.style("0")
     update.move(row: statusRow)
     update.control("[J")  // ED: blank from here to the end of the screen
-    try update.write()
+    try update.write(by: role, "leave")
   }
 
   private func drawStatus(_ update: inout Update) {

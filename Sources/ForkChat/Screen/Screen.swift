@@ -67,14 +67,17 @@ final class Screen {
     guard let pipe = try? makePipe() else { return nil }
     try? pipe.read.setNonBlocking()
     let colour = getenv("NO_COLOR") == nil
+    let roles = drawingRoles(session.options.mode)
     let screen = Screen(
       mode: mode, conversation: Conversation(peer: session.peer, colour: colour),
       input: ScreenInput(
-        quitWord: session.options.quitWord, lineEnd: session.options.lineEnd, colour: colour),
+        quitWord: session.options.quitWord, lineEnd: session.options.lineEnd, colour: colour,
+        role: roles.sending),
       pipe: pipe)
     mode.enterRaw()
     do {
       try screen.conversation.start(prompt: screen.input.promptBytes)
+      screen.conversation.role = roles.receiving
     } catch {
       mode.restore()
       pipe.read.closeIgnoringErrors()
@@ -85,6 +88,18 @@ final class Screen {
       noticeSink = { [conversation = screen.conversation] text in try? conversation.showNotice(text) }
     }
     return screen
+  }
+
+  /// Who draws each part in each mode, as --trace names them: the
+  /// receiving side the conversation and the status row, the sending side
+  /// the input line.
+  static func drawingRoles(_ mode: Mode) -> (receiving: Role, sending: Role) {
+    switch mode {
+    case .fork: (.parent, .child)
+    case .threads: (.main, .sender)
+    case .poll: (.poll, .poll)
+    case .alternate: (.alternate, .alternate)  // never: alternate stays line by line
+    }
   }
 
   // MARK: The receiving side

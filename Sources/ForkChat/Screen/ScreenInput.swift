@@ -26,6 +26,8 @@ struct ScreenInput {
   let quitWord: [UInt8]?
   var lineEnd = LineEnd.lf
   let colour: Bool
+  /// Who draws the input line, for --trace: the sending side.
+  let role: Role
   var editor = LineEditor()
   var size = WindowSize.current()
 
@@ -76,7 +78,7 @@ struct ScreenInput {
     update.raw(promptBytes)
     update.text(view.text)
     update.move(row: size.rows, column: 1 + displayWidth(Self.prompt) + view.cursorColumn)
-    try update.write()
+    try update.write(by: role, "input")
   }
 
   /// The input is over: the row is left blank.
@@ -84,6 +86,6 @@ struct ScreenInput {
     var update = Update()
     update.move(row: size.rows)
     update.clearRow()
-    try update.write()
+    try update.write(by: role, "input")
   }
 }

@@ -109,13 +109,20 @@ struct WindowSize: Equatable {
 /// survivor redraws or restores, each update starting with CAN, which ends
 /// a cut escape sequence) and SIGSTOP cannot be blocked. `writeAll` still
 /// loops, so a SIGSTOP delays the rest of the update, never loses it.
-func writeUpdate(_ bytes: [UInt8]) throws(Errno) {
-  var all = sigset_t()
-  sigfillset(&all)
-  var previous = sigset_t()
-  pthread_sigmask(SIG_BLOCK, &all, &previous)
-  defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-  try FileDescriptor.standardOutput.writeAll(bytes)
+///
+/// With --trace, each update is one line once it is written: `draw PART
+/// bytes=N` by `role`, the process or thread that wrote it (`part`: which
+/// part of the screen; docs/design.md lists them).
+func writeUpdate(_ bytes: [UInt8], by role: Role, part: String) throws(Errno) {
+  do {
+    var all = sigset_t()
+    sigfillset(&all)
+    var previous = sigset_t()
+    pthread_sigmask(SIG_BLOCK, &all, &previous)
+    defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+    try FileDescriptor.standardOutput.writeAll(bytes)
+  }
+  if Trace.isOn { Trace.event(role, "draw", "\(part) bytes=\(bytes.count)") }
 }
 
 /// Control sequences (ECMA-48, as xterm and tmux understand them), built
@@ -157,5 +164,6 @@ struct Update {
   /// SGR: colour and attributes ("0": back to normal).
   mutating func style(_ parameters: String) { control("[\(parameters)m") }
 
-  func write() throws(Errno) { try writeUpdate(bytes) }
+  /// Writes the update (`writeUpdate`): `part` of the screen, by `role`.
+  func write(by role: Role, _ part: String) throws(Errno) { try writeUpdate(bytes, by: role, part: part) }
 }

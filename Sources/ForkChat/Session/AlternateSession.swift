@@ -148,10 +148,7 @@ final class AlternateSession {
   /// Our input has ended (or the quit word was sent): FIN, then only
   /// receive, at most the linger time.
   func endSending() throws(Failure) {
-    try orFailure("shutdown to \(session.peer)") { () throws(Errno) in
-      try session.socket.shutdown(CInt(SHUT_WR))
-    }
-    Trace.event(.alternate, "shutdown", "SHUT_WR")
+    try session.sendFIN(role: .alternate)
     teardown.inputEnded()
   }
 

@@ -22,7 +22,7 @@ struct InputSender {
   static let peerVanishedStatus: CInt = 2
 
   /// Copies standard input to the socket until input ends (or the quit
-  /// word is typed), then half-closes the socket (`shutdownSocket`).
+  /// word is typed), then half-closes the socket (`Session.sendFIN`).
   /// Returns `.stopped`, without the shutdown, if `stopRequest` fired.
   /// Throws a `Failure` naming what failed.
   func run() throws(Failure) -> End {
@@ -32,19 +32,8 @@ struct InputSender {
     } else {
       end = try copy()
     }
-    if end == .inputEnded { try shutdownSocket() }
+    if end == .inputEnded { try session.sendFIN(role: role) }
     return end
-  }
-
-  /// Sends FIN with shutdown(SHUT_WR): the peer reads end of file, while
-  /// our receiving side goes on. Not close(2): the socket stays open in the
-  /// other process (or thread) that receives, and a close only drops this
-  /// one reference to it; the kernel sends FIN when the last one goes.
-  func shutdownSocket() throws(Failure) {
-    try orFailure("shutdown to \(session.peer)") { () throws(Errno) in
-      try session.socket.shutdown(CInt(SHUT_WR))
-    }
-    Trace.event(role, "shutdown", "SHUT_WR")
   }
 
   /// Copies stdin to the socket. What is typed or piped a line at a time
@@ -235,5 +224,27 @@ final class OutputWriter {
     } catch {
       throw Failure("write to standard output", error)
     }
+  }
+}
+
+extension Session {
+  /// Sends FIN with shutdown(SHUT_WR): the peer reads end of file, while
+  /// our receiving side goes on. Not close(2): the socket stays open in the
+  /// other process (or thread) that receives, and a close only drops this
+  /// one reference to it; the kernel sends FIN when the last one goes.
+  ///
+  /// A connection the peer has already reset has nothing left to shut down
+  /// (ENOTCONN): no error here, the receiving side reads the reset and says
+  /// so, once.
+  func sendFIN(role: Role) throws(Failure) {
+    do {
+      try socket.shutdown(CInt(SHUT_WR))
+    } catch .notConnected {
+      Trace.event(role, "shutdown", "SHUT_WR: not connected")
+      return
+    } catch {
+      throw Failure("shutdown to \(peer)", error)
+    }
+    Trace.event(role, "shutdown", "SHUT_WR")
   }
 }

@@ -161,10 +161,6 @@ final class ForkSession {
       // The kernel gave up on the peer while the child sent: said once.
       teardown.peerVanished("write to")
       teardown.sendingFailed()
-    case .exited(InputSender.peerVanishedStatus):
-      // The kernel gave up on the peer while the child sent: said once.
-      teardown.peerVanished("write to")
-      teardown.sendingFailed()
     case .exited:
       // The child could not send (it said why): the chat is broken.
       teardown.sendingFailed()

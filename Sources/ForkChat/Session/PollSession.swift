@@ -161,10 +161,7 @@ final class PollSession {
 
   /// All our input is out: FIN.
   func finishSending() throws(Failure) {
-    try orFailure("shutdown to \(session.peer)") { () throws(Errno) in
-      try session.socket.shutdown(CInt(SHUT_WR))
-    }
-    Trace.event(.poll, "shutdown", "SHUT_WR")
+    try session.sendFIN(role: .poll)
     teardown.inputEnded()
   }
 

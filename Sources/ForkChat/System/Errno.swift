@@ -17,6 +17,7 @@ public struct Errno: Error, Equatable, CustomStringConvertible, Sendable {
   public static let brokenPipe = Errno(rawValue: EPIPE)
   public static let connectionReset = Errno(rawValue: ECONNRESET)
   public static let connectionRefused = Errno(rawValue: ECONNREFUSED)
+  public static let notConnected = Errno(rawValue: ENOTCONN)
   public static let timedOut = Errno(rawValue: ETIMEDOUT)
   public static let inProgress = Errno(rawValue: EINPROGRESS)
 
