@@ -427,11 +427,12 @@ def main():
             rows[f"line latency {direction} p50, µs"][name] = [statistics.median(samples) * 1e6]
             rows.setdefault(f"line latency {direction} p99, µs", {})[name] = [percentile(samples, 99) * 1e6]
 
-    # Ten short rounds rather than three long ones: where the scheduler puts
-    # the processes on this 2-core machine moves a round's median by tens of
-    # µs, so more alternations give both the same luck.
+    # Thirty short rounds rather than three long ones: where the scheduler
+    # puts the processes on this 2-core machine moves a round's median by
+    # tens of µs, so more alternations give both the same luck, and 4500
+    # samples each put 45 in the p99 tail instead of 15.
     terminal = {"--plain": [], "screen": []}
-    for r in range(10):
+    for r in range(3 if args.quick else 30):
         for name in terminal:
             samples = terminal_latency(forkchat, name == "screen", lines // 10)
             terminal[name] += samples
@@ -520,11 +521,11 @@ better for MB/s, lower for µs, ms and MB).
 
 What a person at a terminal waits for: a line sent by the peer's socket
 until its text has been written to forkchat's terminal (a pseudo-terminal,
-80x24, read on its master side), forkchat connecting, {lines // 10 * 10} lines each for
+80x24, read on its master side), forkchat connecting, {len(terminal["screen"])} lines each for
 `--plain` (the kernel's line discipline, "< " marks) and for the chat screen
 (the line drawn in the conversation: one write(2) that saves the cursor,
 scrolls the region, writes the row and restores the cursor, every signal
-blocked around it), alternating in 10 rounds.
+blocked around it), alternating in {len(terminal["screen"]) // (lines // 10)} rounds.
 
 {terminal_text}
 """
@@ -550,7 +551,7 @@ def svg_chart(table, names):
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 120}" height="{height}" '
         'font-family="sans-serif" font-size="12">',
         '<rect width="100%" height="100%" fill="white"/>',
-        f'<text x="10" y="20" font-size="14" font-weight="bold">Relative to nc (nc = 1; '
+        '<text x="10" y="20" font-size="14" font-weight="bold">Relative to nc (nc = 1; '
         'MB/s: longer is better; latency, time, memory: shorter is better)</text>',
     ]
     y = top
