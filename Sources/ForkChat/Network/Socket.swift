@@ -306,8 +306,7 @@ func connect(to address: SocketAddress, deadline: Double?) throws(Failure) -> Fi
       try socket.connect(to: address)
     } catch .inProgress {
       var entry = [pollfd(fd: socket.rawValue, events: Int16(POLLOUT), revents: 0)]
-      let timeout = deadline.map { CInt(max(0, ($0 - Clock.now) * 1000).rounded(.up)) } ?? -1
-      if try poll(&entry, timeout: timeout) == 0 {
+      if try poll(&entry, timeout: Clock.pollTimeout(until: deadline)) == 0 {
         gaveUp = true
         throw Errno.timedOut
       }
@@ -335,6 +334,14 @@ public enum Clock {
     var time = timespec()
     clock_gettime(CLOCK_MONOTONIC, &time)
     return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+  }
+
+  /// The timeout poll(2) takes to wait until `deadline` (a `now`), in ms,
+  /// rounded up so that the wait never ends early: 0 once it has passed,
+  /// -1 (no limit) without one.
+  public static func pollTimeout(until deadline: Double?) -> CInt {
+    guard let deadline else { return -1 }
+    return CInt(min(max(0, (deadline - now) * 1000).rounded(.up), Double(CInt.max)))
   }
 
   /// Sleeps, going back to sleep for the rest of the time after a signal.

@@ -30,19 +30,31 @@ public struct SignalSet {
     for signal in signals { sigaddset(&set, signal) }
   }
 
-  /// Blocks these signals and returns the previous mask: a blocked signal
-  /// stays pending until it is unblocked.
+  /// Every signal (SIGKILL and SIGSTOP cannot be blocked all the same).
+  public static var all: SignalSet {
+    var all = SignalSet([])
+    sigfillset(&all.set)
+    return all
+  }
+
+  /// Blocks these signals in the calling thread and returns its previous
+  /// mask: a blocked signal stays pending until it is unblocked. (In a
+  /// process of one thread, the process's mask: sigprocmask(2).)
+  ///
+  /// The corresponding C function is `pthread_sigmask` (SIG_BLOCK).
   public func block() -> SignalSet {
     var old = SignalSet([])
     var set = self.set
-    sigprocmask(SIG_BLOCK, &set, &old.set)
+    pthread_sigmask(SIG_BLOCK, &set, &old.set)
     return old
   }
 
-  /// Makes this set the process's signal mask.
+  /// Makes this set the calling thread's signal mask.
+  ///
+  /// The corresponding C function is `pthread_sigmask` (SIG_SETMASK).
   public func setAsMask() {
     var mask = set
-    sigprocmask(SIG_SETMASK, &mask, nil)
+    pthread_sigmask(SIG_SETMASK, &mask, nil)
   }
 }
 

@@ -164,7 +164,7 @@ final class Screen {
       try? conversation.leave()
       mode.discardInput()
       mode.restore()
-      _ = kill(getpid(), SIGSTOP)  // stopped here until `fg` or `bg` sends SIGCONT
+      try? kill(pid: getpid(), signal: SIGSTOP)  // stopped here until `fg` or `bg` sends SIGCONT
       mode.enterRaw()  // in the background, this stops us again (SIGTTOU) until `fg`
       try? conversation.redraw()
       redrawInput()

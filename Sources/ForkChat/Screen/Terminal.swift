@@ -115,11 +115,8 @@ struct WindowSize: Equatable {
 /// part of the screen; docs/design.md lists them).
 func writeUpdate(_ bytes: [UInt8], by role: Role, part: String) throws(Errno) {
   do {
-    var all = sigset_t()
-    sigfillset(&all)
-    var previous = sigset_t()
-    pthread_sigmask(SIG_BLOCK, &all, &previous)
-    defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+    let previous = SignalSet.all.block()
+    defer { previous.setAsMask() }
     try FileDescriptor.standardOutput.writeAll(bytes)
   }
   if Trace.isOn { Trace.event(role, "draw", "\(part) bytes=\(bytes.count)") }

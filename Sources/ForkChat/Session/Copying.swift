@@ -180,10 +180,8 @@ final class OutputWriter {
           // The socket had nothing (poll mode's is non-blocking), or stdout
           // is full and non-blocking: wait for room in stdout, at once if it
           // has some, and let the caller's poll(2) wait for the socket.
-          do {
+          try orFailure("poll") { () throws(Errno) in
             try FileDescriptor.standardOutput.waitUntilReady(for: Int16(POLLOUT)) { onInterrupt() }
-          } catch {
-            throw Failure("poll", error)
           }
           return nil
         } catch .brokenPipe {

@@ -144,7 +144,7 @@ struct Teardown {
 
   /// The poll(2) timeout until the linger deadline, in ms (-1: none).
   var pollTimeout: CInt {
-    lingerDeadline.map { CInt(max(0, ($0 - Clock.now) * 1000).rounded(.up)) } ?? -1
+    Clock.pollTimeout(until: lingerDeadline)
   }
 
   /// A wait with `pollTimeout` ran out: if the linger time is over, stops

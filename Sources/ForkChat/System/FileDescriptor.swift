@@ -97,10 +97,10 @@ public struct FileDescriptor: Hashable, Sendable {
   public func waitUntilReady(
     for events: Int16, onInterrupt: () throws(Errno) -> Void = {}
   ) throws(Errno) {
-    var entry = pollfd(fd: rawValue, events: events, revents: 0)
+    var entry = [pollfd(fd: rawValue, events: events, revents: 0)]
     while true {
       do {
-        _ = try valueOrErrno(retryOnInterrupt: false) { poll(&entry, 1, -1) }
+        _ = try poll(&entry, timeout: -1, retryOnInterrupt: false)
         return
       } catch .interrupted {
         try onInterrupt()

@@ -7,13 +7,16 @@ import Glibc
 
 /// Waits until one of `descriptors` is ready or `timeout` ms have passed
 /// (-1: no limit); returns how many are ready (0: the time ran out). A
-/// signal's EINTR is retried: the self-pipe, among `descriptors`, says
-/// which signal came.
+/// signal's EINTR is retried (the self-pipe, among `descriptors`, says
+/// which signal came), unless `retryOnInterrupt` is false: then it is
+/// thrown, for a caller that must look at the signals itself.
 ///
 /// The corresponding C function is `poll`.
-public func poll(_ descriptors: inout [pollfd], timeout: CInt) throws(Errno) -> CInt {
+public func poll(
+  _ descriptors: inout [pollfd], timeout: CInt, retryOnInterrupt: Bool = true
+) throws(Errno) -> CInt {
   let count = nfds_t(descriptors.count)
-  return try valueOrErrno { Glibc.poll(&descriptors, count, timeout) }
+  return try valueOrErrno(retryOnInterrupt: retryOnInterrupt) { Glibc.poll(&descriptors, count, timeout) }
 }
 
 /// A pollfd array whose entries are named by the cases of `Slot`.
