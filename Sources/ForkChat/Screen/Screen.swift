@@ -218,8 +218,7 @@ final class Screen {
     let receiver = requests == nil ? getppid() : getpid()
     input.size = WindowSize.current()
     try? input.draw()
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Session.bufferSize, alignment: 16)
-    defer { buffer.deallocate() }
+    let buffer = session.buffers.input
     var poll = PollSet<InputSlot>()
     poll.watch(.keys, .standardInput)
     poll.watch(.wake, wake)

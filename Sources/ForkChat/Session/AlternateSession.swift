@@ -134,15 +134,8 @@ final class AlternateSession {
 
   /// Sends bytes read from stdin; a person's line ends as --line-end says.
   func send(_ bytes: UnsafeRawBufferPointer) throws(Failure) {
-    try orFailure("write to \(session.peer)") { () throws(Errno) in
-      if session.translatesLineEnds {
-        var wire: [UInt8] = []
-        session.options.lineEnd.translate(bytes, into: &wire)
-        try session.socket.writeAll(wire)
-      } else {
-        try session.socket.writeAll(bytes)
-      }
-    }
+    var wire: [UInt8] = []
+    try orFailure("write to \(session.peer)") { () throws(Errno) in try session.send(bytes, scratch: &wire) }
   }
 
   /// Our input has ended (or the quit word was sent): FIN, then only

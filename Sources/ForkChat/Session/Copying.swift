@@ -91,13 +91,7 @@ struct InputSender {
       let quitLineEnd = quit?.scan(chunk)
       if let quitLineEnd { chunk = UnsafeRawBufferPointer(rebasing: chunk[..<quitLineEnd]) }
       do {
-        if session.translatesLineEnds {
-          wire.removeAll(keepingCapacity: true)
-          session.options.lineEnd.translate(chunk, into: &wire)
-          try session.socket.writeAll(wire)
-        } else {
-          try session.socket.writeAll(chunk)
-        }
+        try session.send(chunk, scratch: &wire)
       } catch {
         throw writeFailure(error)
       }
@@ -226,6 +220,17 @@ final class OutputWriter {
 }
 
 extension Session {
+  /// Writes bytes read from standard input to the socket, all of them. A
+  /// person's lines, typed on a terminal, end as --line-end says: they are
+  /// translated into `scratch` first (`LineEnd.translate`); a pipe's bytes
+  /// go as they are.
+  func send(_ bytes: UnsafeRawBufferPointer, scratch: inout [UInt8]) throws(Errno) {
+    guard translatesLineEnds else { return try socket.writeAll(bytes) }
+    scratch.removeAll(keepingCapacity: true)
+    options.lineEnd.translate(bytes, into: &scratch)
+    try socket.writeAll(scratch)
+  }
+
   /// Sends FIN with shutdown(SHUT_WR): the peer reads end of file, while
   /// our receiving side goes on. Not close(2): the socket stays open in the
   /// other process (or thread) that receives, and a close only drops this
