@@ -99,7 +99,7 @@ func parse(_ subcommand: Subcommand, _ words: [String]) throws(UsageError) -> Co
     do {
       try option.apply(&settings, value ?? "")
     } catch {
-      throw fail(BadValue.reason(error, "Invalid value '\(value ?? "")' for '\(name)'"))
+      throw fail(BadValue.message(for: error, about: "Invalid value '\(value ?? "")' for '\(name)'"))
     }
   }
   let expected = arguments.filter { $0.subcommands.contains(subcommand) }
@@ -115,7 +115,8 @@ func parse(_ subcommand: Subcommand, _ words: [String]) throws(UsageError) -> Co
     do {
       try argument.apply(&settings, text)
     } catch {
-      throw fail(BadValue.reason(error, "Invalid \(argument.name.dropFirst().dropLast()) '\(text)'"))
+      throw fail(
+        BadValue.message(for: error, about: "Invalid \(argument.name.dropFirst().dropLast()) '\(text)'"))
     }
   }
   if let reason = checkRules(settings, given: given) { throw fail(reason) }

@@ -60,7 +60,7 @@ struct Argument: Sendable {
 
 let arguments: [Argument] = [
   Argument(name: "<host>", subcommands: [.connect], required: true, help: "The peer's name or address.") {
-    guard !$1.isEmpty else { throw BadValue(reason: "The host cannot be empty.") }
+    guard !$1.isEmpty else { throw BadValue.reason("The host cannot be empty.") }
     $0.host = $1
   },
   Argument(
@@ -169,7 +169,7 @@ let options: [Option] = [
       """
   ) {
     guard !$1.contains("\n") && !$1.contains("\r") else {
-      throw BadValue(reason: "The quit word cannot contain a newline.")
+      throw BadValue.reason("The quit word cannot contain a newline.")
     }
     $0.session.quitWord = $1.isEmpty ? nil : Array($1.utf8)
   },
@@ -234,27 +234,29 @@ func checkRules(_ options: Options, given: Set<String>) -> String? {
 // ("080" is 80; "+80", " 80", "0x50" and "1e3" are not numbers), and for
 // seconds an optional fraction after a point ("0.5").
 
-/// Why a value is not what its option or argument expects: what it
-/// expects ("Invalid value 'x' for '--linger': expected a number of
-/// seconds."), or the whole reason.
-struct BadValue: Error {
-  let expected: String?
-  let reason: String?
-  init(_ expected: String) { (self.expected, self.reason) = (expected, nil) }
-  init(reason: String) { (self.expected, self.reason) = (nil, reason) }
+/// Why a value is not what its option or argument expects.
+enum BadValue: Error {
+  /// What it expects: "Invalid value 'x' for '--linger': expected a
+  /// number of seconds."
+  case expected(String)
+  /// The whole reason: "The host cannot be empty."
+  case reason(String)
 
-  /// The reason for a usage error, from what an `apply` threw: "`what`:
-  /// expected ...", or the whole reason it gave.
-  static func reason(_ error: any Error, _ what: String) -> String {
-    guard let bad = error as? BadValue else { return "\(what): \(error)" }
-    return bad.reason ?? "\(what): expected \(bad.expected ?? "something else")."
+  /// The reason for a usage error, from what an `apply` threw about `what`
+  /// ("Invalid value 'x' for '--linger'").
+  static func message(for error: any Error, about what: String) -> String {
+    switch error as? BadValue {
+    case .expected(let expected): "\(what): expected \(expected)."
+    case .reason(let reason): reason
+    case nil: "\(what): \(error)"
+    }
   }
 }
 
 /// A whole number in `range`, written in decimal digits.
 func number(_ text: String, in range: ClosedRange<Int>) throws(BadValue) -> Int {
   guard isDigits(text), let value = Int(text), range.contains(value) else {
-    throw BadValue("a number from \(range.lowerBound) to \(range.upperBound)")
+    throw BadValue.expected("a number from \(range.lowerBound) to \(range.upperBound)")
   }
   return value
 }
@@ -267,7 +269,7 @@ func port(_ text: String) throws(BadValue) -> UInt16 {
 func seconds(_ text: String) throws(BadValue) -> Double {
   let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
   guard parts.allSatisfy(isDigits), let value = Double(text), value < 1e9 else {
-    throw BadValue("a number of seconds")
+    throw BadValue.expected("a number of seconds")
   }
   return value
 }
@@ -277,7 +279,7 @@ func choice<Value: RawRepresentable & CaseIterable>(_ text: String) throws(BadVa
 where Value.RawValue == String {
   guard let value = Value(rawValue: text) else {
     let names = Value.allCases.map(\.rawValue)
-    throw BadValue(names.dropLast().joined(separator: ", ") + " or " + names.last!)
+    throw BadValue.expected(names.dropLast().joined(separator: ", ") + " or " + names.last!)
   }
   return value
 }
