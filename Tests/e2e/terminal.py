@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import FORKCHAT, WAIT, in_sessions, require_tool
+from harness import FORKCHAT, WAIT, in_sessions, require_tool, wait_until
 
 
 class Terminal:
@@ -103,14 +103,14 @@ class Terminal:
         """Waits until a row matches the regex `pattern` (or, for a
         function, until it returns true for the rows); returns the rows."""
         test = pattern if callable(pattern) else (lambda rows: any(re.search(pattern, r) for r in rows))
-        deadline = time.monotonic() + timeout
-        while True:
+        def rows_once_shown():
             rows = self.screen()
-            if test(rows):
-                return rows
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"the terminal never showed {what or pattern!r}; it shows:\n{self.show()}")
-            time.sleep(0.05)
+            return rows if test(rows) else None
+
+        rows = wait_until(rows_once_shown, timeout, interval=0.05)
+        if not rows:
+            raise AssertionError(f"the terminal never showed {what or pattern!r}; it shows:\n{self.show()}")
+        return rows
 
     def cursor(self) -> tuple[int, int]:
         """The cursor's row and column, from 1."""
@@ -133,13 +133,10 @@ class Terminal:
         return [p.pid for p in found]
 
     def wait_forkchat(self, count, timeout=5.0) -> list[int]:
-        deadline = time.monotonic() + timeout
-        while True:
-            pids = self.forkchat_pids()
-            if len(pids) == count or time.monotonic() >= deadline:
-                assert len(pids) == count, f"expected {count} forkchat processes, found {pids}\n{self.show()}"
-                return pids
-            time.sleep(0.02)
+        wait_until(lambda: len(self.forkchat_pids()) == count, timeout)
+        pids = self.forkchat_pids()
+        assert len(pids) == count, f"expected {count} forkchat processes, found {pids}\n{self.show()}"
+        return pids
 
     def close(self):
         """Checks that nothing but the shell is left in the pane's session,
@@ -153,9 +150,8 @@ class Terminal:
 
 
 def wait_sessions_empty_but_shell(shell_pid, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        left = [p for p in in_sessions([shell_pid]) if p.pid != shell_pid]
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(0.02)
+    def left():
+        return [p for p in in_sessions([shell_pid]) if p.pid != shell_pid]
+
+    wait_until(lambda: not left(), timeout)
+    return left()
