@@ -169,8 +169,7 @@ final class ForkSession {
       // keep printing what it still sends.
       notice("sending process \(child) killed by signal \(signal) (\(signalName(signal)))")
       teardown.senderKilled()
-      try? session.socket.shutdown(CInt(SHUT_WR))
-      Trace.event(.parent, "shutdown", "SHUT_WR")
+      try? session.sendFIN(role: .parent)
     }
   }
 
