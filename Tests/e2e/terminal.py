@@ -96,6 +96,12 @@ class Terminal:
         rows = [row.rstrip() for row in text.split("\n")][: self.rows]
         return rows + [""] * (self.rows - len(rows))
 
+    def history(self) -> list[str]:
+        """Every row the window has shown, its scrollback first (what a
+        person reads by scrolling back)."""
+        text = self._tmux("capture-pane", "-p", "-S", "-", "-t", "t")
+        return [row.rstrip() for row in text.split("\n")]
+
     def show(self) -> str:
         return "\n".join(f"{i + 1:2}|{row}" for i, row in enumerate(self.screen()))
 

@@ -138,6 +138,19 @@ def test_two_screens_typing_at_once():
 
 # --- every ending ---------------------------------------------------------------
 
+def test_a_burst_can_be_read_back(term):
+    """A hundred lines arriving at once (one read) are all drawn: those
+    that scroll out of the conversation are in the terminal's scrollback,
+    where a person scrolls back to read them."""
+    peer = connect(term)
+    peer.send(b"".join(b"burst %03d\n" % n for n in range(1, 101)))
+    term.wait_screen(r"^127\.0\.0\.1: burst 100$")
+    shown = [row for row in term.history() if re.fullmatch(r"127\.0\.0\.1: burst \d{3}", row)]
+    assert shown == [f"127.0.0.1: burst {n:03d}" for n in range(1, 101)], "\n".join(term.history())
+    peer.close()
+    term.wait_forkchat(0)
+
+
 def cpu_ticks(pid) -> int:
     """utime + stime of a process (/proc/PID/stat), in clock ticks."""
     with open(f"/proc/{pid}/stat") as f:

@@ -114,13 +114,15 @@ final class Conversation {
   }
 
   /// Adds entries and draws their rows at the bottom of the conversation,
-  /// scrolling it up: one write(2). Only the rows the region can show are
-  /// written.
+  /// scrolling it up: one write(2). Every row is written, even when more
+  /// come at once than the region shows: a row scrolled out at its top
+  /// goes into the terminal's scrollback (the region starts at the top
+  /// row), where a person scrolls back to read a burst.
   private func add(_ new: [Entry]) throws(Errno) {
     guard !new.isEmpty else { return }
     entries += new
     if entries.count > 2 * Self.kept { entries.removeFirst(entries.count - Self.kept) }
-    let rows = new.flatMap { self.rows(of: $0) }.suffix(conversationRows.count)
+    let rows = new.flatMap { self.rows(of: $0) }
     var update = Update()
     update.saveCursor()
     update.move(row: conversationRows.upperBound)
