@@ -181,6 +181,14 @@ struct PeerTextTests {
   @Test func fourByteSequenceSplitThreeWays() {
     #expect(lines([[0xf0, 0x9f], [0x98], [0x80, 10]]) == ["😀"])
   }
+
+  @Test func whatWaitsAtTheEndIsShown() {
+    var text = PeerText()
+    #expect(
+      text.feed(Array("tail".utf8) + [0xe6, 0xbc]).map { String(decoding: $0, as: UTF8.self) } == ["tail"])
+    #expect(text.finish().map { String(decoding: $0, as: UTF8.self) } == ["<E6><BC>"])
+    #expect(text.finish().isEmpty)
+  }
 }
 
 @Suite("Wire bytes")

@@ -167,6 +167,21 @@ def test_terminal_shows_peer_lines_with_marker(mode, role):
     assert re.search(rb"(?m)^< no newline\n< next\n", out), fc.describe()
 
 
+@pytest.mark.parametrize("mode", MODES + ["alternate"])
+def test_the_first_bytes_of_a_character_that_never_came_whole_are_shown(mode):
+    """The peer closes in the middle of a UTF-8 character: its first bytes,
+    held back for the rest, are shown once it has closed, not lost. (The
+    listening side: in alternate mode it receives first.)"""
+    chat = start_chat("listen", "pty", mode=mode)
+    fc, peer = chat.fc, chat.peer
+    peer.send(b"tail\xe6\xbc")
+    fc.wait_out(rb"(?m)^< tail\n")
+    peer.shutdown_write()
+    fc.wait_out(rb"(?m)^< <E6><BC>\n")
+    fc.close_stdin()
+    fc.assert_exit(0, timeout=5)
+
+
 @pytest.mark.parametrize(
     "env,coloured",
     [({"NO_COLOR": None, "TERM": "xterm-256color"}, True), ({"NO_COLOR": None, "TERM": "dumb"}, False)],

@@ -82,6 +82,12 @@ final class Conversation {
     try add(peerText.feed(bytes).map { Entry(speaker: .peer, text: $0) })
   }
 
+  /// The peer has closed: what its last bytes left waiting
+  /// (`PeerText.finish`).
+  func finishPeer() throws(Errno) {
+    try add(peerText.finish().map { Entry(speaker: .peer, text: $0) })
+  }
+
   /// Lines the sending side has sent.
   func showSent(_ lines: [[UInt8]]) throws(Errno) {
     try add(

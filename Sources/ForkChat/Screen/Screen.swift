@@ -117,6 +117,11 @@ final class Screen {
     }
   }
 
+  /// The peer has closed: what its last bytes left waiting.
+  func finishPeer() throws(Failure) {
+    try orFailure("write to standard output") { () throws(Errno) in try conversation.finishPeer() }
+  }
+
   /// Draws what the sending side has sent through the pipe: its lines
   /// ("you: …") and its notices. Reads until the pipe is empty.
   func receiveFromInput() {

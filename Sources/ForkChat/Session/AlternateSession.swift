@@ -48,7 +48,7 @@ final class AlternateSession {
           Trace.event(.alternate, "turn", "send: waiting for a line on stdin")
           if session.inputIsTerminal { notice("your turn: type a line") }
           if try peerEndsBeforeInput() {
-            return try peerEnded()
+            return try peerEnded(output)
           }
           try sendLine()
         } else {
@@ -58,7 +58,7 @@ final class AlternateSession {
             if teardown.isOver { return teardown.result }
           }
           guard let message = try received.next(what: "\(session.peer)", messageAtReadEnd: true) else {
-            return try peerEnded()
+            return try peerEnded(output)
           }
           try output.show(message) {}
         }
@@ -95,7 +95,8 @@ final class AlternateSession {
   /// The peer has ended (its FIN was read). A person at a terminal is done;
   /// from a pipe, the peer has no more turns but may still read (it may
   /// only have half-closed): the rest of our input goes to it, then FIN.
-  func peerEnded() throws(Failure) -> SessionResult {
+  func peerEnded(_ output: OutputWriter) throws(Failure) -> SessionResult {
+    try output.showEnd {}  // what its last bytes left waiting
     if teardown.peerClosed() || !teardown.isSending { return teardown.result }
     Trace.event(.alternate, "turn", "send: the rest of stdin, the peer has ended")
     if let rest = input.takeBuffered() { try send(rest) }

@@ -193,28 +193,39 @@ final class OutputWriter {
     } catch {
       throw Failure("read from \(session.peer)", error)
     }
+    if count == 0 {
+      try showEnd(onInterrupt: onInterrupt)
+      return 0
+    }
     try show(UnsafeRawBufferPointer(rebasing: buffer[..<count]), onInterrupt: onInterrupt)
     splicing = outputIsPipe && printer == nil && count == buffer.count
     return count
+  }
+
+  /// The peer has closed: on a terminal, what the rendering still held
+  /// (the first bytes of a character that never came whole) is shown.
+  func showEnd(onInterrupt: () -> Void) throws(Failure) {
+    if let screen = session.screen { return try screen.finishPeer() }
+    guard printer != nil else { return }
+    rendered.removeAll(keepingCapacity: true)
+    printer!.finish(into: &rendered)
+    try rendered.withBytes { text throws(Failure) in try write(text, onInterrupt: onInterrupt) }
   }
 
   /// Writes bytes received from the peer to standard output (rendered for
   /// a terminal).
   func show(_ bytes: UnsafeRawBufferPointer, onInterrupt: () -> Void) throws(Failure) {
     if let screen = session.screen { return try screen.showPeer(bytes) }
-    let output = FileDescriptor.standardOutput
-    do throws(Errno) {
-      if printer == nil {
-        try output.writeAll(bytes) { () throws(Errno) in onInterrupt() }
-        return
-      }
-      rendered.removeAll(keepingCapacity: true)
-      printer!.render(bytes, into: &rendered)
-      try rendered.withBytes { text throws(Errno) in
-        try output.writeAll(text) { () throws(Errno) in onInterrupt() }
-      }
-    } catch {
-      throw Failure("write to standard output", error)
+    guard printer != nil else { return try write(bytes, onInterrupt: onInterrupt) }
+    rendered.removeAll(keepingCapacity: true)
+    printer!.render(bytes, into: &rendered)
+    try rendered.withBytes { text throws(Failure) in try write(text, onInterrupt: onInterrupt) }
+  }
+
+  /// Writes to standard output, all of it.
+  private func write(_ bytes: UnsafeRawBufferPointer, onInterrupt: () -> Void) throws(Failure) {
+    try orFailure("write to standard output") { () throws(Errno) in
+      try FileDescriptor.standardOutput.writeAll(bytes) { () throws(Errno) in onInterrupt() }
     }
   }
 }

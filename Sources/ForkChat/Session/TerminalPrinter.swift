@@ -26,7 +26,17 @@ public struct TerminalPrinter: Sendable {
 
   /// Appends to `output` how one read's worth of the peer's bytes is shown.
   public mutating func render(_ bytes: UnsafeRawBufferPointer, into output: inout [UInt8]) {
-    for line in text.feed(bytes) {
+    mark(text.feed(bytes), into: &output)
+  }
+
+  /// Appends what the peer's last bytes left waiting (`PeerText.finish`),
+  /// once it has closed.
+  public mutating func finish(into output: inout [UInt8]) {
+    mark(text.finish(), into: &output)
+  }
+
+  private func mark(_ lines: [[UInt8]], into output: inout [UInt8]) {
+    for line in lines {
       if colour { output += Self.startColour }
       output += Self.marker
       output += line

@@ -19,9 +19,10 @@
 /// `feed` takes what one read(2) returned. The bytes of a message that does
 /// not end with a newline (the course's scripts send none) are a line of
 /// their own at the end of the read. What the end of a read cuts is joined
-/// up with the next read: a UTF-8 sequence (its first bytes wait), and
-/// "\r" + "\n" (the "\r" ends the line at once; a "\n" that starts the next
-/// read is then that line's end, not an empty line).
+/// up with the next read: a UTF-8 sequence (its first bytes wait), and "\r" + "\n" (the "\r" ends the line at
+/// once; a "\n" that starts the next read is then that line's end, not an
+/// empty line). `finish`, at the end of the peer's bytes, gives what still
+/// waits.
 public struct PeerText: Sendable {
   /// The first bytes of a UTF-8 sequence that the end of the last read cut.
   private var cutSequence: [UInt8] = []
@@ -94,6 +95,14 @@ public struct PeerText: Sendable {
 
   public mutating func feed(_ bytes: [UInt8]) -> [[UInt8]] {
     bytes.withUnsafeBytes { feed($0) }
+  }
+
+  /// At the end of the peer's bytes (its FIN): the first bytes of a UTF-8
+  /// sequence that never got its end, shown byte by byte (<E6><BC>) as a
+  /// line, or nothing. Without it they would never be seen.
+  public mutating func finish() -> [[UInt8]] {
+    defer { cutSequence.removeAll() }
+    return cutSequence.isEmpty ? [] : [cutSequence.flatMap(hexByte)]
   }
 
   private func appendScalar(_ sequence: ArraySlice<UInt8>, to line: inout [UInt8]) {
