@@ -6,7 +6,7 @@ import PackageDescription
 let package = Package(
   name: "forkchat",
   products: [
-    .executable(name: "forkchat", targets: ["forkchat"])
+    .executable(name: "forkchat", targets: ["ForkChatCommand"])
   ],
   targets: [
     // The few Linux calls that Glibc's Swift module does not import (prctl is variadic).
@@ -14,8 +14,10 @@ let package = Package(
     // The work: descriptors, sockets, signals, processes, the session.
     .target(name: "ForkChat", dependencies: ["CForkChat"]),
     // main and the command line.
-    .executableTarget(name: "forkchat", dependencies: ["ForkChat"]),
-    .testTarget(name: "ForkChatTests", dependencies: ["ForkChat", "forkchat"]),
+    // (Its folder is not Sources/forkchat: that would differ from Sources/ForkChat
+    // only by case, and break a checkout on a case-insensitive file system.)
+    .executableTarget(name: "ForkChatCommand", dependencies: ["ForkChat"]),
+    .testTarget(name: "ForkChatTests", dependencies: ["ForkChat", "ForkChatCommand"]),
   ],
   swiftLanguageModes: [.v6]
 )

@@ -6,7 +6,7 @@ import Glibc
 /// What the command line asks for, for every subcommand at once, the way
 /// netcat keeps one set of flags: each command reads the settings that
 /// concern it. Which options set what, and which subcommand takes which, is
-/// the option table of the command line (Sources/forkchat/OptionTable.swift).
+/// the option table of the command line (Sources/ForkChatCommand/OptionTable.swift).
 public struct Options: Equatable, Sendable {
   // Where: connect calls `host`; listen and room wait on `bindAddress`
   // (nil: every interface).

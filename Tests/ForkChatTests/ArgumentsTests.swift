@@ -1,7 +1,7 @@
 import ForkChat
 import Testing
 
-@testable import forkchat
+@testable import ForkChatCommand
 
 @Suite("Command line")
 struct ArgumentsTests {
@@ -154,7 +154,7 @@ struct ArgumentsTests {
         == "forkchat room [<port>] [--bind <address>] [--max-clients <n>] [--log-size <MiB>] [--stall <seconds>]"
         + " [--trace]")
     // Every option of the table is in the help of each subcommand that takes it.
-    for option in forkchat.options {
+    for option in ForkChatCommand.options {
       for subcommand in option.subcommands { #expect(help(for: subcommand).contains("  \(option.name)")) }
     }
   }

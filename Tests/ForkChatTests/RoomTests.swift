@@ -1,7 +1,7 @@
 import ForkChat
 import Testing
 
-@testable import forkchat
+@testable import ForkChatCommand
 
 @Suite("Room: lines, names, records")
 struct RoomTextTests {
@@ -206,10 +206,10 @@ struct RoomArgumentsTests {
   }
 
   @Test func help() throws {
-    #expect(try parse(["room", "--help"]) == .help(forkchat.help(for: .room)))
-    #expect(try parse(["help", "room"]) == .help(forkchat.help(for: .room)))
+    #expect(try parse(["room", "--help"]) == .help(ForkChatCommand.help(for: .room)))
+    #expect(try parse(["help", "room"]) == .help(ForkChatCommand.help(for: .room)))
     #expect(mainHelp().contains("room "))
-    #expect(forkchat.help(for: .room).contains("commands: /nick NAME, /who, /me ACTION, /quit, /help."))
+    #expect(ForkChatCommand.help(for: .room).contains("commands: /nick NAME, /who, /me ACTION, /quit, /help."))
     #expect(UsageError(reason: "x", subcommand: .room).text.contains("forkchat room --help"))
   }
 }
