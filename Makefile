@@ -66,9 +66,11 @@ demo: build
 
 # Sequence diagrams of each ending, drawn from real runs of two forkchat
 # processes with --trace (Tests/diagrams/diagrams.py): docs/diagrams/NAME.svg,
-# and NAME.txt, the two traces merged, for a text-only terminal.
+# and NAME.txt, the two traces merged, for a text-only terminal; the same in
+# French in docs/fr/diagrams; and each side's processes and descriptors
+# after fork, read from /proc (processes-descriptors, processus-descripteurs).
 diagrams: build
-	$(PYTHON) Tests/diagrams/diagrams.py $(BIN) docs/diagrams
+	$(PYTHON) Tests/diagrams/diagrams.py $(BIN) docs/diagrams --fr docs/fr/diagrams
 
 # Installs what `make` built, and never builds: `sudo make install` runs as
 # root, whose PATH (sudo's secure_path) has no swift.
