@@ -447,8 +447,14 @@ def refine(sides):
                        None)
             traced = [l for l in there.lines if l.kind == "trace"]
             if end is not None and traced:
-                shutdown = next((i for i, l in enumerate(traced) if l.event == "shutdown"), None)
-                pairs.append((there, traced[shutdown - 1] if shutdown else traced[-1], end.time))
+                shutdown = next((l for l in traced if l.event == "shutdown"), None)
+                if shutdown is not None:  # the line its process traced before it
+                    mine = [l for l in traced if l.pid == shutdown.pid]
+                    index = mine.index(shutdown)
+                    if index:
+                        pairs.append((there, mine[index - 1], end.time))
+                else:
+                    pairs.append((there, traced[-1], end.time))
             start = next((l for l in there.lines if l.kind == "trace" and l.event == "start"), None)
             shown = next((l for l in here.lines if l.kind == "shown"), None)
             if start is not None and shown is not None:
@@ -458,8 +464,10 @@ def refine(sides):
         if socket_b is not None and accept is not None:
             pairs.append((b, socket_b, accept.time))
         for side, line, limit in pairs:
-            if line.time > limit:
-                side.start = max(side.floor, side.start - (line.time - limit) - 1e-6)
+            # (a move that its floor forbids is not made at all: the two
+            # clocks disagree there, and `end_arrows` settles it row by row)
+            if line.time > limit and side.start - (line.time - limit) - 1e-6 >= side.floor:
+                side.start -= (line.time - limit) + 1e-6
                 place(side)
 
 
@@ -479,6 +487,7 @@ SAY = {
     "data": ("« {text} »", "'{text}'"),
     "shown": ("écrit « {text} » sur stdout", "writes '{text}' to stdout"),
     "draw-shown": ("dessine « {text} »", "draws '{text}'"),
+    "on-screen": ("« {text} » à l'écran", "'{text}' on the screen"),
     "unread": ("« {text} » reste non lu dans sa socket", "'{text}' stays unread in its socket"),
     "ctrl-d": ("Ctrl-D", "Ctrl-D"),
     "pipe-ends": ("fin du tube", "the pipe ends"),
@@ -727,9 +736,16 @@ def data_arrows(sides, rows, arrows):
         shown = next((r for r in rows if getattr(r, "shown", None) and r.col[0] == other
                       and r.time >= row.time and r.shown.endswith(text)), None)
         if shown is not None:
+            screen = any(r.col == (other, "pere") and r.parts[0][0].startswith("draw-") for r in rows)
+            # The chat screen: the draw that showed it (stamped after its
+            # write): the last before the screen showed it, after the typing.
             draws = [r for r in rows if r.col == (other, "pere") and r.parts[0][0] == "draw-conversation"
-                     and r.time >= row.time]
-            if draws:  # the chat screen: the draw that showed it (stamped after its write)
+                     and r.time > row.time]
+            before = [r for r in draws if r.time <= shown.time]
+            draws = before[-1:] or draws[:1]
+            if screen and not draws:  # (the clocks disagree: what the screen showed, when)
+                shown.parts = [("on-screen", {"text": text})]
+            elif draws:
                 draw = draws[0]
                 if shown.time < draw.time:
                     draw.time, draw.approx = shown.time - 1e-6, True
@@ -767,7 +783,7 @@ def end_arrows(sides, rows, arrows):
             src = max((r for r in theirs if r.deaths and r.time <= end.time + 1), key=lambda r: r.time)
             kind, key, src_col = "fin", "FIN-close", src.deaths[-1]
         if src.time >= end.time:
-            src.time, src.approx = end.time - 1e-6, True
+            settle(rows, src, end)
         arrows.append(Arrow(kind, src, src_col, end, end.col, key))
     for side in sides:
         s = side.letter
@@ -776,8 +792,24 @@ def end_arrows(sides, rows, arrows):
                        None)
         if death is not None and sigchld is not None:
             if death.time >= sigchld.time:
-                death.time, death.approx = sigchld.time - 1e-6, True
+                settle(rows, death, sigchld)
             arrows.append(Arrow("signal", death, (s, "fils"), sigchld, (s, "pere"), "SIGCHLD"))
+
+
+def settle(rows, src, dst):
+    """`src` caused `dst`, but the clocks put it later: `src` is drawn just
+    before `dst` if its process did nothing in between; else `dst` just
+    after `src` (and what its process did next, after it). Both marked."""
+    mine = [r for r in rows if r.col == src.col and r.time < src.time and r is not src]
+    if not mine or max(r.time for r in mine) < dst.time - 2e-6:
+        src.time, src.approx = dst.time - 1e-6, True
+        return
+    old, new = dst.time, src.time + 1e-6
+    dst.time, dst.approx = new, True
+    following = sorted((r for r in rows if r.col == dst.col and r is not dst and old <= r.time <= new),
+                       key=lambda r: r.time)
+    for i, r in enumerate(following):
+        r.time, r.approx = new + (i + 1) * 1e-6, True
 
 
 MAX_ROWS = 20
@@ -830,7 +862,7 @@ LEAD = 19  # between the two lines of a label
 ROW = 44
 AXIS = 84  # the times, on the left
 X = {("A", "term"): 120, ("A", "fils"): 340, ("A", "pere"): 545,
-     ("B", "pere"): 790, ("B", "fils"): 995, ("B", "term"): 1205}
+     ("B", "pere"): 790, ("B", "fils"): 995, ("B", "term"): 1200}
 FONT = f"font-family='DejaVu Sans Mono,monospace' font-size='{SIZE}'"
 COLOURS = {"fin": "#1f6feb", "rst": "#cf222e", "handshake": "#2da44e", "signal": "#8250df", "sigint": "#8250df",
            "fork": "#24292f", "kill": "#cf222e", "action": "#9a6700", "draw": "#0a7f86", "data": "#bf3989"}
@@ -993,7 +1025,8 @@ def draw(name, titles, sides, rows, arrows, lang) -> str:
         kind = "pipe" if who == "term" and side.master is None else who
         header = HEADERS[kind][LANGS[lang]].format(s=s)
         sub = word(lang, "pid", pid=pid) if who != "term" else ""
-        out.append(f"<rect x='{cx - 88}' y='{head_y}' width='176' height='{44 if sub else 30}' rx='5' "
+        half = 88 if sub else 70
+        out.append(f"<rect x='{cx - half}' y='{head_y}' width='{2 * half}' height='{44 if sub else 30}' rx='5' "
                    f"fill='{'#f6f8fa' if who == 'term' else '#ddf4ff'}' stroke='#8c959f'/>")
         out.append(f"<text class='header' x='{cx}' y='{head_y + 21}' text-anchor='middle' font-weight='bold'>"
                    f"{html.escape(header)}</text>")
@@ -1023,7 +1056,9 @@ def draw(name, titles, sides, rows, arrows, lang) -> str:
             timed.add(y)
             out.append(f"<text class='axis' x='{AXIS - 6}' y='{y + 6:.0f}' text-anchor='end' fill='#57606a'>"
                        f"{number(lang, (r.time - t0) * 1000)}{star}</text>")
-        parts = [f"<g class='row' data-column='{r.col[0]}-{r.col[1]}' data-y='{y:.0f}' "
+        side = sides[0] if r.col[0] == "A" else sides[1]
+        pid = {"pere": side.pid, "fils": side.child_pid}.get(r.col[1], "")
+        parts = [f"<g class='row' data-column='{r.col[0]}-{r.col[1]}' data-pid='{pid}' data-y='{y:.0f}' "
                  f"data-keys='{' '.join(k for k, _ in r.parts)}'>",
                  f"<title>{html.escape(chr(10).join(l.text for l in r.lines))}</title>"]
         for target, kind in r.hops:
@@ -1334,6 +1369,7 @@ FD_WORDS = {
     "pere-does": ("reçoit : socket → stdout (1)", "receives: socket → stdout (1)"),
     "fils-does": ("envoie : stdin (0) → socket", "sends: stdin (0) → socket"),
     "tcp": ("connexion TCP", "TCP connection"),
+    "port": ("{s}, port {port}", "{s}, port {port}"),
     "listen-closed": ("{s} : la socket d'écoute (fd {fd}, {ino}) est fermée après accept : aucun processus ne l'a",
                       "{s}: the listening socket (fd {fd}, {ino}) is closed after accept: no process holds it"),
     "legend": ("0, 1, 2 et la socket, hérités du fork : chacun ferme ce qu'il n'utilise pas",
@@ -1435,7 +1471,8 @@ def draw_descriptors(sides, tcp, lang) -> str:
     out.append(f"<rect x='{cx0}' y='{cy0}' width='{cx1 - cx0}' height='{cy1 - cy0}' rx='8' fill='#fff0f6' "
                "stroke='#bf3989' stroke-width='2'/>")
     mid = (cx0 + cx1) / 2
-    lines = [fd_word(lang, "tcp"), f"A :{ports.get('A', '?')}", "⇅", f"B :{ports.get('B', '?')}"]
+    lines = [fd_word(lang, "tcp"), fd_word(lang, "port", s="A", port=ports.get("A", "?")), "↑↓",
+             fd_word(lang, "port", s="B", port=ports.get("B", "?"))]
     for i, t in enumerate(lines):
         out.append(f"<text class='tcp' x='{mid:.0f}' y='{(cy0 + cy1) / 2 - 40 + 28 * i:.0f}' text-anchor='middle' "
                    f"font-weight='bold' fill='#bf3989'>{html.escape(t)}</text>")

@@ -183,6 +183,34 @@ def test_no_arrow_points_back_in_time(drawn, name, lang):
     assert float(hand.get("data-y")) < float(accept.get("data-y"))
 
 
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_each_process_s_events_are_drawn_in_the_order_it_traced_them(drawn, name):
+    """Merging two clocks moves a side as a whole, or one row just before
+    what it caused: never one event of a process past another of its own,
+    nor before what the person did to cause it."""
+    svg = svg_of(drawn, "fr", name)
+    seen = {}
+    for g in groups(svg, "row"):
+        pid = g.get("data-pid")
+        for line in (g.findtext(f"{SVG}title") or "").split("\n"):
+            m = re.fullmatch(r"trace (\S+) (\d+) .*", line)
+            if m and m[2] == pid:
+                seen.setdefault(pid, []).append((float(g.get("data-y")), float(m[1]), line))
+    assert len(seen) >= 2, seen.keys()
+    for pid, events in seen.items():
+        events.sort()
+        for (y1, ms1, l1), (y2, ms2, l2) in zip(events, events[1:]):
+            assert y1 == y2 or ms1 <= ms2, f"{name}: {l2!r} drawn after {l1!r}"
+    rows = groups(svg, "row")
+    for action, effect in (("ctrl-d", "eof-stdin"), ("pipe-ends", "eof-stdin")):
+        for g in rows:
+            if g.get("data-keys").startswith(action):
+                side = g.get("data-column")[0]
+                after = [r for r in rows if r.get("data-column") == f"{side}-fils"
+                         and effect in r.get("data-keys").split()]
+                assert after and float(after[0].get("data-y")) > float(g.get("data-y")), name
+
+
 @pytest.mark.parametrize("lang", LANGS)
 @pytest.mark.parametrize("name", TEARDOWNS + ["two-writers"])
 def test_the_data_goes_from_b_s_child_to_a_s_parent(drawn, name, lang):
