@@ -899,8 +899,12 @@ def wrap(text, width_px):
         return [text]
     spaces, inside = [], False
     for i, c in enumerate(text):
-        if c in "«»'":
-            inside = c == "«" or (c == "'" and not inside)
+        if c in "«»":
+            inside = c == "«"
+        elif c == "'" and (i == 0 or text[i - 1] == " "):  # an opening quote, not an apostrophe
+            inside = True
+        elif c == "'" and inside and (i + 1 == len(text) or not text[i + 1].isalpha()):
+            inside = False
         elif c == " " and not inside:
             spaces.append(i)
     best = None
@@ -1372,6 +1376,13 @@ FD_WORDS = {
     "port": ("{s}, port {port}", "{s}, port {port}"),
     "listen-closed": ("{s} : la socket d'écoute (fd {fd}, {ino}) est fermée après accept : aucun processus ne l'a",
                       "{s}: the listening socket (fd {fd}, {ino}) is closed after accept: no process holds it"),
+    "extra": ("{s} : le père garde aussi {what}",
+              "{s}: the parent also keeps {what}"),
+    "extra-terminal": ("une copie du terminal (fd {fds}), pour lui rendre ses réglages",
+                       "a copy of the terminal (fd {fds}), to give it back its settings"),
+    "extra-pipe": ("un tube dont il a les deux bouts (fd {fds}) : un signal y écrit un octet, qui réveille "
+                   "sa boucle",
+                   "a pipe it holds both ends of (fd {fds}): a signal writes a byte to it, which wakes its loop"),
     "legend": ("0, 1, 2 et la socket, hérités du fork : chacun ferme ce qu'il n'utilise pas",
                "0, 1, 2 and the socket, inherited through fork: each closes what it does not use"),
 }
@@ -1427,9 +1438,10 @@ def draw_descriptors(sides, tcp, lang) -> str:
              ("B", "fils"): (WIDTH - 20 - box_w, 1)}
     all_rows = {key: fd_rows(sides[key[0]], key[1], tcp) for key in boxes}
     per_box = max(len(r) for r in all_rows.values())
-    box_h = 70 + line_h * per_box + 10
+    heights = [70 + line_h * max(len(all_rows[(s, w)]) for s in "AB") + 10 for w in ("pere", "fils")]
+    box_h = sum(heights) / 2  # (the two rows of boxes, on average)
     top = 40 + 26 * len(title_lines) + 20
-    height = top + 2 * box_h + 40 + 3 * 24 + 20
+    height = round(top + 2 * box_h + 40 + 7 * 24 + 20)
     out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{height}' "
            f"viewBox='0 0 {WIDTH} {height}' {FONT}>",
            f"<title>{html.escape(title)}</title>",
@@ -1440,10 +1452,10 @@ def draw_descriptors(sides, tcp, lang) -> str:
     socket_points = {}
     for (s, who), (bx, row) in boxes.items():
         side = sides[s]
-        by = top + row * (box_h + 40)
+        by = top + row * (heights[0] + 40)
         pid = side["pid"] if who == "pere" else side["fils_pid"]
         out.append(f"<g class='process' data-side='{s}' data-role='{who}' data-pid='{pid}'>")
-        out.append(f"<rect x='{bx}' y='{by}' width='{box_w}' height='{box_h}' rx='8' fill='#ddf4ff' "
+        out.append(f"<rect x='{bx}' y='{by}' width='{box_w}' height='{heights[row]}' rx='8' fill='#ddf4ff' "
                    "stroke='#57606a' stroke-width='2'/>")
         out.append(f"<text class='header' x='{bx + 14}' y='{by + 26}' font-weight='bold'>"
                    f"{html.escape(fd_word(lang, who, s=s, pid=pid))}</text>")
@@ -1463,7 +1475,7 @@ def draw_descriptors(sides, tcp, lang) -> str:
         out.append("</g>")
     # The connection in the middle, and each process's socket descriptor to it.
     cx0, cx1 = 20 + box_w + 20, WIDTH - 20 - box_w - 20
-    cy0, cy1 = top + 40, top + 2 * box_h + 40 - 40
+    cy0, cy1 = top + 40, top + heights[0] + 40 + heights[1] - 20
     ports = {}
     for (s, who), (_, _, ino) in socket_points.items():
         if ino in tcp:
@@ -1487,10 +1499,24 @@ def draw_descriptors(sides, tcp, lang) -> str:
         if target.startswith("socket:[") and all(target not in (t for t, _ in sides["A"][w].values())
                                                  for w in ("pere", "fils")):
             notes.append(fd_word(lang, "listen-closed", s="A", fd=fd, ino=target[7:]))
-    for i, note in enumerate(notes):
-        for j, t in enumerate(wrap(note, WIDTH - 24)):
-            out.append(f"<text class='note' x='12' y='{top + 2 * box_h + 40 + 36 + 24 * (i + j)}' fill='#57606a'>"
+    # What else the parent holds (what each is for: Terminal.swift, Signals.swift).
+    for s in ("A", "B"):
+        rows = [r for r in fd_rows(sides[s], "pere", tcp) if r[0] > 2]
+        copies = [str(fd) for fd, kind, _ in rows if kind == "terminal"]
+        pipes = [str(fd) for fd, kind, _ in rows if kind == "pipe"]
+        what = []
+        if copies:
+            what.append(fd_word(lang, "extra-terminal", fds=", ".join(copies)))
+        if len(pipes) == 2:
+            what.append(fd_word(lang, "extra-pipe", fds=" et ".join(pipes) if lang == "fr" else " and ".join(pipes)))
+        if what:
+            notes.append(fd_word(lang, "extra", s=s, what=(" ; " if lang == "fr" else "; ").join(what)))
+    line = 0
+    for note in notes:
+        for t in wrap(note, WIDTH - 24):
+            out.append(f"<text class='note' x='12' y='{top + 2 * box_h + 40 + 36 + 24 * line:.0f}' fill='#57606a'>"
                        f"{html.escape(t)}</text>")
+            line += 1
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
