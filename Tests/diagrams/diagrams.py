@@ -4,27 +4,47 @@
 Each scenario runs two real forkchat processes with --trace, A listening and
 B connecting on 127.0.0.1, each on its own pseudo-terminal (or a pipe, when
 the scenario says so), and plays the person at each keyboard (typing, Ctrl-D,
-Ctrl-C, kill). From the two traces it draws an SVG sequence diagram: one
-lifeline per process of each side (the main process, then each child from its
-fork), the trace events as marks and arrows (fork, shutdown and the FIN it
-sends, SIGCHLD, kill, waitpid, exit), and the time of each event on the axis.
-With the chat screen (the `two-writers` scenario), each screen update a
-process writes (`draw`, one write(2) each) is an arrow from that process to
-its terminal. Nothing is drawn by hand. Beside each NAME.svg it writes NAME.txt: the two
-traces merged in time order, for a text-only terminal.
+Ctrl-C, kill), watching what each terminal shows. From the two traces it
+draws an SVG sequence diagram, in English (OUTDIR) and in French (--fr DIR),
+with one lifeline per process of each side (père and fils, parent and
+child) and one for each side's terminal:
+- the data: a line typed at B goes from the keyboard to B's child, through
+  the socket to A's parent, and to A's terminal when the generator saw it
+  there (with the chat screen, the `draw` that showed it);
+- the TCP handshake, done by the kernels before connect() returns and
+  before accept() is called; fork; each FIN (from a shutdown, or from the
+  close at a side's last exit) and RST; kill and Ctrl-C's SIGINT (to both
+  processes of the foreground group); SIGCHLD, from where the child ended;
+- each process's end (✕): its exit, the kill that ended it, or the signal
+  its waitpid status names (a child dead of SIGINT ends on the Ctrl-C row).
+Nothing is drawn by hand. At most 20 rows of events (a few events of one
+process share a row; then two rows of different sides share a height),
+1280 px wide, 16 px text (DejaVu Sans Mono, so that each label's box is
+known), every label placed clear of the lifelines, the other labels and the
+arrows. Beside each NAME.svg, NAME.txt: the two traces merged in time order,
+for a text-only terminal. Then `processes-descriptors` (French
+`processus-descripteurs`): both sides' processes after fork and their
+descriptors, read from /proc/PID/fd (readlink, fdinfo) and /proc/net/tcp of
+a running chat.
 
-    python3 Tests/diagrams/diagrams.py [--port N] [--only NAME] FORKCHAT OUTDIR
+    python3 Tests/diagrams/diagrams.py [--port N] [--only NAME] FORKCHAT OUTDIR [--fr DIR]
 
 Adding a scenario: write a function that drives the two sides (see
-`input_ends`) and decorate it with @scenario(name, title).
+`input_ends`) and decorate it with @scenario(name, (English title, French
+title)).
 
-Clocks. Each trace line gives milliseconds since its own process started. The
-generator stamps every stderr line when it arrives (CLOCK_MONOTONIC, as
-forkchat's clock): a side's start is at most "arrival - ms" for each of its
-lines, and the smallest such value is taken (the lines arrive within a few
-microseconds of being written). Each FIN or RST must arrive after it was
-sent: if the estimate says otherwise, the receiving side is moved later by
-the difference (a few microseconds).
+Clocks: one clock, the generator's CLOCK_MONOTONIC. Each trace line gives
+milliseconds since its own process started; the generator stamps every
+stderr line when it arrives: a side's start is at most "arrival - ms" for
+each of its lines (the smallest is taken), and at least when it was spawned
+and "action - ms" for the effect of each action of the person (Ctrl-D
+before the end of input). Causes come first: the line before a FIN (or the
+last line, for a FIN at the close) before the peer's end of file, B's socket
+before A's accept, a sender's child started before its line shows: a side is
+moved earlier to respect them, never below its lower bound. What the two
+clocks still leave in disagreement is settled row by row, marked "*": a
+row drawn just before what it caused, or that row just after its cause
+(never one event of a process past another of its own).
 """
 
 from __future__ import annotations
