@@ -61,7 +61,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import termios
 import threading
 import time
@@ -97,13 +96,6 @@ class Line:
         self.target = None  # an action: the pid it reaches (None: the whole group)
         self.key, self.args = "", {}  # an action: what it is, for the drawing
         self.effect = None  # an action: the trace event it causes
-        self.row_time = None  # where the row is drawn, if not at `time` (see order_rows)
-
-    @property
-    def label(self) -> str:
-        if self.kind == "trace":
-            return f"{self.event} {self.details}".strip()
-        return self.text
 
 
 class Side:
