@@ -240,7 +240,7 @@ class Side:
     def kill(self, pid, sig, who):
         effect = "signal SIGCHLD" if pid != self.pid and sig in (signal.SIGKILL, signal.SIGTERM) else None
         self.act(f"kill -{signal.Signals(sig).name[3:]} {who}", target=pid, effect=effect, key="kill",
-                 sig=signal.Signals(sig).name)
+                 sig=signal.Signals(sig).name, who=who)
         os.kill(pid, sig)
 
     def seen_ending(self, pid, label, timeout=5.0):
@@ -1214,7 +1214,8 @@ def command(side):
 
 
 ACTIONS_FR = {"types": "tape « {text} »", "ctrl-d": "Ctrl-D", "pipe-ends": "fin du tube", "ctrl-c": "Ctrl-C",
-              "kill": "kill -{sig}"}
+              "kill": "kill -{sig} {who}"}
+WHO_FR = {"A's parent": "au père de A", "B's child": "au fils de B"}
 
 
 def merged_trace(name, titles, sides, lang) -> str:
@@ -1228,7 +1229,8 @@ def merged_trace(name, titles, sides, lang) -> str:
                "# ms from A's first event, side, then the line as printed; [what the person did, what was seen]")
     for l in lines:
         if l.kind == "action":
-            text = "[" + (ACTIONS_FR[l.key].format(text=l.args.get("text", ""), sig=l.args.get("sig", "")[3:])
+            text = "[" + (ACTIONS_FR[l.key].format(text=l.args.get("text", ""), sig=l.args.get("sig", "")[3:],
+                                                   who=WHO_FR.get(l.args.get("who"), ""))
                           if fr else l.text) + "]"
         elif l.kind == "seen":
             text = f"[vu : {l.pid} tué aussi, SIGKILL (PR_SET_PDEATHSIG)]" if fr else f"[seen: {l.pid} {l.text}]"
