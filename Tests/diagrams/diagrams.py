@@ -886,10 +886,12 @@ HEADERS = {
 }
 WORDS = {
     "axis": ("ms, depuis le 1er événement de A", "ms, from A's first event"),
-    "approx": ("* instant estimé : un shutdown ou draw est daté à son retour, une mort vue après coup ; "
-               "dessiné juste avant ce qu'il a causé",
-               "* estimated time: a shutdown or draw is stamped when it returns, a death is seen after it; "
-               "drawn just before what it caused"),
+    "approx": ("* instant déduit, non lu dans la trace : la poignée de main ; un shutdown ou un draw, datés "
+               "à leur retour ; une mort vue après coup. Placé juste avant ce qu'il a causé (ou juste après "
+               "sa cause).",
+               "* a time deduced, not read in the trace: the handshake; a shutdown or a draw, stamped when "
+               "they return; a death seen after it. Drawn just before what it caused (or just after its "
+               "cause)."),
     "gap": ("… {s} s", "… {s} s"),
     "pid": ("pid {pid}", "pid {pid}"),
 }
@@ -996,7 +998,7 @@ def draw(name, titles, sides, rows, arrows, lang) -> str:
             ys[id(r)] = y
         y += ROW
     bottom = y - ROW / 2 + 10
-    height = bottom + 40 + (28 if any(r.approx for r in rows) else 0)
+    height = bottom + 40 + (48 if any(r.approx for r in rows) else 0)
     c = Canvas()
     out = [
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{height:.0f}' "
