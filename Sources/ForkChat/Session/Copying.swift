@@ -16,11 +16,6 @@ struct InputSender {
 
   enum End { case inputEnded, stopped }
 
-  /// The child's exit status when its write failed because the kernel gave
-  /// up on the peer: the parent then says so (`Teardown.peerVanished`),
-  /// once, since it may have met the same end on its side first.
-  static let peerVanishedStatus: CInt = 2
-
   /// Copies standard input to the socket until input ends (or the quit
   /// word is typed), then half-closes the socket (`Session.sendFIN`).
   /// Returns `.stopped`, without the shutdown, if `stopRequest` fired.

@@ -56,7 +56,8 @@ final class ForkSession {
       // input line on stdout.
       pid = try forkChild(
         signals: signals, parentRole: .parent,
-        closing: session.closeInChild + session.parentOnly + (session.screen == nil ? [.standardOutput] : []))
+        closing: session.closeInChild + session.parentOnly + (session.screen == nil ? [.standardOutput] : []),
+        restoring: session.terminal)
     } catch {
       notice("fork: \(error)")
       _ = signals.uninstall()
@@ -68,21 +69,21 @@ final class ForkSession {
     if pid == 0 {
       // The child: standard input to the socket, then FIN.
       Trace.event(.child, "start", "sends stdin to the socket")
-      var status: CInt = 0
+      var status = ChildExit.done
       do throws(Failure) {
         _ = try InputSender(session: session, role: .child).run()
       } catch {
         // A vanished peer is reported by the parent, once (Teardown).
-        status = error.peerVanished ? InputSender.peerVanishedStatus : 1
+        status = error.peerVanished ? .peerVanished : .failed
         if !error.peerVanished { notice(error.description) }
       }
-      Trace.event(.child, "exit", "\(status)")
-      _exit(status)  // not exit(): the C library's exit handlers and buffers are the parent's
+      Trace.event(.child, "exit", "\(status.rawValue)")
+      status.exit()  // _exit(2), not exit(3): the C library's exit handlers and buffers are the parent's
     }
 
     // The parent: the socket to standard output, until the chat is over.
     child = pid
-    if session.options.parentClosesInput { FileDescriptor.standardInput.closeIgnoringErrors() }
+    if session.options.parentClosesInput { FileDescriptor.standardInput.closeOrReplaceStandard() }
     session.screen?.closeInputEnd()
     let result = receive()
     session.socket.closeIgnoringErrors()
@@ -157,7 +158,7 @@ final class ForkSession {
     case .exited(0):
       // Our input ended and all of it was sent: wait for the peer's end.
       teardown.inputEnded()
-    case .exited(InputSender.peerVanishedStatus):
+    case .exited(ChildExit.peerVanished.rawValue):
       // The kernel gave up on the peer while the child sent: said once.
       teardown.peerVanished("write to")
       teardown.sendingFailed()
@@ -176,7 +177,7 @@ final class ForkSession {
   /// Stops the child (if it is still running) and reaps it.
   func stopChild() {
     guard teardown.isSending else { return }
-    stopAndReap([child], role: .parent)
+    stopAndReap([child], role: .parent, signals: signals)
     teardown.senderStopped()
   }
 }

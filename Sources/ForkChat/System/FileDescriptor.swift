@@ -128,6 +128,19 @@ public struct FileDescriptor: Hashable, Sendable {
     assert(result == 0 || errno != EBADF, "double close of descriptor \(rawValue)")
   }
 
+  /// Closes the descriptor; a standard one (0, 1, 2) is made to name
+  /// /dev/null instead (dup2(2)), so that its number stays taken: open(2),
+  /// socket(2) and pipe(2) return the lowest free number, and a socket
+  /// that became standard output by chance would get what is printed.
+  /// With no descriptor left to open /dev/null, it is closed all the same.
+  public func closeOrReplaceStandard() {
+    guard rawValue <= STDERR_FILENO, let null = try? FileDescriptor.open("/dev/null", O_RDWR) else {
+      return closeIgnoringErrors()
+    }
+    if (try? null.duplicate(as: self)) == nil { closeIgnoringErrors() }
+    null.closeIgnoringErrors()
+  }
+
   /// Ends one or both directions of a socket for every process holding it.
   /// `SHUT_WR` sends FIN once queued data is out; unlike `close`, it acts
   /// even while another process still has the socket open.
