@@ -68,12 +68,13 @@ extension WaitStatus {
 ///
 /// - Standard output is flushed before fork(), or the child would inherit
 ///   (and later write again) whatever the C library still buffers.
-/// - The signals `signals` handles stay blocked from before fork() until
-///   the parent has the child's pid, so a child that ends at once cannot be
-///   missed by the parent's SIGCHLD handling.
-/// - The child restores the default signal actions *before* it unblocks
-///   them (a pending Ctrl-C must kill it, not run the parent's handler,
-///   which writes into the parent's self-pipe), and closes that pipe.
+/// - The signals `signals` handles stay blocked across fork(), for the
+///   child's sake: it restores the actions the program started with
+///   (`releaseInChild`) *before* it unblocks them, so a pending Ctrl-C
+///   kills it instead of running the parent's handler, which writes into
+///   the parent's self-pipe; then it closes that pipe. (The parent misses
+///   no SIGCHLD either way: the byte waits in the pipe until its loop
+///   reads it, and waitpid(2) finds the child then.)
 /// - The child dies with its parent (`dieWithParent`), or, with
 ///   `restoring`, restores the terminal and then ends when its parent dies
 ///   (`TerminalMode.restoreWhenParentDies`). It closes the descriptors in

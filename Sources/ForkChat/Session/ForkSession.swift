@@ -42,7 +42,7 @@ final class ForkSession {
   init(session: Session, signals: SignalPipe) {
     self.session = session
     self.signals = signals
-    self.teardown = Teardown(session: session, role: .parent)
+    self.teardown = session.makeTeardown()
   }
 
   /// Forks; the child sends and never returns, the parent receives and
@@ -104,8 +104,8 @@ final class ForkSession {
       poll.watch(.socket, teardown.isReceiving ? session.socket : nil)
       poll.watch(.screen, session.screen?.fromInputToWatch)
       do throws(Failure) {
-        guard try poll.wait(timeout: teardown.pollTimeout) else {
-          teardown.lingerEnded()
+        guard try poll.wait(timeout: Clock.pollTimeout(until: teardown.lingerDeadline)) else {
+          apply(.lingerEnded(now: Clock.now))
           continue
         }
         if poll.isReady(.signals) { handleSignals() }
@@ -113,12 +113,10 @@ final class ForkSession {
         if poll.isReady(.screen) { session.screen?.receiveFromInput() }
         guard teardown.isReceiving, poll.isReady(.socket) else { continue }
         // A copy that reads the end of file: the peer has closed.
-        if try output.copyOnce(onInterrupt: handleSignals) == 0 && teardown.peerClosed() {
-          stopChild()  // a person at a terminal is not left typing to nobody
-        }
+        if try output.copyOnce(onInterrupt: handleSignals) == 0 { apply(session.socketEnded(teardown)) }
       } catch {
         notice(error.description)
-        teardown.receivingFailed()
+        apply(.receivingFailed)
         stopChild()
       }
     }
@@ -149,28 +147,25 @@ final class ForkSession {
       status = try waitForChild(child, noHang: true)
     } catch {
       notice("waitpid: \(error)")
-      teardown.sendingFailed()
+      apply(.sendingFailed)
       return
     }
     guard let status else { return }  // a SIGCHLD for a child still running
     Trace.event(.parent, "waitpid", "\(child) \(status.traceDescription)")
-    switch status {
-    case .exited(0):
+    switch (status, status.childExit) {
+    case (_, .done):
       // Our input ended and all of it was sent: wait for the peer's end.
-      teardown.inputEnded()
-    case .exited(ChildExit.peerVanished.rawValue):
+      apply(.inputEnded(now: Clock.now))
+    case (_, .peerVanished):
       // The kernel gave up on the peer while the child sent: said once.
-      teardown.peerVanished("write to")
-      teardown.sendingFailed()
-    case .exited:
+      apply(session.peerVanished(teardown, what: "write to"))
+      apply(.sendingFailed)
+    case (.exited, _):
       // The child could not send (it said why): the chat is broken.
-      teardown.sendingFailed()
-    case .signaled(let signal):
-      // The child was killed: tell the peer nothing more will come, and
-      // keep printing what it still sends.
-      notice("sending process \(child) killed by signal \(signal) (\(signalName(signal)))")
-      teardown.senderKilled()
-      try? session.sendFIN(role: .parent)
+      apply(.sendingFailed)
+    case (.signaled(let signal), _):
+      // The child was killed: FIN tells the peer nothing more will come.
+      apply(.senderKilled(who: "sending process \(child)", signal: signal))
     }
   }
 
@@ -178,6 +173,11 @@ final class ForkSession {
   func stopChild() {
     guard teardown.isSending else { return }
     stopAndReap([child], role: .parent, signals: signals)
-    teardown.senderStopped()
+    apply(.senderStopped)
+  }
+
+  /// One teardown event; the actions it calls for, performed.
+  func apply(_ event: Teardown.Event) {
+    session.perform(teardown.handle(event), role: .parent, stopSender: stopChild)
   }
 }

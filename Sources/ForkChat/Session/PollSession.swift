@@ -31,7 +31,7 @@ final class PollSession {
   init(session: Session, signals: SignalPipe) {
     self.session = session
     self.signals = signals
-    self.teardown = Teardown(session: session, role: .poll)
+    self.teardown = session.makeTeardown()
     self.quit = session.quitWordDetector()
   }
 
@@ -67,8 +67,8 @@ final class PollSession {
         for: (teardown.isReceiving ? POLLIN : 0) | (hasPending ? POLLOUT : 0))
       poll.watch(.input, teardown.isSending && !inputDone && !hasPending ? .standardInput : nil)
       do throws(Failure) {
-        guard try poll.wait(timeout: teardown.pollTimeout) else {
-          teardown.lingerEnded()
+        guard try poll.wait(timeout: Clock.pollTimeout(until: teardown.lingerDeadline)) else {
+          apply(.lingerEnded(now: Clock.now))
           continue
         }
         if poll.isReady(.signals) { handleSignals() }
@@ -80,7 +80,7 @@ final class PollSession {
         }
       } catch {
         notice(error.description)
-        teardown.sendingFailed()
+        apply(.sendingFailed)
       }
     }
     return teardown.result
@@ -89,12 +89,10 @@ final class PollSession {
   /// The socket is readable: copies what it has to stdout.
   func receive(_ output: OutputWriter) {
     do throws(Failure) {
-      if try output.copyOnce(onInterrupt: handleSignals) == 0 && teardown.peerClosed() {
-        teardown.senderStopped()  // a person: stop reading the terminal
-      }
+      if try output.copyOnce(onInterrupt: handleSignals) == 0 { apply(session.socketEnded(teardown)) }
     } catch {
       notice(error.description)
-      teardown.receivingFailed()
+      apply(.receivingFailed)
     }
   }
 
@@ -162,7 +160,13 @@ final class PollSession {
   /// All our input is out: FIN.
   func finishSending() throws(Failure) {
     try session.sendFIN(role: .poll)
-    teardown.inputEnded()
+    apply(.inputEnded(now: Clock.now))
+  }
+
+  /// One teardown event; the actions it calls for, performed. Stopping
+  /// the sending side is to stop reading the terminal.
+  func apply(_ event: Teardown.Event) {
+    session.perform(teardown.handle(event), role: .poll) { self.apply(.senderStopped) }
   }
 
   func handleSignals() {

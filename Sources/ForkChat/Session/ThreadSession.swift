@@ -47,7 +47,7 @@ final class ThreadSession {
   init(session: Session, signals: SignalPipe) throws(Errno) {
     self.session = session
     self.signals = signals
-    self.teardown = Teardown(session: session, role: .main)
+    self.teardown = session.makeTeardown()
     let stopRequest = try makePipe()
     do {
       let sender = InputSender(session: session, stopRequest: stopRequest.read, role: .sender)
@@ -102,8 +102,8 @@ final class ThreadSession {
       poll.watch(.senderDone, joined ? nil : state.done.read)
       poll.watch(.screen, session.screen?.fromInputToWatch)
       do throws(Failure) {
-        guard try poll.wait(timeout: teardown.pollTimeout) else {
-          teardown.lingerEnded()
+        guard try poll.wait(timeout: Clock.pollTimeout(until: teardown.lingerDeadline)) else {
+          apply(.lingerEnded(now: Clock.now))
           continue
         }
         if poll.isReady(.signals) { handleSignals() }
@@ -111,12 +111,10 @@ final class ThreadSession {
         if poll.isReady(.screen) { session.screen?.receiveFromInput() }
         if poll.isReady(.senderDone) { joinSender() }
         guard teardown.isReceiving, poll.isReady(.socket) else { continue }
-        if try output.copyOnce(onInterrupt: handleSignals) == 0 && teardown.peerClosed() {
-          stopSender()
-        }
+        if try output.copyOnce(onInterrupt: handleSignals) == 0 { apply(session.socketEnded(teardown)) }
       } catch {
         notice(error.description)
-        teardown.receivingFailed()
+        apply(.receivingFailed)
       }
     }
     return teardown.result
@@ -145,14 +143,14 @@ final class ThreadSession {
     joined = true
     Trace.event(.main, "join", "sender")
     switch state.status {
-    case .success(.inputEnded): teardown.inputEnded()
-    case .success(.stopped): teardown.senderStopped()
+    case .success(.inputEnded): apply(.inputEnded(now: Clock.now))
+    case .success(.stopped): apply(.senderStopped)
     case .failure(let failure) where failure.peerVanished:
-      teardown.peerVanished("write to")
-      teardown.sendingFailed()
+      apply(session.peerVanished(teardown, what: "write to"))
+      apply(.sendingFailed)
     case .failure(let failure):
       notice(failure.description)
-      teardown.sendingFailed()
+      apply(.sendingFailed)
     }
   }
 
@@ -167,7 +165,12 @@ final class ThreadSession {
     pthread_join(thread, nil)
     joined = true
     Trace.event(.main, "join", "sender")
-    teardown.senderStopped()
+    apply(.senderStopped)
+  }
+
+  /// One teardown event; the actions it calls for, performed.
+  func apply(_ event: Teardown.Event) {
+    session.perform(teardown.handle(event), role: .main, stopSender: stopSender)
   }
 
   func closeAll() {

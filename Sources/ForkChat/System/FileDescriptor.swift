@@ -4,8 +4,13 @@ import Glibc
 /// An open file descriptor: a small integer naming a kernel object
 /// (terminal, pipe, file or socket) in this process's descriptor table.
 ///
-/// Thin wrappers over read(2), write(2), close(2) and shutdown(2). Every
-/// call retries on EINTR except `close`; errors are thrown as `Errno`.
+/// Thin wrappers over read(2), write(2), close(2) and shutdown(2); errors
+/// are thrown as `Errno`. A call interrupted by a signal handler (EINTR) is
+/// retried (`valueOrErrno`), except: `write`, `writeAll` and `splice` can
+/// be asked not to (`retryOnInterrupt: false`, or an `onInterrupt` to run
+/// first), for a caller blocked on a full terminal or pipe that must look
+/// at the signals; and `close` never retries (on Linux the descriptor is
+/// gone after EINTR, and a retry could close another one).
 public struct FileDescriptor: Hashable, Sendable {
   public let rawValue: CInt
 
@@ -215,28 +220,4 @@ public func makePipe(flags: CInt = 0) throws(Errno) -> (read: FileDescriptor, wr
   var ends: [CInt] = [-1, -1]
   try nothingOrErrno { forkchat_pipe2(&ends, O_CLOEXEC | flags) }
   return (FileDescriptor(rawValue: ends[0]), FileDescriptor(rawValue: ends[1]))
-}
-
-/// While the chat screen is up and standard error is its terminal, where
-/// notices go instead: a row of the conversation (Screen/Screen.swift).
-///
-/// nonisolated(unsafe): set and cleared by the thread that draws the
-/// screen (and, after fork(), by the child for itself); the threads
-/// session's sender thread never prints a notice (the main thread reports
-/// its failures).
-nonisolated(unsafe) var noticeSink: ((String) -> Void)? = nil
-
-/// Writes a notice or error line to standard error: "forkchat: TEXT\n".
-///
-/// Unbuffered (one write(2)), so it is safe right after fork() and never
-/// mixes with the peer's bytes on standard output.
-public func notice(_ text: String) {
-  if let noticeSink {
-    noticeSink(text)
-    return
-  }
-  var line = Array("forkchat: \(text)\n".utf8)
-  line.withUnsafeMutableBytes { buffer in
-    try? FileDescriptor.standardError.writeAll(UnsafeRawBufferPointer(buffer))
-  }
 }
