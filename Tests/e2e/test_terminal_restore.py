@@ -17,8 +17,9 @@ import tempfile
 
 import pytest
 
-from harness import FORKCHAT, Peer, free_port, listen_socket, require_tool, wait_until
+from harness import FORKCHAT, require_tool, wait_until
 from terminal import Terminal
+from test_screen import connect  # the chat started in the window, `stty -g` saved
 
 SHELLS = {
     "dash": "dash -i",
@@ -59,21 +60,6 @@ def term(request):
         t.close()
 
 
-def start_chat(term, plain=False):
-    port = free_port()
-    server = listen_socket(port)
-    term.run(f"stty -g > {term.dir}/before")
-    term.type(f'"$FORKCHAT" connect 127.0.0.1 {port}' + (" --plain" if plain else ""))
-    term.keys("Enter")
-    peer = Peer.accept(server)
-    server.close()
-    if plain:
-        term.wait_screen(r"^forkchat: type a line", what="the plain chat's notice")
-    else:
-        term.wait_screen(rf"127\.0\.0\.1 port {port} · connected", what="the status row")
-    return peer
-
-
 def kill_parent(term):
     parent, child = term.wait_forkchat(2)
     os.kill(parent, signal.SIGKILL)
@@ -107,7 +93,7 @@ def check_shell_works(term):
 
 
 def test_kill_9_of_the_receiving_process_gives_the_terminal_back(term):
-    peer = start_chat(term)
+    peer = connect(term)
     term.type("half a line")  # typed, not sent: must never reach the shell
     kill_parent(term)
     check_shell_works(term)
@@ -116,7 +102,7 @@ def test_kill_9_of_the_receiving_process_gives_the_terminal_back(term):
 
 
 def test_kill_9_of_the_receiving_process_in_the_plain_chat(term):
-    peer = start_chat(term, plain=True)
+    peer = connect(term, plain=True)
     kill_parent(term)
     check_shell_works(term)
     peer.close()

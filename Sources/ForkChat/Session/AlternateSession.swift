@@ -17,6 +17,16 @@ import Glibc
 // sent, and a person at a terminal is done. Memory stays bounded: a line
 // is read and sent in pieces of at most one buffer (64 KiB), so a stream
 // without a newline is forwarded as it comes, and a reset is seen at once.
+//
+// Why it is not a `SendingSide` of the session driver (SessionDriver.swift):
+// the driver's loop receives whenever the socket is readable, while the
+// sending side runs beside it; here the two directions never run at the
+// same time, and the order of the turns is the very thing the mode shows
+// (its deadlock included). As a sending side it would have to hold the
+// driver's receiving back until its line is sent, which is a different
+// loop, not a variant of one part. It shares what does not depend on the
+// order: the teardown contract (`Teardown`, the same events and actions),
+// InputSender for the rest of a pipe, and OutputWriter.
 
 final class AlternateSession {
   let session: Session

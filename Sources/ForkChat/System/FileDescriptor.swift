@@ -24,7 +24,7 @@ public struct FileDescriptor: Hashable, Sendable {
   ///
   /// The corresponding C function is `read`.
   public func read(into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
-    try valueOrErrno { Glibc.read(rawValue, buffer.baseAddress, buffer.count) }
+    try valueOrErrno { system_read(rawValue, buffer.baseAddress, buffer.count) }
   }
 
   /// Writes some of `bytes`, returning how many the kernel took (a pipe or
@@ -38,7 +38,7 @@ public struct FileDescriptor: Hashable, Sendable {
     _ bytes: UnsafeRawBufferPointer, retryOnInterrupt: Bool = true
   ) throws(Errno) -> Int {
     try valueOrErrno(retryOnInterrupt: retryOnInterrupt) {
-      Glibc.write(rawValue, bytes.baseAddress, bytes.count)
+      system_write(rawValue, bytes.baseAddress, bytes.count)
     }
   }
 
@@ -66,7 +66,7 @@ public struct FileDescriptor: Hashable, Sendable {
   ) throws(Errno) {
     var done = 0
     while done < bytes.count {
-      let written = Glibc.write(rawValue, bytes.baseAddress! + done, bytes.count - done)
+      let written = system_write(rawValue, bytes.baseAddress! + done, bytes.count - done)
       if written >= 0 {
         done += written
         continue
@@ -123,13 +123,13 @@ public struct FileDescriptor: Hashable, Sendable {
   ///
   /// The corresponding C function is `close`.
   public func close() throws(Errno) {
-    try nothingOrErrno(retryOnInterrupt: false) { Glibc.close(rawValue) }
+    try nothingOrErrno(retryOnInterrupt: false) { system_close(rawValue) }
   }
 
   /// Closes the descriptor when the caller has nothing to do about a failure
   /// (EBADF here would be a double close: a bug, caught by the assertion).
   public func closeIgnoringErrors() {
-    let result = Glibc.close(rawValue)
+    let result = system_close(rawValue)
     assert(result == 0 || errno != EBADF, "double close of descriptor \(rawValue)")
   }
 
