@@ -117,13 +117,16 @@ final class SessionDriver {
         if poll.isReady(.screen) { session.screen?.receiveFromInput() }
         if poll.isReady(.sender) || poll.isReady(.senderMore) {
           let (first, second) = (poll.isReady(.sender), poll.isReady(.senderMore))
-          sending { () throws(Failure) in try sender.ready(self, first: first, second: second) }
+          // A failure ends the turn: the chat is over, said once.
+          guard sending({ () throws(Failure) in try sender.ready(self, first: first, second: second) }) else {
+            continue
+          }
         }
         if teardown.isReceiving, poll.isReady(.socket) {
           // A copy that reads the end of file: the peer has closed.
           if try output.copyOnce(onInterrupt: handleSignals) == 0 { apply(session.socketEnded(teardown)) }
         }
-        if !teardown.isOver { sending { () throws(Failure) in try sender.afterTurn(self) } }
+        if !teardown.isOver { _ = sending { () throws(Failure) in try sender.afterTurn(self) } }
       } catch {
         notice(error.description)
         apply(.receivingFailed)
@@ -134,12 +137,15 @@ final class SessionDriver {
   }
 
   /// Runs a step of the sending side: its failure is the sending side's.
-  private func sending(_ step: () throws(Failure) -> Void) {
+  /// Returns false if it failed.
+  private func sending(_ step: () throws(Failure) -> Void) -> Bool {
     do {
       try step()
+      return true
     } catch {
       notice(error.description)
       apply(.sendingFailed)
+      return false
     }
   }
 
