@@ -228,10 +228,12 @@ public struct Session {
 }
 
 /// The memory a session copies through: stdin → socket, socket → stdout,
-/// and the alternate mode's lines from the peer. Taken with malloc(3) in one
-/// block before the session starts (`allocateMemory`): out of memory is
-/// then one line and exit 1, never a crash in the middle of a chat. A
-/// forked child gets its own copy of the block, as of everything else.
+/// and a third: the alternate mode's lines from the peer, or the poll
+/// mode's bytes waiting for room in the socket (`InlineSender`). Taken with
+/// malloc(3) in one block before the session starts (`allocateMemory`):
+/// out of memory is then one line and exit 1, never a crash in the middle
+/// of a chat. A forked child gets its own copy of the block, as of
+/// everything else.
 struct SessionBuffers {
   let input: UnsafeMutableRawBufferPointer
   let output: UnsafeMutableRawBufferPointer
