@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CForkChat.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <string.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 static int saved_argument_count;
+/* Bit N: signal N was ignored at start. */
+static unsigned long long ignored_at_start;
 static char *const *saved_arguments;
 
 /* The main thread's stack grows on demand, one page fault at a time, and
@@ -35,6 +38,12 @@ static void save_arguments(int count, char **arguments, char **environment) {
   (void)environment;
   saved_argument_count = count;
   saved_arguments = arguments;
+  for (int signal = 1; signal < NSIG && signal < 64; signal++) {
+    struct sigaction action;
+    if (sigaction(signal, NULL, &action) == 0 && action.sa_handler == SIG_IGN) {
+      ignored_at_start |= 1ULL << signal;
+    }
+  }
   grow_stack();
   /* One malloc arena for all threads: a new thread's first malloc would
      otherwise reserve 64 MiB of address space for an arena of its own, and
@@ -53,6 +62,73 @@ int forkchat_argument_count(void) {
 
 char *const *forkchat_arguments(void) {
   return saved_arguments;
+}
+
+int forkchat_ignored_at_start(int signal) {
+  return signal > 0 && signal < 64 && (ignored_at_start >> signal) & 1;
+}
+
+/* The write end of the self-pipe; volatile sig_atomic_t, the one type a
+   handler may read while the program writes it (C11 7.14.1.1). */
+static volatile sig_atomic_t signal_pipe = -1;
+
+static void forward_signal(int signal) {
+  int saved = errno; /* write(2) may change errno under the interrupted code */
+  unsigned char byte = (unsigned char)signal;
+  (void)write(signal_pipe, &byte, 1); /* non-blocking: a full pipe drops the byte */
+  errno = saved;
+}
+
+void forkchat_set_signal_pipe(int fd) {
+  signal_pipe = fd;
+}
+
+int forkchat_handle_signal(int signal) {
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_handler = forward_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_NOCLDSTOP;
+  return sigaction(signal, &action, NULL);
+}
+
+/* What the handler of the parent's death needs, copied here (it may read
+   only what does not change under it). */
+static struct termios restore_modes;
+static int restore_terminal = -1;
+static int restore_output = -1;
+static char restore_bytes[64];
+static unsigned long restore_length;
+static int restore_status;
+
+static void restore_terminal_and_exit(int signal) {
+  (void)signal;
+  tcflush(restore_terminal, TCIFLUSH);
+  tcsetattr(restore_terminal, TCSANOW, &restore_modes);
+  if (restore_output >= 0) {
+    for (unsigned long written = 0; written < restore_length;) {
+      ssize_t count = write(restore_output, restore_bytes + written, restore_length - written);
+      if (count <= 0 && errno != EINTR) break;
+      if (count > 0) written += (unsigned long)count;
+    }
+  }
+  _exit(restore_status);
+}
+
+int forkchat_restore_terminal_when_parent_dies(int terminal, const struct termios *modes, int output,
+                                               const char *reset, unsigned long length, int status) {
+  restore_modes = *modes;
+  restore_terminal = terminal;
+  restore_output = output;
+  restore_length = length < sizeof restore_bytes ? length : sizeof restore_bytes;
+  memcpy(restore_bytes, reset, restore_length);
+  restore_status = status;
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_handler = restore_terminal_and_exit;
+  sigfillset(&action.sa_mask); /* nothing else runs in the middle of it */
+  if (sigaction(SIGUSR1, &action, NULL) != 0) return -1;
+  return prctl(PR_SET_PDEATHSIG, (unsigned long)SIGUSR1, 0UL, 0UL, 0UL);
 }
 
 int forkchat_set_parent_death_signal(int signal) {

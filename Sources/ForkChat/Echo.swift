@@ -43,7 +43,7 @@ func serveEcho(_ listener: Listener, options: Options, allowed: [SocketAddress])
     if poll.isReady(.signals) {
       let (stop, childEnded) = signals.receive(role: .main)
       if let stop {
-        stopAndReap(Array(children), role: .main)
+        stopAndReap(Array(children), role: .main, signals: signals)
         signals.die(of: stop, role: .main)
       }
       if childEnded {
@@ -64,9 +64,10 @@ func serveEcho(_ listener: Listener, options: Options, allowed: [SocketAddress])
     }
     if pid == 0 {
       // The child: this one client, then _exit.
-      let status: CInt = echo(socket, peer: peer, role: .echo, deadPeer: options.session.deadPeer) ? 0 : 1
-      Trace.event(.echo, "exit", "\(status)")
-      _exit(status)
+      let served = echo(socket, peer: peer, role: .echo, deadPeer: options.session.deadPeer)
+      let status: ChildExit = served ? .done : .failed
+      Trace.event(.echo, "exit", "\(status.rawValue)")
+      status.exit()
     }
     children.insert(pid)
     socket.closeIgnoringErrors()  // the child has it

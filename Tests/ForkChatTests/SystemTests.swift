@@ -42,59 +42,6 @@ struct SystemTests {
     #expect(WaitStatus.signaled(SIGKILL).description == "killed by signal 9 (Killed)")
   }
 
-  /// A signal that interrupts a write(2) blocked on a full pipe, once part
-  /// of the data is in, makes it return a short count (pipe(7), signal(7):
-  /// a handler installed without SA_RESTART). writeAll must go on from
-  /// there. The premise is checked first with a single write(2).
-  @Test func writeAllLoopsOverShortWrites() throws {
-    var action = sigaction()
-    action.__sigaction_handler.sa_handler = { _ in }  // does nothing: only interrupts
-    sigemptyset(&action.sa_mask)
-    action.sa_flags = 0  // no SA_RESTART
-    #expect(sigaction(SIGUSR1, &action, nil) == 0)
-    let bytes = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 % 251) }
-
-    let single = try interruptedTransfer(bytes) { (writer, bytes) throws(Errno) in
-      try bytes.withBytes { buffer throws(Errno) in try writer.write(buffer) }
-    }
-    #expect(single.written > 0 && single.written < bytes.count, "a single write(2) must be short here")
-    #expect(single.received.count == single.written)
-
-    let all = try interruptedTransfer(bytes) { (writer, bytes) throws(Errno) in
-      try writer.writeAll(bytes)
-      return bytes.count
-    }
-    // (Bools, not arrays: on failure the test library would diff 1 MiB.)
-    let allArrived = all.received.count == bytes.count
-    let inOrder = all.received == bytes
-    #expect(allArrived && inOrder, "received \(all.received.count) of \(bytes.count) bytes")
-  }
-
-  /// Writes `bytes` into a pipe with `write` while another thread drains
-  /// it slowly and, once 128 KiB have come through, interrupts the writing
-  /// thread with SIGUSR1. Returns what `write` said it wrote and what the
-  /// reader received.
-  func interruptedTransfer(
-    _ bytes: [UInt8], _ write: (FileDescriptor, [UInt8]) throws(Errno) -> Int
-  ) throws -> (written: Int, received: [UInt8]) {
-    // The test runner's threads block SIGUSR1: let it reach this one.
-    var usr1 = sigset_t()
-    var oldMask = sigset_t()
-    sigemptyset(&usr1)
-    sigaddset(&usr1, SIGUSR1)
-    pthread_sigmask(SIG_UNBLOCK, &usr1, &oldMask)
-    defer { pthread_sigmask(SIG_SETMASK, &oldMask, nil) }
-    let (reader, writer) = try makePipe()
-    let drained = DrainedPipe(reader: reader, writingThread: pthread_self())
-    let thread = Thread { drained.run() }
-    thread.start()
-    let written = try write(writer, bytes)
-    writer.closeIgnoringErrors()
-    drained.done.wait()
-    reader.closeIgnoringErrors()
-    return (written, drained.received)
-  }
-
   /// An integer socket option, read back (getsockopt).
   func option(_ socket: FileDescriptor, _ level: CInt, _ name: CInt) -> CInt {
     var value: CInt = -1
@@ -129,38 +76,5 @@ struct SystemTests {
     #expect(option(socket, SOL_SOCKET, SO_KEEPALIVE) == 0)
     #expect(option(socket, CInt(IPPROTO_TCP), TCP_USER_TIMEOUT) == 0)
     #expect(!socket.kernelGaveUpOnPeer)  // not connected: TCP_CLOSE, but nothing went unanswered
-  }
-}
-
-/// The reading end of a pipe, drained 4 KiB at a time with a pause after
-/// each read, on its own thread; it interrupts the writing thread once.
-///
-/// @unchecked Sendable: `received` is written by the draining thread only,
-/// and read by the test only after `done` is signalled.
-final class DrainedPipe: @unchecked Sendable {
-  let reader: FileDescriptor
-  let writingThread: pthread_t
-  let done = DispatchSemaphore(value: 0)
-  var received: [UInt8] = []
-
-  init(reader: FileDescriptor, writingThread: pthread_t) {
-    self.reader = reader
-    self.writingThread = writingThread
-  }
-
-  func run() {
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    var interrupted = false
-    while true {
-      let count = chunk.withUnsafeMutableBytes { (try? reader.read(into: $0)) ?? 0 }
-      if count == 0 { break }
-      received += chunk[..<count]
-      if !interrupted && received.count >= 128 * 1024 {
-        interrupted = true
-        pthread_kill(writingThread, SIGUSR1)
-      }
-      usleep(200)
-    }
-    done.signal()
   }
 }

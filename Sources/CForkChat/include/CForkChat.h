@@ -1,8 +1,10 @@
 #ifndef CFORKCHAT_H
 #define CFORKCHAT_H
 
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <termios.h>
 
 /* The few Linux calls that Glibc's Swift module does not import: prctl is
    variadic, and accept4 and pipe2 are declared only under _GNU_SOURCE.
@@ -12,8 +14,39 @@
    (function-like macros): how a child ended. */
 static inline int forkchat_wifexited(int status) { return WIFEXITED(status); }
 static inline int forkchat_wexitstatus(int status) { return WEXITSTATUS(status); }
-static inline int forkchat_wifsignaled(int status) { return WIFSIGNALED(status); }
 static inline int forkchat_wtermsig(int status) { return WTERMSIG(status); }
+
+/* The self-pipe's signal handler (Process/Signals.swift). It is C, not
+   Swift, so that it is the same few instructions in every build: it saves
+   errno, writes the signal's number as one byte into the pipe, restores
+   errno, and nothing else (signal-safety(7): write(2) is async-signal-safe;
+   a Swift function is not, the debug build's exclusivity checks call the
+   runtime). `forkchat_set_signal_pipe` sets the descriptor it writes to (-1:
+   none) while the handled signals are blocked; `forkchat_handle_signal`
+   installs the handler for one signal with sigaction(2), without
+   SA_RESTART (a blocked read or write returns EINTR) and with SA_NOCLDSTOP.
+   Returns what sigaction returns. */
+void forkchat_set_signal_pipe(int fd);
+int forkchat_handle_signal(int signal);
+
+/* Whether `signal` was ignored (SIG_IGN) when the program started, before
+   main: by nohup, by `trap '' HUP`, or by a non-interactive shell for the
+   SIGINT and SIGQUIT of a job it starts with `&`. Such a signal stays
+   ignored (the convention of nc, socat and every daemon). Read by a
+   constructor of the executable, before Swift's main ignores SIGPIPE. */
+int forkchat_ignored_at_start(int signal);
+
+/* In a child that shares the terminal with its parent (the fork session):
+   when the parent dies, whatever killed it, SIGKILL included, the kernel
+   sends this process SIGUSR1 (prctl PR_SET_PDEATHSIG), whose handler
+   discards pending input (tcflush), puts back `modes` on the terminal
+   `terminal` (tcsetattr), writes `length` bytes of `reset` to `output` (-1:
+   none; the scroll region given back), and ends with _exit(`status`): all
+   async-signal-safe calls. The parent cannot give the terminal back once
+   it is killed; this process, which outlives it for a moment, can.
+   Returns what prctl returns. */
+int forkchat_restore_terminal_when_parent_dies(int terminal, const struct termios *modes, int output,
+                                               const char *reset, unsigned long length, int status);
 
 /* prctl(PR_SET_PDEATHSIG, signal): the kernel sends `signal` to this process
    when its parent dies. */

@@ -31,6 +31,36 @@ public enum WaitStatus: Equatable, CustomStringConvertible, Sendable {
   }
 }
 
+/// The exit statuses of forkchat's children, named once: a child ends
+/// with `exit()`, its parent reads the status back from waitpid(2) (as
+/// `WaitStatus.childExit`). Each means one thing.
+public enum ChildExit: CInt, Sendable {
+  /// Its work is done: the fork session's child sent all of its input,
+  /// FIN included; an echo child's client has closed.
+  case done = 0
+  /// It failed, and said why on stderr.
+  case failed = 1
+  /// Its write failed because the kernel gave up on the peer: the parent
+  /// says so, once, since it may have met the same end on its side first
+  /// (`Teardown.peerVanished`).
+  case peerVanished = 2
+  /// Its parent died before the child could ask to die with it
+  /// (`dieWithParent`): nobody is left to work for.
+  case parentGone = 3
+
+  /// Ends the child with this status: _exit(2), not exit(3), whose exit
+  /// handlers and stdio buffers belong to the parent.
+  public func exit() -> Never { _exit(rawValue) }
+}
+
+extension WaitStatus {
+  /// The child's exit status as forkchat names it; nil if it was killed
+  /// or exited with a status forkchat does not use.
+  public var childExit: ChildExit? {
+    if case .exited(let code) = self { ChildExit(rawValue: code) } else { nil }
+  }
+}
+
 /// Creates a child process, a copy of this one: returns 0 in the child and
 /// the child's pid in the parent, as fork() does. It is the one place
 /// forkchat forks, and it does first what every one of its children needs
@@ -38,14 +68,19 @@ public enum WaitStatus: Equatable, CustomStringConvertible, Sendable {
 ///
 /// - Standard output is flushed before fork(), or the child would inherit
 ///   (and later write again) whatever the C library still buffers.
-/// - The signals `signals` handles stay blocked from before fork() until
-///   the parent has the child's pid, so a child that ends at once cannot be
-///   missed by the parent's SIGCHLD handling.
-/// - The child restores the default signal actions *before* it unblocks
-///   them (a pending Ctrl-C must kill it, not run the parent's handler,
-///   which writes into the parent's self-pipe), and closes that pipe.
-/// - The child dies with its parent (`dieWithParent`), and closes the
-///   descriptors in `closing`, which it does not own.
+/// - The signals `signals` handles stay blocked across fork(), for the
+///   child's sake: it restores the actions the program started with
+///   (`releaseInChild`) *before* it unblocks them, so a pending Ctrl-C
+///   kills it instead of running the parent's handler, which writes into
+///   the parent's self-pipe; then it closes that pipe. (The parent misses
+///   no SIGCHLD either way: the byte waits in the pipe until its loop
+///   reads it, and waitpid(2) finds the child then.)
+/// - The child dies with its parent (`dieWithParent`), or, with
+///   `restoring`, restores the terminal and then ends when its parent dies
+///   (`TerminalMode.restoreWhenParentDies`). It closes the descriptors in
+///   `closing`, which it does not own; a standard one (0, 1, 2) is
+///   replaced by /dev/null instead, so that no descriptor the child opens
+///   later takes its number (and gets written to as if it were stdout).
 ///
 /// The child must end with `_exit`, not `exit`: the C library's exit
 /// handlers and stdio buffers belong to the parent. Call only while this
@@ -54,8 +89,9 @@ public enum WaitStatus: Equatable, CustomStringConvertible, Sendable {
 /// `parentRole` names the caller in the --trace line of the fork.
 ///
 /// The corresponding C function is `fork`.
-public func forkChild(signals: SignalPipe, parentRole: Role, closing: [FileDescriptor]) throws(Errno) -> pid_t
-{
+func forkChild(
+  signals: SignalPipe, parentRole: Role, closing: [FileDescriptor], restoring terminal: TerminalMode? = nil
+) throws(Errno) -> pid_t {
   let parentPid = getpid()
   let oldMask = SignalSet(signals.signals).block()
   let forkTime = Clock.now
@@ -70,8 +106,12 @@ public func forkChild(signals: SignalPipe, parentRole: Role, closing: [FileDescr
   if pid == 0 {
     signals.releaseInChild()
     oldMask.setAsMask()
-    guard dieWithParent(parentPid: parentPid) else { _exit(1) }
-    for descriptor in closing { descriptor.closeIgnoringErrors() }
+    if let terminal {
+      terminal.restoreWhenParentDies(parentPid: parentPid)
+    } else if !dieWithParent(parentPid: parentPid) {
+      ChildExit.parentGone.exit()
+    }
+    for descriptor in closing { descriptor.closeOrReplaceStandard() }
     return 0
   }
   Trace.event(parentRole, "fork", "child=\(pid)", at: forkTime)
@@ -108,20 +148,62 @@ public func reapEndedChildren(role: Role) -> [(pid: pid_t, status: WaitStatus)] 
   return ended
 }
 
+/// How long a child has, after SIGTERM, to end before it gets SIGKILL.
+public let stopGrace = 1.0
+
 /// Stops children and reaps them: SIGTERM to each, and SIGCONT after it
 /// (a child stopped by Ctrl-Z gets its SIGTERM only once continued), then
-/// waitpid for each. `role` names the caller in --trace lines.
-public func stopAndReap(_ pids: [pid_t], role: Role) {
+/// a wait of at most `grace` seconds for them to end, woken by SIGCHLD on
+/// `signals` (without a pipe, by polling every 10 ms); a child still
+/// there then gets SIGKILL, which it can neither ignore nor block, and is
+/// reaped. Like swift-subprocess's teardown: a parent never waits forever
+/// on a child that ignores SIGTERM. A stop request that comes meanwhile is
+/// kept in `signals` for the caller's next `drain`. `role` names the
+/// caller in --trace lines. Returns how each child ended.
+@discardableResult
+public func stopAndReap(
+  _ pids: [pid_t], role: Role, signals: SignalPipe? = nil, grace: Double = stopGrace
+) -> [pid_t: WaitStatus] {
+  var ended: [pid_t: WaitStatus] = [:]
   for pid in pids {
     Trace.event(role, "kill", "\(pid) SIGTERM")
     try? kill(pid: pid, signal: SIGTERM)
     try? kill(pid: pid, signal: SIGCONT)
   }
-  for pid in pids {
-    if let status = (try? waitForChild(pid)) ?? nil {
+  var running = pids
+  let deadline = Clock.now + grace
+  while true {
+    running.removeAll { pid in
+      let status: WaitStatus?
+      do {
+        status = try waitForChild(pid, noHang: true)
+      } catch {
+        return true  // not our child (any more): nothing to wait for
+      }
+      guard let status else { return false }
       Trace.event(role, "waitpid", "\(pid) \(status.traceDescription)")
+      ended[pid] = status
+      return true
+    }
+    guard !running.isEmpty, Clock.now < deadline else { break }
+    if let signals {
+      var entry = [pollfd(fd: signals.readEnd.rawValue, events: Int16(POLLIN), revents: 0)]
+      _ = try? poll(&entry, timeout: Clock.pollTimeout(until: deadline))
+      signals.hold(signals.drain().filter { $0 != SIGCHLD })
+    } else {
+      var none: [pollfd] = []
+      _ = try? poll(&none, timeout: min(10, Clock.pollTimeout(until: deadline)))
     }
   }
+  for pid in running {
+    Trace.event(role, "kill", "\(pid) SIGKILL")
+    try? kill(pid: pid, signal: SIGKILL)
+    if let status = (try? waitForChild(pid)) ?? nil {
+      Trace.event(role, "waitpid", "\(pid) \(status.traceDescription)")
+      ended[pid] = status
+    }
+  }
+  return ended
 }
 
 /// Sends `signal` to process `pid`.

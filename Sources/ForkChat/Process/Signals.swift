@@ -5,20 +5,28 @@ import Glibc
 // signal's number as one byte into a pipe, and the session's poll(2) loop
 // reads it like any other input. Nothing else happens inside the handler,
 // because only async-signal-safe functions may run there (signal-safety(7)):
-// write(2) is one; Swift allocation, locks and printing are not.
+// write(2) is one; Swift allocation, locks and printing are not. The
+// handler is C (`forward_signal` in Sources/CForkChat/CForkChat.c): a Swift
+// function would call the runtime's exclusivity checks in a debug build.
+//
+// A signal that was ignored when the program started (nohup's SIGHUP, the
+// SIGINT and SIGQUIT of a job that a non-interactive shell starts with &)
+// stays ignored: `install` leaves it alone, and every process forkchat
+// forks inherits it ignored.
 
-/// The write end of the self-pipe, read by the signal handler.
+/// Whether `signal` was ignored (SIG_IGN) when the program started.
+public func isIgnoredAtStart(_ signal: CInt) -> Bool {
+  forkchat_ignored_at_start(signal) != 0
+}
+
+/// Signals that forkchat's handlers keep track of, held back for a later
+/// `drain`: those read from the pipe while waiting for a child
+/// (`stopAndReap`), which are not that child's SIGCHLD.
 ///
-/// nonisolated(unsafe): a signal handler cannot take a lock or use an actor;
-/// this is written only while the handled signals are blocked (see
-/// `SignalPipe.install`), and read by the handler, which only calls write(2).
-nonisolated(unsafe) private var signalPipeWriteEnd: CInt = -1
-
-private func forwardSignal(_ signal: CInt) {
-  let savedErrno = errno  // write(2) may change errno under the interrupted code
-  var byte = UInt8(truncatingIfNeeded: signal)
-  _ = write(signalPipeWriteEnd, &byte, 1)  // non-blocking: a full pipe drops the byte
-  errno = savedErrno
+/// A class, so that every copy of a `SignalPipe` shares it; used by one
+/// thread (the one that polls the pipe).
+final class HeldSignals {
+  var signals: [CInt] = []
 }
 
 /// A set of signals, as sigprocmask(2) and sigaction(2) take it.
@@ -70,26 +78,34 @@ public struct SignalPipe {
   public let readEnd: FileDescriptor
   let writeEnd: FileDescriptor
   let signals: [CInt]
+  let held = HeldSignals()
 
   /// Creates the pipe (both ends non-blocking and close-on-exec) and
   /// installs the handler for `signals` with sigaction(2), without
-  /// SA_RESTART so that a blocked read or write returns EINTR.
+  /// SA_RESTART so that a blocked read or write returns EINTR. A signal
+  /// ignored at start keeps SIG_IGN (`isIgnoredAtStart`), except SIGCHLD:
+  /// ignored, it would let the kernel reap the children itself, and
+  /// waitpid(2) could no longer say how they ended.
   public static func install(_ signals: [CInt] = sessionSignals) throws(Errno) -> SignalPipe {
     let ends = try makePipe(flags: O_NONBLOCK)
     let old = SignalSet(signals).block()
     defer { old.setAsMask() }
-    signalPipeWriteEnd = ends.write.rawValue
-    var action = sigaction()
-    action.__sigaction_handler.sa_handler = { forwardSignal($0) }
-    sigemptyset(&action.sa_mask)
-    action.sa_flags = SA_NOCLDSTOP
-    for signal in signals { sigaction(signal, &action, nil) }
+    forkchat_set_signal_pipe(ends.write.rawValue)
+    for signal in signals where signal == SIGCHLD || !isIgnoredAtStart(signal) {
+      _ = forkchat_handle_signal(signal)
+    }
     return SignalPipe(readEnd: ends.read, writeEnd: ends.write, signals: signals)
+  }
+
+  /// Keeps `signals`, read from the pipe, for the next `drain`.
+  func hold(_ signals: [CInt]) {
+    held.signals += signals
   }
 
   /// Reads the signals delivered since the last call (oldest first).
   public func drain() -> [CInt] {
-    var received: [CInt] = []
+    var received = held.signals
+    held.signals.removeAll()
     var bytes = [UInt8](repeating: 0, count: 64)
     while true {
       let count = bytes.withUnsafeMutableBytes { (try? readEnd.read(into: $0)) ?? 0 }
@@ -137,9 +153,9 @@ public struct SignalPipe {
   /// Returns the signals that arrived and were not drained yet.
   public func uninstall() -> [CInt] {
     let old = SignalSet(signals).block()
-    restoreDefaultActions(signals)
+    restoreStartActions(signals)
     let pending = drain()
-    signalPipeWriteEnd = -1
+    forkchat_set_signal_pipe(-1)
     readEnd.closeIgnoringErrors()
     writeEnd.closeIgnoringErrors()
     old.setAsMask()
@@ -148,21 +164,28 @@ public struct SignalPipe {
 
   /// The child's first act after fork(): it must not run the parent's
   /// handler (which writes into the parent's pipe), so it takes back the
-  /// default actions and closes both ends.
+  /// actions the program started with and closes both ends.
   public func releaseInChild() {
-    restoreDefaultActions(signals)
-    signalPipeWriteEnd = -1
+    restoreStartActions(signals)
+    held.signals.removeAll()
+    forkchat_set_signal_pipe(-1)
     readEnd.closeIgnoringErrors()
     writeEnd.closeIgnoringErrors()
   }
 }
 
-/// Restores SIG_DFL for `signals`.
-public func restoreDefaultActions(_ signals: [CInt]) {
+/// Puts back the action each of `signals` had when the program started:
+/// SIG_IGN for one ignored at start, SIG_DFL for the others.
+public func restoreStartActions(_ signals: [CInt]) {
+  for signal in signals { setAction(signal, isIgnoredAtStart(signal) ? SIG_IGN : SIG_DFL) }
+}
+
+/// sigaction(2) with SIG_DFL or SIG_IGN.
+func setAction(_ signal: CInt, _ handler: __sighandler_t?) {
   var action = sigaction()
-  action.__sigaction_handler.sa_handler = SIG_DFL
+  action.__sigaction_handler.sa_handler = handler
   sigemptyset(&action.sa_mask)
-  for signal in signals { sigaction(signal, &action, nil) }
+  sigaction(signal, &action, nil)
 }
 
 /// Ends this process the way `signal` would have ended it, so that the
@@ -170,9 +193,9 @@ public func restoreDefaultActions(_ signals: [CInt]) {
 /// running script too: restore the default action, unblock, raise.
 public func dieOfSignal(_ signal: CInt, role: Role) -> Never {
   Trace.event(role, "exit", "signal \(signalAbbreviation(signal))")
-  restoreDefaultActions([signal])
+  setAction(signal, SIG_DFL)
   var unblock = SignalSet([signal]).set
-  sigprocmask(SIG_UNBLOCK, &unblock, nil)
+  pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
   raise(signal)
   _exit(128 + signal)  // not reached: the default action of these signals ends the process
 }

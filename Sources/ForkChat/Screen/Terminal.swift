@@ -71,6 +71,31 @@ final class TerminalMode {
     _ = tcflush(terminal.rawValue, TCIFLUSH)
   }
 
+  /// In the fork session's child, right after fork(): when the parent
+  /// dies, whatever killed it (SIGKILL too, which it cannot catch), this
+  /// process puts the terminal back before it ends: pending input
+  /// discarded, the saved modes, the whole screen scrolling again (the
+  /// chat screen's scroll region reset, the cursor kept where it is, since
+  /// the shell may have drawn its prompt there already). Without it, under
+  /// a shell that does not restore the modes itself (dash), the terminal
+  /// stayed without echo and without Enter. The work is done by a C signal
+  /// handler (SIGUSR1, sent by the kernel: prctl PR_SET_PDEATHSIG) with
+  /// async-signal-safe calls only. If the parent is gone already, that is
+  /// done now.
+  func restoreWhenParentDies(parentPid: pid_t) {
+    var settings = saved
+    // CAN, SGR 0, DECSC, DECSTBM (whole screen: it homes the cursor), DECRC.
+    let reset = Array("\u{18}\u{1b}[0m\u{1b}7\u{1b}[r\u{1b}8".utf8)
+    let output = isatty(STDOUT_FILENO) == 1 ? STDOUT_FILENO : -1
+    _ = reset.withUnsafeBufferPointer { bytes in
+      bytes.withMemoryRebound(to: CChar.self) { text in
+        forkchat_restore_terminal_when_parent_dies(
+          STDIN_FILENO, &settings, output, text.baseAddress, UInt(text.count), ChildExit.parentGone.rawValue)
+      }
+    }
+    if getppid() != parentPid { _ = raise(SIGUSR1) }
+  }
+
   /// The end of the chat at a terminal, whatever ended it: pending input
   /// discarded, settings restored, our descriptor closed.
   func end() {

@@ -17,6 +17,16 @@ import Glibc
 // sent, and a person at a terminal is done. Memory stays bounded: a line
 // is read and sent in pieces of at most one buffer (64 KiB), so a stream
 // without a newline is forwarded as it comes, and a reset is seen at once.
+//
+// Why it is not a `SendingSide` of the session driver (SessionDriver.swift):
+// the driver's loop receives whenever the socket is readable, while the
+// sending side runs beside it; here the two directions never run at the
+// same time, and the order of the turns is the very thing the mode shows
+// (its deadlock included). As a sending side it would have to hold the
+// driver's receiving back until its line is sent, which is a different
+// loop, not a variant of one part. It shares what does not depend on the
+// order: the teardown contract (`Teardown`, the same events and actions),
+// InputSender for the rest of a pipe, and OutputWriter.
 
 final class AlternateSession {
   let session: Session
@@ -27,7 +37,7 @@ final class AlternateSession {
 
   init(session: Session) {
     self.session = session
-    self.teardown = Teardown(session: session, role: .alternate)
+    self.teardown = session.makeTeardown()
     self.input = LineReader(.standardInput, storage: session.buffers.input)
     self.received = LineReader(session.socket, storage: session.buffers.lines)
     self.quit = session.quitWordDetector()
@@ -53,8 +63,10 @@ final class AlternateSession {
           try sendLine()
         } else {
           Trace.event(.alternate, "turn", "receive: waiting for the peer's line")
-          while teardown.lingerDeadline != nil, try !waitForSocket(timeout: teardown.pollTimeout) {
-            teardown.lingerEnded()
+          while teardown.lingerDeadline != nil,
+            try !waitForSocket(timeout: Clock.pollTimeout(until: teardown.lingerDeadline))
+          {
+            apply(.lingerEnded(now: Clock.now))
             if teardown.isOver { return teardown.result }
           }
           guard let message = try received.next(what: "\(session.peer)", messageAtReadEnd: true) else {
@@ -97,11 +109,13 @@ final class AlternateSession {
   /// only have half-closed): the rest of our input goes to it, then FIN.
   func peerEnded(_ output: OutputWriter) throws(Failure) -> SessionResult {
     try output.showEnd {}  // what its last bytes left waiting
-    if teardown.peerClosed() || !teardown.isSending { return teardown.result }
+    var stop = false  // a person at a terminal is done
+    session.perform(teardown.handle(session.socketEnded(teardown)), role: .alternate) { stop = true }
+    if stop || !teardown.isSending { return teardown.result }
     Trace.event(.alternate, "turn", "send: the rest of stdin, the peer has ended")
     if let rest = input.takeBuffered() { try send(rest) }
     _ = try InputSender(session: session, role: .alternate).run()
-    teardown.inputEnded()
+    apply(.inputEnded(now: Clock.now))
     return teardown.result
   }
 
@@ -143,7 +157,12 @@ final class AlternateSession {
   /// receive, at most the linger time.
   func endSending() throws(Failure) {
     try session.sendFIN(role: .alternate)
-    teardown.inputEnded()
+    apply(.inputEnded(now: Clock.now))
+  }
+
+  /// One teardown event; the actions it calls for, performed.
+  func apply(_ event: Teardown.Event) {
+    session.perform(teardown.handle(event), role: .alternate)
   }
 
   /// Waits until the socket is readable or `timeout` ms pass (false).

@@ -1,8 +1,11 @@
 import Glibc
 
-// The two copy loops every mode shares: our sending side (InputSender) and
-// our receiving side (OutputWriter). When each direction ends is decided
-// by the mode's loop, through the teardown states (Teardown.swift).
+// The two copy loops: our sending side as a child process or a thread runs
+// it (InputSender; the poll mode's inline sending side, PollSession.swift,
+// copies in steps instead, and the alternate mode a line per turn), and
+// our receiving side, the same in every mode (OutputWriter). When each
+// direction ends is decided by the session driver (SessionDriver.swift)
+// through the teardown (Teardown.swift).
 
 /// Our sending side: standard input to the socket.
 struct InputSender {
@@ -16,24 +19,24 @@ struct InputSender {
 
   enum End { case inputEnded, stopped }
 
-  /// The child's exit status when its write failed because the kernel gave
-  /// up on the peer: the parent then says so (`Teardown.peerVanished`),
-  /// once, since it may have met the same end on its side first.
-  static let peerVanishedStatus: CInt = 2
-
   /// Copies standard input to the socket until input ends (or the quit
   /// word is typed), then half-closes the socket (`Session.sendFIN`).
   /// Returns `.stopped`, without the shutdown, if `stopRequest` fired.
   /// Throws a `Failure` naming what failed.
   func run() throws(Failure) -> End {
-    let end: End
-    if let screen = session.screen {
-      end = try screen.runInput(session: session, role: role, requests: stopRequest)  // the line editor
-    } else {
-      end = try copy()
-    }
+    let end = try copyInput()
     if end == .inputEnded { try session.sendFIN(role: role) }
     return end
+  }
+
+  /// Copies standard input to the socket until input ends (or the quit
+  /// word is typed, or `stopRequest` fires), through the line editor when
+  /// the chat screen is up; no FIN.
+  func copyInput() throws(Failure) -> End {
+    if let screen = session.screen {
+      return try screen.runInput(session: session, role: role, requests: stopRequest)  // the line editor
+    }
+    return try copy()
   }
 
   /// Copies stdin to the socket. What is typed or piped a line at a time

@@ -1,179 +1,147 @@
 import Glibc
 
 // The poll mode: one process, one thread, and poll(2) to learn which
-// descriptor is ready, as nc does:
+// descriptor is ready, as nc does. The sending side runs inline, in the
+// driver's loop (SessionDriver.swift):
 //
-//   poll([signals, socket, stdin]) ──▶ whichever is ready:
-//     stdin readable   → read a block, then write it to the socket as it
-//                        becomes writable (the socket is non-blocking, so a
-//                        peer that does not read cannot freeze our receiving)
-//     socket readable  → copy to stdout
+//   poll([signals, socket, stdin or the socket's room]) ──▶ whichever is ready:
+//     stdin readable   → read a block into the buffer, then write it to the
+//                        socket as it becomes writable (the socket is
+//                        non-blocking, so a peer that does not read cannot
+//                        freeze our receiving)
+//     socket writable  → write what it takes of the buffer (drain)
+//     socket readable  → copy to stdout (the driver)
 //
-// Nothing to fork, join or reap: the end of a direction is only a flag.
+// Nothing to fork, join or reap: the end of a direction is only a state.
 
-final class PollSession {
-  let session: Session
-  let signals: SignalPipe
-  var teardown: Teardown
-  /// Read from stdin, not yet written to the socket: the bytes
-  /// pendingStart..<pendingEnd of the session's input buffer, as read (no
-  /// memory taken during the session), or of `typed`, when a person's keys
-  /// became other bytes on the wire (--line-end, the chat screen).
-  var pendingStart = 0
-  var pendingEnd = 0
-  var pendingIsTyped = false
-  var typed: [UInt8] = []
-  /// stdin has ended (or the quit word was typed): FIN once the pending
-  /// bytes are out.
+/// The poll mode's sending side: no process, no thread, a buffer.
+///
+/// One buffer and one position, as netcat.c's `drainbuf(fd, buf, &bufpos)`:
+/// the first `count` bytes of `buffer` were read from stdin (a person's
+/// keys as the wire wants them: --line-end, the chat screen) and are not
+/// written yet; a write takes what the socket takes from the front, and
+/// the rest moves up (memmove). EAGAIN is no error: poll(2) says when the
+/// socket has room. stdin is read only once the buffer is empty. The
+/// buffer is the session's (`SessionBuffers.lines`, which only the
+/// alternate mode uses otherwise): no memory is taken during the session.
+final class InlineSender: SendingSide {
+  let buffer: UnsafeMutableRawBufferPointer
+  var count = 0
+  /// stdin has ended (or the quit word was typed): FIN once the buffer is out.
   var inputDone = false
   var quit: QuitWordDetector?
+  /// A person's line translated for the wire (--line-end), before it is
+  /// copied into `buffer`.
+  var wire: [UInt8] = []
+  var receiverRole: Role { .poll }
 
-  init(session: Session, signals: SignalPipe) {
-    self.session = session
-    self.signals = signals
-    self.teardown = Teardown(session: session, role: .poll)
-    self.quit = session.quitWordDetector()
+  init(session: Session) {
+    buffer = session.buffers.lines
+    quit = session.quitWordDetector()
   }
 
-  func run() -> SessionResult {
-    do {
-      // Non-blocking: a write takes what fits and never waits.
-      try session.socket.setNonBlocking()
-    } catch {
-      _ = signals.uninstall()
-      notice("fcntl: \(error)")
-      session.socket.closeIgnoringErrors()
-      session.endTerminal()
-      return .failed
-    }
-    let result = loop()
-    session.socket.closeIgnoringErrors()
-    session.endTerminal()
-    signals.finish(role: .poll)
-    return result
+  func start(_ driver: SessionDriver) throws(Failure) {
+    // Non-blocking: a write takes what fits and never waits.
+    try orFailure("fcntl") { () throws(Errno) in try driver.session.socket.setNonBlocking() }
   }
 
-  enum Slot: Int, CaseIterable { case signals, socket, input }
-
-  func loop() -> SessionResult {
-    let output = OutputWriter(session: session)
-    let buffer = session.buffers.input
-    var poll = PollSet<Slot>()
-    while !teardown.isOver {
-      let hasPending = pendingStart < pendingEnd
-      poll.watch(.signals, signals.readEnd)
-      poll.watch(
-        .socket, teardown.isReceiving || hasPending ? session.socket : nil,
-        for: (teardown.isReceiving ? POLLIN : 0) | (hasPending ? POLLOUT : 0))
-      poll.watch(.input, teardown.isSending && !inputDone && !hasPending ? .standardInput : nil)
-      do throws(Failure) {
-        guard try poll.wait(timeout: teardown.pollTimeout) else {
-          teardown.lingerEnded()
-          continue
-        }
-        if poll.isReady(.signals) { handleSignals() }
-        if poll.isReady(.input) { try readInput(buffer) }
-        if hasPending && poll.isReady(.socket, for: POLLOUT | POLLERR | POLLHUP) { try sendPending() }
-        if teardown.isReceiving && poll.isReady(.socket, for: POLLIN | POLLERR | POLLHUP) { receive(output) }
-        if !teardown.isOver && teardown.isSending && inputDone && pendingStart == pendingEnd {
-          try finishSending()
-        }
-      } catch {
-        notice(error.description)
-        teardown.sendingFailed()
-      }
-    }
-    return teardown.result
+  /// stdin while nothing is pending, the socket's room while something is.
+  func watched(_ driver: SessionDriver) -> (first: (FileDescriptor, CInt)?, second: (FileDescriptor, CInt)?) {
+    let reading = driver.teardown.isSending && !inputDone && count == 0
+    return (reading ? (.standardInput, POLLIN) : nil, count == 0 ? nil : (driver.session.socket, POLLOUT))
   }
 
-  /// The socket is readable: copies what it has to stdout.
-  func receive(_ output: OutputWriter) {
-    do throws(Failure) {
-      if try output.copyOnce(onInterrupt: handleSignals) == 0 && teardown.peerClosed() {
-        teardown.senderStopped()  // a person: stop reading the terminal
-      }
-    } catch {
-      notice(error.description)
-      teardown.receivingFailed()
-    }
+  func ready(_ driver: SessionDriver, first: Bool, second: Bool) throws(Failure) {
+    if first { try readInput(driver.session) }
+    if second { try drain(driver.session) }
+  }
+
+  /// All our input is out: FIN.
+  func afterTurn(_ driver: SessionDriver) throws(Failure) {
+    guard driver.teardown.isSending && inputDone && count == 0 else { return }
+    try driver.session.sendFIN(role: .poll)
+    driver.apply(.inputEnded(now: Clock.now))
   }
 
   /// stdin is readable: take one block (up to the quit word's line; typed
-  /// lines end as --line-end says).
-  func readInput(_ buffer: UnsafeMutableRawBufferPointer) throws(Failure) {
-    let count: Int
+  /// lines end as --line-end says), and write what the socket takes now.
+  /// Bytes that go as they are read are read straight into the buffer; a
+  /// person's keys that become other bytes on the wire (at most twice as
+  /// many: "\r\n" for "\n") are read half a buffer at a time, elsewhere.
+  func readInput(_ session: Session) throws(Failure) {
+    let translated = session.screen != nil || session.translatesLineEnds
+    let target =
+      translated
+      ? UnsafeMutableRawBufferPointer(rebasing: session.buffers.input[..<(buffer.count / 2)]) : buffer
+    let read: Int
     do {
-      count = try FileDescriptor.standardInput.read(into: buffer)
+      read = try FileDescriptor.standardInput.read(into: target)
     } catch .wouldBlock {
       return  // taken by another reader of a shared, non-blocking stdin: poll again
     } catch {
       throw Failure("read from standard input", error)
     }
-    if count == 0 {
+    if read == 0 {
       Trace.event(.poll, "eof", "stdin")
       inputDone = true
       return
     }
-    let chunk = UnsafeRawBufferPointer(rebasing: buffer[..<count])
-    pendingStart = 0
+    let chunk = UnsafeRawBufferPointer(rebasing: target[..<read])
     if let screen = session.screen {  // the line editor: lines for the socket
-      (typed, inputDone) = try screen.typed(chunk, role: .poll)
-      (pendingIsTyped, pendingEnd) = (true, typed.count)
-      return try sendPending()
+      (wire, inputDone) = try screen.typed(chunk, role: .poll)
+      return try take(wire, session)
     }
-    var end = count
+    var end = read
     if let quitEnd = quit?.scan(chunk) {
       end = quitEnd
       Trace.event(.poll, "quit", "word typed")
       inputDone = true
     }
-    if session.translatesLineEnds {
-      typed.removeAll(keepingCapacity: true)
-      session.options.lineEnd.translate(chunk[..<end], into: &typed)
-      (pendingIsTyped, pendingEnd) = (true, typed.count)
-    } else {
-      (pendingIsTyped, pendingEnd) = (false, end)
+    guard translated else {
+      count = end
+      return try drain(session)
     }
-    try sendPending()
+    wire.removeAll(keepingCapacity: true)
+    session.options.lineEnd.translate(chunk[..<end], into: &wire)
+    try take(wire, session)
   }
 
-  /// Writes what the socket takes now of the pending bytes.
-  func sendPending() throws(Failure) {
-    while pendingStart < pendingEnd {
-      let written: Int
+  /// Puts `bytes` in the (empty) buffer and writes what the socket takes.
+  private func take(_ bytes: [UInt8], _ session: Session) throws(Failure) {
+    bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+    count = bytes.count
+    try drain(session)
+  }
+
+  /// Writes what the socket takes now of the buffer; the rest moves to
+  /// the front and waits.
+  func drain(_ session: Session) throws(Failure) {
+    var written = 0
+    defer {
+      if written > 0 && written < count {
+        buffer.baseAddress!.copyMemory(from: buffer.baseAddress! + written, byteCount: count - written)
+      }
+      count -= written
+    }
+    while written < count {
       do {
-        if pendingIsTyped {
-          written = try typed[pendingStart..<pendingEnd].withBytes { bytes throws(Errno) in
-            try session.socket.write(bytes)
-          }
-        } else {
-          written = try session.socket.write(
-            UnsafeRawBufferPointer(rebasing: session.buffers.input[pendingStart..<pendingEnd]))
-        }
+        written += try session.socket.write(UnsafeRawBufferPointer(rebasing: buffer[written..<count]))
       } catch .wouldBlock {
         return  // the socket is full: poll says when it has room
       } catch {
         throw Failure("write to \(session.peer)", error)
       }
-      pendingStart += written
     }
   }
 
-  /// All our input is out: FIN.
-  func finishSending() throws(Failure) {
-    try session.sendFIN(role: .poll)
-    teardown.inputEnded()
+  /// A person's Ctrl-D or the peer's end: stop reading the terminal.
+  func stop(_ driver: SessionDriver) {
+    guard driver.teardown.isSending else { return }
+    driver.apply(.senderStopped)
   }
 
-  func handleSignals() {
-    let (stop, _, screenSignals) = signals.receiveAll(role: .poll)
-    if let stop {
-      session.socket.closeIgnoringErrors()
-      session.endTerminal()
-      signals.die(of: stop, role: .poll)
-    }
-    for signal in screenSignals {
-      session.screen?.handle(signal) { session.screen?.redrawInput() }
-    }
+  /// The input line is drawn by this thread too.
+  func redrawInput(_ driver: SessionDriver) {
+    driver.session.screen?.redrawInput()
   }
 }

@@ -14,9 +14,12 @@ import Glibc
 // | poll      | one thread: poll(2) says which side is ready               |
 // | alternate | one thread, in turns: send a line, wait for one, repeat    |
 //
-// fork is the default and the heart of forkchat: ForkSession.swift. The
-// copying itself is shared (Copying.swift), and so is the teardown contract
-// (`Teardown`), so the modes differ only in how they are driven.
+// fork is the default and the heart of forkchat: ForkSession.swift. One
+// driver (SessionDriver.swift) runs fork, threads and poll: the receiving
+// side, the signals, the teardown contract (`Teardown`) and the release
+// of everything are its own; the modes differ only in how the sending side
+// runs (`SendingSide`: a child process, a thread, inline). The alternate
+// mode takes turns instead (AlternateSession.swift says why).
 
 /// How the two directions of a session are driven.
 public enum Mode: String, CaseIterable, Equatable, Sendable {
@@ -143,14 +146,26 @@ public struct Session {
     var session = self
     session.terminal = inputIsTerminal ? TerminalMode.save() : nil
     session.screen = Screen.start(for: session)
-    switch options.mode {
-    case .fork: return session.withSignals { ForkSession(session: session, signals: $0).run() }
-    case .threads:
-      return session.withSignals { signals throws(Errno) in
-        try ThreadSession(session: session, signals: signals).run()
+    if options.mode == .alternate { return AlternateSession(session: session).run() }
+    // One driver; the modes differ in how the sending side runs.
+    return session.withSignals { signals in
+      let sender: any SendingSide
+      do throws(Errno) {
+        sender = try session.sendingSide()
+      } catch {
+        _ = signals.uninstall()
+        return session.cannotStart(error)
       }
-    case .poll: return session.withSignals { PollSession(session: session, signals: $0).run() }
-    case .alternate: return AlternateSession(session: session).run()
+      return SessionDriver(session: session, signals: signals, sender: sender).run()
+    }
+  }
+
+  /// The sending side the mode asks for (its pipes, for a thread).
+  func sendingSide() throws(Errno) -> any SendingSide {
+    switch options.mode {
+    case .threads: try ThreadSender(session: self)
+    case .poll: InlineSender(session: self)
+    case .fork, .alternate: ForkSender()  // (alternate takes turns, without the driver)
     }
   }
 
@@ -178,22 +193,17 @@ public struct Session {
   /// watches. If they cannot be installed, or `body` cannot make the pipes
   /// it needs, says so, closes the socket and gives the terminal back: the
   /// session cannot start.
-  func withSignals(_ body: (SignalPipe) throws(Errno) -> SessionResult) -> SessionResult {
+  func withSignals(_ body: (SignalPipe) -> SessionResult) -> SessionResult {
     let signals: SignalPipe
     do {
       signals = try SignalPipe.install(handledSignals)
     } catch {
       return cannotStart(error)
     }
-    do {
-      return try body(signals)
-    } catch {
-      _ = signals.uninstall()
-      return cannotStart(error)
-    }
+    return body(signals)
   }
 
-  private func cannotStart(_ error: Errno) -> SessionResult {
+  fileprivate func cannotStart(_ error: Errno) -> SessionResult {
     notice("pipe: \(error)")
     socket.closeIgnoringErrors()
     endTerminal()
@@ -218,10 +228,12 @@ public struct Session {
 }
 
 /// The memory a session copies through: stdin → socket, socket → stdout,
-/// and the alternate mode's lines from the peer. Taken with malloc(3) in one
-/// block before the session starts (`allocateMemory`): out of memory is
-/// then one line and exit 1, never a crash in the middle of a chat. A
-/// forked child gets its own copy of the block, as of everything else.
+/// and a third: the alternate mode's lines from the peer, or the poll
+/// mode's bytes waiting for room in the socket (`InlineSender`). Taken with
+/// malloc(3) in one block before the session starts (`allocateMemory`):
+/// out of memory is then one line and exit 1, never a crash in the middle
+/// of a chat. A forked child gets its own copy of the block, as of
+/// everything else.
 struct SessionBuffers {
   let input: UnsafeMutableRawBufferPointer
   let output: UnsafeMutableRawBufferPointer

@@ -1,26 +1,30 @@
 // The teardown contract (README, "How a chat ends"), shared by every mode:
-// a small state machine over the two directions of the chat. Each mode
-// changes it only through the named transitions below, one per row of the
-// README's table:
+// a small state machine over the two directions of the chat. It is pure:
+// an event in (`handle`), the new state and a list of actions out; it does
+// no I/O and reads no clock (the time comes with the events that need it).
+// The mode's loop performs the actions (`Session.perform`): a notice on
+// stderr, the chat screen's status row, FIN, stopping the sending side.
+// One event per row of the README's table:
 //
-// | README row                                   | transition      |
-// |----------------------------------------------|-----------------|
-// | your input ends (Ctrl-D, end of a pipe)      | inputEnded      |
-// | you type the quit word                       | inputEnded      |
-// | the peer closes                              | peerClosed      |
-// | connection reset, or a write fails           | sendingFailed   |
-// |                                              | receivingFailed |
-// | the sending process is killed                | senderKilled    |
-// | the peer vanishes (--dead-peer)              | peerVanished    |
-// | (our sending side stopped by us)             | senderStopped   |
-// | (--linger: the peer did not close in time)   | lingerEnded     |
+// | README row                                   | event            |
+// |----------------------------------------------|------------------|
+// | your input ends (Ctrl-D, end of a pipe)      | inputEnded       |
+// | you type the quit word                       | inputEnded       |
+// | the peer closes                              | peerClosed       |
+// | connection reset, or a write fails           | sendingFailed    |
+// |                                              | receivingFailed  |
+// | the sending process is killed                | senderKilled     |
+// | the peer vanishes (--dead-peer)              | peerVanished,    |
+// |                                              | peerClosed       |
+// | (our sending side stopped by us)             | senderStopped    |
+// | (--linger: the peer did not close in time)   | lingerEnded      |
 //
 // Ctrl-C, SIGTERM and SIGHUP are not states: the process stops its sending
-// side and dies of the signal (SignalPipe.die). With the chat screen, the
-// transitions also show the new state in its status row.
+// side and dies of the signal (SignalPipe.die). Tests/ForkChatTests/
+// TeardownTests.swift checks every transition.
 
 /// Where the two directions of a session stand, and whether it is over.
-struct Teardown {
+struct Teardown: Equatable {
   /// Our sending side: standard input to the socket.
   enum Sending: Equatable {
     /// Still copying.
@@ -49,8 +53,53 @@ struct Teardown {
     case failed
   }
 
-  let session: Session
-  let role: Role
+  /// What happened, as the mode's loop saw it.
+  enum Event: Equatable {
+    /// Our input ended and all of it was sent, FIN included, at `now`.
+    case inputEnded(now: Double)
+    /// Sending failed (and said why).
+    case sendingFailed
+    /// The sending process `who` ("sending process 123") was killed by
+    /// `signal`.
+    case senderKilled(who: String, signal: CInt)
+    /// We stopped our sending side ourselves.
+    case senderStopped
+    /// The socket's end of file was read. `kernelGaveUp`: the kernel had
+    /// given up on the peer (the end is no FIN), `pendingError` the error
+    /// still waiting on the socket then (nil: ETIMEDOUT).
+    case peerClosed(kernelGaveUp: Bool, pendingError: Errno?)
+    /// The kernel gave up on the peer, met by `what` ("read from", "write
+    /// to"), with `pendingError` still on the socket (nil: ETIMEDOUT).
+    case peerVanished(what: String, pendingError: Errno?)
+    /// Receiving failed (and said why).
+    case receivingFailed
+    /// A wait up to `lingerDeadline` (the linger time) ended at `now`.
+    case lingerEnded(now: Double)
+  }
+
+  /// What the mode's loop must do about an event, in this order.
+  enum Action: Equatable {
+    /// A --trace line by the loop's role.
+    case trace(event: String, details: String)
+    /// A line on stderr, "forkchat: " first.
+    case notice(String)
+    /// The chat screen's status row, if the screen is up.
+    case show(ChatState)
+    /// FIN to the peer (shutdown SHUT_WR).
+    case sendFIN
+    /// Stop our sending side (the child, the thread, the terminal's
+    /// reading); the mode then reports `senderStopped`.
+    case stopSender
+  }
+
+  /// The peer, as notices name it ("127.0.0.1 port 8080").
+  let peer: String
+  /// Seconds to wait for the peer's end once our input has ended (nil:
+  /// no limit).
+  let lingerTime: Double?
+  /// Whether a person types our input (a terminal).
+  let inputIsTerminal: Bool
+
   private(set) var sending = Sending.running
   private(set) var receiving = Receiving.open
   /// Once our input has ended: when we stop waiting for the peer to close
@@ -59,9 +108,10 @@ struct Teardown {
   /// A vanished peer has been reported (by `peerVanished`): once.
   private(set) var vanishReported = false
 
-  init(session: Session, role: Role) {
-    self.session = session
-    self.role = role
+  init(peer: String, lingerTime: Double?, inputIsTerminal: Bool) {
+    self.peer = peer
+    self.lingerTime = lingerTime
+    self.inputIsTerminal = inputIsTerminal
   }
 
   var isSending: Bool { sending == .running }
@@ -78,81 +128,105 @@ struct Teardown {
     sending == .failed || sending == .killed || receiving == .failed ? .failed : .finished
   }
 
-  /// Our input ended and all of it was sent, FIN included: wait for the
-  /// peer's end, at most the linger time.
-  mutating func inputEnded() {
-    sending = .finished
-    if isReceiving, let linger = session.lingerTime { lingerDeadline = Clock.now + linger }
-    session.screen?.show(.inputEnded(linger: isReceiving ? session.lingerTime.map(formatSeconds) : nil))
-  }
+  /// Whether a vanished peer is still to be reported: only then does the
+  /// loop need to read the socket's pending error (SO_ERROR, which the
+  /// read clears) for `peerClosed` and `peerVanished`.
+  var wantsPendingError: Bool { !vanishReported }
 
-  /// Sending failed (and said why): the chat is broken.
-  mutating func sendingFailed() {
-    sending = .failed
-  }
-
-  /// The sending process was killed by a signal (and the peer sent FIN).
-  mutating func senderKilled() {
-    sending = .killed
-    session.screen?.show(.inputEnded(linger: nil))  // its input line is the parent's to clear
-  }
-
-  /// We stopped our sending side ourselves.
-  mutating func senderStopped() {
-    if isSending { sending = .stopped }
-  }
-
-  /// The socket's end of file was read: the peer's FIN, as a rule. Returns
-  /// true if our sending side must now be stopped: a person at a terminal
-  /// is not left typing to nobody, while a pipe's data goes on (the peer
-  /// may only have shut down its sending side).
-  ///
-  /// Or the kernel gave up on a peer that vanished, and the ETIMEDOUT it
-  /// keeps for one call went to our sending side: then the end is no FIN
-  /// (`peerVanished`), and the sending side must be stopped (it can only
-  /// fail).
-  mutating func peerClosed() -> Bool {
-    Trace.event(role, "eof", "socket")
-    if session.socket.kernelGaveUpOnPeer {
-      peerVanished("read from")
-      return isSending
+  /// Applies `event`; returns what the loop must do.
+  mutating func handle(_ event: Event) -> [Action] {
+    switch event {
+    case .inputEnded(let now):
+      // Wait for the peer's end, at most the linger time.
+      sending = .finished
+      if isReceiving, let lingerTime { lingerDeadline = now + lingerTime }
+      return [.show(.inputEnded(linger: isReceiving ? lingerTime.map(formatSeconds) : nil))]
+    case .sendingFailed:
+      sending = .failed
+      return []
+    case .senderKilled(let who, let signal):
+      // Tell the peer nothing more will come, and keep printing what it
+      // still sends; the sender's input line is the receiver's to clear.
+      sending = .killed
+      return [
+        .notice("\(who) killed by signal \(signal) (\(signalName(signal)))"), .show(.inputEnded(linger: nil)),
+        .sendFIN,
+      ]
+    case .senderStopped:
+      if isSending { sending = .stopped }
+      return []
+    case .peerClosed(let kernelGaveUp, let pendingError):
+      // The peer's FIN, as a rule: a person at a terminal is not left
+      // typing to nobody, while a pipe's data goes on (the peer may only
+      // have shut down its sending side). Or the kernel gave up on a peer
+      // that vanished, and the ETIMEDOUT it keeps for one call went to our
+      // sending side: then the sending side must be stopped (it can only
+      // fail).
+      let eof = Action.trace(event: "eof", details: "socket")
+      if kernelGaveUp {
+        return [eof] + vanished("read from", pendingError) + (isSending ? [.stopSender] : [])
+      }
+      receiving = .closed
+      return [eof, .notice("\(peer) closed the connection"), .show(.peerClosed)]
+        + (inputIsTerminal && isSending ? [.stopSender] : [])
+    case .peerVanished(let what, let pendingError):
+      return vanished(what, pendingError)
+    case .receivingFailed:
+      receiving = .failed
+      return []
+    case .lingerEnded(let now):
+      guard let deadline = lingerDeadline, now >= deadline, isReceiving else { return [] }
+      receiving = .abandoned
+      return [.notice("\(peer) did not close within \(formatSeconds(lingerTime ?? 0)) s; closing")]
     }
-    receiving = .closed
-    notice("\(session.peer) closed the connection")
-    session.screen?.show(.peerClosed)
-    return session.inputIsTerminal && isSending
   }
 
   /// The kernel gave up on the peer (no answer to retransmissions or
-  /// keepalive probes, `--dead-peer`), met by `what` ("read from", "write
-  /// to"): nothing more will come from it, and the chat has failed. Said
-  /// once: the receiving and the sending side may both meet it. The error
-  /// is the one still waiting on the socket, if the other side did not
-  /// take it: ETIMEDOUT, or the ICMP error that came before.
-  mutating func peerVanished(_ what: String) {
+  /// keepalive probes, `--dead-peer`): nothing more will come from it, and
+  /// the chat has failed. Said once: the receiving and the sending side
+  /// may both meet it.
+  private mutating func vanished(_ what: String, _ pendingError: Errno?) -> [Action] {
     if isReceiving { receiving = .failed }
-    guard !vanishReported else { return }
+    guard !vanishReported else { return [] }
     vanishReported = true
-    let error = (try? session.socket.pendingError()) ?? nil
-    notice("\(what) \(session.peer): \(error ?? .timedOut)")
+    return [.notice("\(what) \(peer): \(pendingError ?? .timedOut)")]
+  }
+}
+
+extension Session {
+  /// A teardown for this session.
+  func makeTeardown() -> Teardown {
+    Teardown(peer: peer.description, lingerTime: lingerTime, inputIsTerminal: inputIsTerminal)
   }
 
-  /// Receiving failed (and said why).
-  mutating func receivingFailed() {
-    receiving = .failed
+  /// The socket's end of file, as `Teardown` takes it: whether the kernel
+  /// gave up on the peer, and the error it left (read only if `teardown`
+  /// still has to report one).
+  func socketEnded(_ teardown: Teardown) -> Teardown.Event {
+    let gaveUp = socket.kernelGaveUpOnPeer
+    return .peerClosed(kernelGaveUp: gaveUp, pendingError: gaveUp ? pendingError(teardown) : nil)
   }
 
-  /// The poll(2) timeout until the linger deadline, in ms (-1: none).
-  var pollTimeout: CInt {
-    Clock.pollTimeout(until: lingerDeadline)
+  /// Our sending side met a peer the kernel gave up on.
+  func peerVanished(_ teardown: Teardown, what: String) -> Teardown.Event {
+    .peerVanished(what: what, pendingError: pendingError(teardown))
   }
 
-  /// A wait with `pollTimeout` ran out: if the linger time is over, stops
-  /// waiting for the peer, and says so on stderr.
-  mutating func lingerEnded() {
-    guard let deadline = lingerDeadline, Clock.now >= deadline, isReceiving else { return }
-    let linger = formatSeconds(session.lingerTime ?? 0)
-    notice("\(session.peer) did not close within \(linger) s; closing")
-    receiving = .abandoned
+  private func pendingError(_ teardown: Teardown) -> Errno? {
+    teardown.wantsPendingError ? ((try? socket.pendingError()) ?? nil) : nil
+  }
+
+  /// Performs a teardown's actions, in order, as `role`; `stopSender` is
+  /// the mode's way of stopping its sending side.
+  func perform(_ actions: [Teardown.Action], role: Role, stopSender: () -> Void = {}) {
+    for action in actions {
+      switch action {
+      case .trace(let event, let details): Trace.event(role, event, details)
+      case .notice(let text): notice(text)
+      case .show(let state): screen?.show(state)
+      case .sendFIN: try? sendFIN(role: role)
+      case .stopSender: stopSender()
+      }
+    }
   }
 }

@@ -7,7 +7,7 @@ import Glibc
 //
 //        main thread                    sender thread
 //   socket ──▶ stdout               stdin ──▶ socket
-//   (ThreadSession.receive)         (InputSender.run)
+//   (SessionDriver.receive)         (InputSender.run)
 //
 // What changes from fork: threads share one descriptor table, so nothing is
 // closed "in the other one"; a thread cannot be killed from outside, so the
@@ -32,22 +32,18 @@ final class SenderState: @unchecked Sendable {
   }
 }
 
-final class ThreadSession {
-  let session: Session
-  let signals: SignalPipe
+/// The threads mode's sending side: a thread of this process.
+final class ThreadSender: SendingSide {
   /// The main thread asks the sender to stop through this pipe.
   let stopRequest: (read: FileDescriptor, write: FileDescriptor)
   let state: SenderState
-  var teardown: Teardown
   var thread = pthread_t()
   var joined = false
+  var receiverRole: Role { .main }
 
-  /// Creates the session's two pipes: the stop request, and the one the
-  /// sender uses to say it is done.
-  init(session: Session, signals: SignalPipe) throws(Errno) {
-    self.session = session
-    self.signals = signals
-    self.teardown = Teardown(session: session, role: .main)
+  /// Creates the two pipes: the stop request, and the one the sender uses
+  /// to say it is done.
+  init(session: Session) throws(Errno) {
     let stopRequest = try makePipe()
     do {
       let sender = InputSender(session: session, stopRequest: stopRequest.read, role: .sender)
@@ -60,10 +56,10 @@ final class ThreadSession {
     self.stopRequest = stopRequest
   }
 
-  func run() -> SessionResult {
+  func start(_ driver: SessionDriver) throws(Failure) {
     // The new thread inherits the signal mask: with the session's signals
     // blocked there, the kernel delivers them to the main thread.
-    let oldMask = SignalSet(signals.signals).block()
+    let oldMask = SignalSet(driver.signals.signals).block()
     let createTime = Clock.now
     let created = pthread_create(
       &thread, nil,
@@ -76,103 +72,55 @@ final class ThreadSession {
       }, Unmanaged.passRetained(state).toOpaque())
     oldMask.setAsMask()
     guard created == 0 else {
-      notice("pthread_create: \(Errno(rawValue: created))")
-      closeAll()
-      _ = signals.uninstall()
-      return .failed
+      joined = true  // there is no thread to join
+      throw Failure("pthread_create", Errno(rawValue: created))
     }
     Trace.event(.main, "thread", "created sender (main tid=\(forkchat_gettid()))", at: createTime)
-    let result = receive()
-    stopSender()
-    closeAll()
-    signals.finish(role: .main)
-    return result
   }
 
-  enum Slot: Int, CaseIterable { case signals, socket, senderDone, screen }
-
-  /// The main thread's loop: the socket to stdout, until the peer has
-  /// closed and the sender is done (or the linger time has passed).
-  func receive() -> SessionResult {
-    let output = OutputWriter(session: session)
-    var poll = PollSet<Slot>()
-    while !teardown.isOver {
-      poll.watch(.signals, signals.readEnd)
-      poll.watch(.socket, teardown.isReceiving ? session.socket : nil)
-      poll.watch(.senderDone, joined ? nil : state.done.read)
-      poll.watch(.screen, session.screen?.fromInputToWatch)
-      do throws(Failure) {
-        guard try poll.wait(timeout: teardown.pollTimeout) else {
-          teardown.lingerEnded()
-          continue
-        }
-        if poll.isReady(.signals) { handleSignals() }
-        // The chat screen: what the sender sent, drawn before any reply.
-        if poll.isReady(.screen) { session.screen?.receiveFromInput() }
-        if poll.isReady(.senderDone) { joinSender() }
-        guard teardown.isReceiving, poll.isReady(.socket) else { continue }
-        if try output.copyOnce(onInterrupt: handleSignals) == 0 && teardown.peerClosed() {
-          stopSender()
-        }
-      } catch {
-        notice(error.description)
-        teardown.receivingFailed()
-      }
-    }
-    return teardown.result
+  func watched(_ driver: SessionDriver) -> (first: (FileDescriptor, CInt)?, second: (FileDescriptor, CInt)?) {
+    (joined ? nil : (state.done.read, POLLIN), nil)
   }
 
-  /// A stop request (SIGINT, SIGTERM, SIGHUP) ends the process once the
-  /// sender thread has been stopped and joined.
-  func handleSignals() {
-    let (stop, _, screenSignals) = signals.receiveAll(role: .main)
-    if let stop {
-      stopSender()
-      closeAll()
-      signals.die(of: stop, role: .main)
-    }
-    // The sender thread draws the input line: a SIGWINCH byte asks it to.
-    for signal in screenSignals {
-      session.screen?.handle(signal) { try? stopRequest.write.writeAll([UInt8(SIGWINCH)]) }
-    }
-  }
-
-  /// The sender has finished (its byte arrived): join it and apply the
-  /// teardown contract to how it ended.
-  func joinSender() {
+  /// The sender has finished (its byte arrived): join it and tell the
+  /// teardown how it ended.
+  func ready(_ driver: SessionDriver, first: Bool, second: Bool) {
     guard !joined else { return }
     pthread_join(thread, nil)
     joined = true
     Trace.event(.main, "join", "sender")
     switch state.status {
-    case .success(.inputEnded): teardown.inputEnded()
-    case .success(.stopped): teardown.senderStopped()
+    case .success(.inputEnded): driver.apply(.inputEnded(now: Clock.now))
+    case .success(.stopped): driver.apply(.senderStopped)
     case .failure(let failure) where failure.peerVanished:
-      teardown.peerVanished("write to")
-      teardown.sendingFailed()
+      driver.apply(driver.session.peerVanished(driver.teardown, what: "write to"))
+      driver.apply(.sendingFailed)
     case .failure(let failure):
       notice(failure.description)
-      teardown.sendingFailed()
+      driver.apply(.sendingFailed)
     }
   }
 
   /// Asks the sender to stop and joins it. The request wakes a sender
   /// waiting for input; shutdown(SHUT_WR) wakes one blocked writing to a
   /// peer that does not read (its write fails with EPIPE).
-  func stopSender() {
+  func stop(_ driver: SessionDriver) {
     guard !joined else { return }
     Trace.event(.main, "stop", "sender")
     try? stopRequest.write.writeAll([1])
-    try? session.socket.shutdown(CInt(SHUT_WR))
+    try? driver.session.socket.shutdown(CInt(SHUT_WR))
     pthread_join(thread, nil)
     joined = true
     Trace.event(.main, "join", "sender")
-    teardown.senderStopped()
+    driver.apply(.senderStopped)
   }
 
-  func closeAll() {
-    session.socket.closeIgnoringErrors()
-    session.endTerminal()
+  /// The sender thread draws the input line: a SIGWINCH byte asks it to.
+  func redrawInput(_ driver: SessionDriver) {
+    try? stopRequest.write.writeAll([UInt8(SIGWINCH)])
+  }
+
+  func release() {
     for descriptor in [stopRequest.read, stopRequest.write, state.done.read, state.done.write] {
       descriptor.closeIgnoringErrors()
     }

@@ -4,8 +4,13 @@ import Glibc
 /// An open file descriptor: a small integer naming a kernel object
 /// (terminal, pipe, file or socket) in this process's descriptor table.
 ///
-/// Thin wrappers over read(2), write(2), close(2) and shutdown(2). Every
-/// call retries on EINTR except `close`; errors are thrown as `Errno`.
+/// Thin wrappers over read(2), write(2), close(2) and shutdown(2); errors
+/// are thrown as `Errno`. A call interrupted by a signal handler (EINTR) is
+/// retried (`valueOrErrno`), except: `write`, `writeAll` and `splice` can
+/// be asked not to (`retryOnInterrupt: false`, or an `onInterrupt` to run
+/// first), for a caller blocked on a full terminal or pipe that must look
+/// at the signals; and `close` never retries (on Linux the descriptor is
+/// gone after EINTR, and a retry could close another one).
 public struct FileDescriptor: Hashable, Sendable {
   public let rawValue: CInt
 
@@ -19,7 +24,7 @@ public struct FileDescriptor: Hashable, Sendable {
   ///
   /// The corresponding C function is `read`.
   public func read(into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
-    try valueOrErrno { Glibc.read(rawValue, buffer.baseAddress, buffer.count) }
+    try valueOrErrno { system_read(rawValue, buffer.baseAddress, buffer.count) }
   }
 
   /// Writes some of `bytes`, returning how many the kernel took (a pipe or
@@ -33,7 +38,7 @@ public struct FileDescriptor: Hashable, Sendable {
     _ bytes: UnsafeRawBufferPointer, retryOnInterrupt: Bool = true
   ) throws(Errno) -> Int {
     try valueOrErrno(retryOnInterrupt: retryOnInterrupt) {
-      Glibc.write(rawValue, bytes.baseAddress, bytes.count)
+      system_write(rawValue, bytes.baseAddress, bytes.count)
     }
   }
 
@@ -61,7 +66,7 @@ public struct FileDescriptor: Hashable, Sendable {
   ) throws(Errno) {
     var done = 0
     while done < bytes.count {
-      let written = Glibc.write(rawValue, bytes.baseAddress! + done, bytes.count - done)
+      let written = system_write(rawValue, bytes.baseAddress! + done, bytes.count - done)
       if written >= 0 {
         done += written
         continue
@@ -118,14 +123,27 @@ public struct FileDescriptor: Hashable, Sendable {
   ///
   /// The corresponding C function is `close`.
   public func close() throws(Errno) {
-    try nothingOrErrno(retryOnInterrupt: false) { Glibc.close(rawValue) }
+    try nothingOrErrno(retryOnInterrupt: false) { system_close(rawValue) }
   }
 
   /// Closes the descriptor when the caller has nothing to do about a failure
   /// (EBADF here would be a double close: a bug, caught by the assertion).
   public func closeIgnoringErrors() {
-    let result = Glibc.close(rawValue)
+    let result = system_close(rawValue)
     assert(result == 0 || errno != EBADF, "double close of descriptor \(rawValue)")
+  }
+
+  /// Closes the descriptor; a standard one (0, 1, 2) is made to name
+  /// /dev/null instead (dup2(2)), so that its number stays taken: open(2),
+  /// socket(2) and pipe(2) return the lowest free number, and a socket
+  /// that became standard output by chance would get what is printed.
+  /// With no descriptor left to open /dev/null, it is closed all the same.
+  public func closeOrReplaceStandard() {
+    guard rawValue <= STDERR_FILENO, let null = try? FileDescriptor.open("/dev/null", O_RDWR) else {
+      return closeIgnoringErrors()
+    }
+    if (try? null.duplicate(as: self)) == nil { closeIgnoringErrors() }
+    null.closeIgnoringErrors()
   }
 
   /// Ends one or both directions of a socket for every process holding it.
@@ -202,28 +220,4 @@ public func makePipe(flags: CInt = 0) throws(Errno) -> (read: FileDescriptor, wr
   var ends: [CInt] = [-1, -1]
   try nothingOrErrno { forkchat_pipe2(&ends, O_CLOEXEC | flags) }
   return (FileDescriptor(rawValue: ends[0]), FileDescriptor(rawValue: ends[1]))
-}
-
-/// While the chat screen is up and standard error is its terminal, where
-/// notices go instead: a row of the conversation (Screen/Screen.swift).
-///
-/// nonisolated(unsafe): set and cleared by the thread that draws the
-/// screen (and, after fork(), by the child for itself); the threads
-/// session's sender thread never prints a notice (the main thread reports
-/// its failures).
-nonisolated(unsafe) var noticeSink: ((String) -> Void)? = nil
-
-/// Writes a notice or error line to standard error: "forkchat: TEXT\n".
-///
-/// Unbuffered (one write(2)), so it is safe right after fork() and never
-/// mixes with the peer's bytes on standard output.
-public func notice(_ text: String) {
-  if let noticeSink {
-    noticeSink(text)
-    return
-  }
-  var line = Array("forkchat: \(text)\n".utf8)
-  line.withUnsafeMutableBytes { buffer in
-    try? FileDescriptor.standardError.writeAll(UnsafeRawBufferPointer(buffer))
-  }
 }

@@ -16,7 +16,9 @@ public func poll(
   _ descriptors: inout [pollfd], timeout: CInt, retryOnInterrupt: Bool = true
 ) throws(Errno) -> CInt {
   let count = nfds_t(descriptors.count)
-  return try valueOrErrno(retryOnInterrupt: retryOnInterrupt) { Glibc.poll(&descriptors, count, timeout) }
+  return try descriptors.withUnsafeMutableBufferPointer { entries throws(Errno) in
+    try valueOrErrno(retryOnInterrupt: retryOnInterrupt) { system_poll(entries.baseAddress, count, timeout) }
+  }
 }
 
 /// A pollfd array whose entries are named by the cases of `Slot`.
