@@ -54,6 +54,64 @@ except OSError:
 
 
 # ---------------------------------------------------------------------------
+# The run: one folder shared by the xdist workers of one pytest run
+
+RUN_DIR_ENV = "FORKCHAT_E2E_RUN"
+
+
+def run_dir() -> str:
+    """The folder this pytest run shares between its workers (conftest.py
+    makes it and removes it; its path is in the environment, which the
+    workers inherit). Outside such a run: a folder of this process."""
+    folder = os.environ.get(RUN_DIR_ENV)
+    if not folder:
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="forkchat-e2e-")
+        os.environ[RUN_DIR_ENV] = folder
+    return folder
+
+
+def worker_id() -> str:
+    """"gw0", "gw1"... under pytest-xdist, "main" in a run without it."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+class RunLock:
+    """Lets a test marked `alone` run with no other test of the run beside
+    it, and the others run side by side: every test holds a shared flock(2)
+    on the run's lock file, an `alone` test an exclusive one. A second lock
+    (the turnstile) keeps an `alone` test from waiting forever behind the
+    shared holders that keep coming: it holds the turnstile while it waits,
+    and every test passes through the turnstile before it takes its shared
+    lock. Without xdist, there is no one to wait for: nothing is locked."""
+
+    def __init__(self, fds):
+        self.fds = fds
+
+    @classmethod
+    def for_test(cls, alone: bool) -> "RunLock":
+        if "PYTEST_XDIST_WORKER" not in os.environ:
+            return cls([])
+        folder = run_dir()
+        turnstile = os.open(os.path.join(folder, "turnstile.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        main = os.open(os.path.join(folder, "tests.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        if alone:
+            fcntl.flock(main, fcntl.LOCK_EX)  # waits until every other test is done
+            return cls([main, turnstile])
+        fcntl.flock(main, fcntl.LOCK_SH)
+        fcntl.flock(turnstile, fcntl.LOCK_UN)
+        os.close(turnstile)
+        return cls([main])
+
+    def release(self):
+        for fd in self.fds:
+            os.close(fd)  # closing the descriptor releases its flock
+        self.fds = []
+
+
+# ---------------------------------------------------------------------------
 # Processes: /proc scanning, subreaper, leftover bookkeeping
 
 def become_subreaper() -> None:
@@ -669,16 +727,27 @@ def run_forkchat(*args, timeout=WAIT, stdin="devnull"):
 # ---------------------------------------------------------------------------
 # Network
 
+def claim_port(port: int) -> bool:
+    """Claims `port` for this run, across its xdist workers: false if
+    another test of the run (in this worker or another) had it first."""
+    try:
+        os.close(os.open(os.path.join(run_dir(), f"port-{port}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        return True
+    except FileExistsError:
+        return False
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 and on ::, not handed out before in this
-    run (the kernel may give a port again once its socket is closed)."""
+    run, by this worker or another (the kernel may give a port again once
+    its socket is closed, and each xdist worker asks it on its own)."""
     given = current_scope().given_ports
     for _ in range(100):
         s4 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             s4.bind(("127.0.0.1", 0))
             port = s4.getsockname()[1]
-            if port in given:
+            if port in given or not claim_port(port):
                 continue
             if HAVE_IPV6:
                 s6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
