@@ -765,6 +765,25 @@ def free_port() -> int:
     raise RuntimeError("no free port found")
 
 
+def accept_queue(port: int) -> int | None:
+    """How many connections wait in the accept queue of the socket
+    listening on `port` (/proc/net/tcp and tcp6: a LISTEN socket's rx_queue
+    is its backlog); None if nothing listens there. A connection still in
+    the queue is one the listener has not accepted: a positive sign, not
+    a wait that hopes the listener is slow."""
+    for table in ("/proc/net/tcp6", "/proc/net/tcp"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                return int(fields[4].split(":")[1], 16)
+    return None
+
+
 def track_socket(s: socket.socket) -> socket.socket:
     current_scope().sockets.append(s)
     return s
@@ -886,8 +905,18 @@ class Peer:
         rest = self.read_to_eof(timeout)
         assert rest == b"", f"peer expected EOF {what}, got more data first: {_short(rest)}"
 
+    def expect_nothing_before(self, marker: bytes, send_marker, what="", timeout=10.0):
+        """Asserts that nothing (no data, no EOF) comes before `marker`:
+        `send_marker()` makes the other side send it after whatever is
+        under test, so its arrival is the positive sign that the moment
+        has passed (a wait of its own would pass whenever a bug is slower
+        than the wait)."""
+        send_marker()
+        self.expect(marker, timeout=timeout, what=what or "(nothing before the marker)")
+
     def expect_nothing(self, seconds=0.3, what=""):
-        """Asserts that neither data nor EOF arrives within `seconds`."""
+        """Asserts that neither data nor EOF arrives within `seconds`. Only
+        where no marker can follow (see expect_nothing_before)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not self.eof and not self.buf:
             self._fill(deadline)
