@@ -784,6 +784,25 @@ def accept_queue(port: int) -> int | None:
     return None
 
 
+def send_queue(local_port: int, remote_port: int) -> int | None:
+    """The bytes queued in the send buffer of the TCP connection from
+    `local_port` to `remote_port` on this machine (/proc/net/tcp and tcp6:
+    tx_queue), sent or not but not yet acknowledged: a peer whose window is
+    shut keeps them there. None if no such connection."""
+    for table in ("/proc/net/tcp6", "/proc/net/tcp"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, remote = fields[1].rsplit(":", 1)[1], fields[2].rsplit(":", 1)[1]
+            if int(local, 16) == local_port and int(remote, 16) == remote_port:
+                return int(fields[4].split(":")[0], 16)
+    return None
+
+
 def track_socket(s: socket.socket) -> socket.socket:
     current_scope().sockets.append(s)
     return s

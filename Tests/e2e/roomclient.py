@@ -113,9 +113,10 @@ class Client(Peer):
         del self.buf[: end + 1]
         return line
 
-    def expect_line(self, expected: bytes, timeout=10.0):
+    def expect_line(self, expected: bytes, timeout=10.0, what=""):
+        """The next line is `expected` (a marker line: nothing came before it)."""
         got = self.line(timeout)
-        assert got == expected, f"{self.name}: expected line {expected!r}, got {got!r}"
+        assert got == expected, f"{self.name}: expected line {expected!r} {what}, got {got!r}"
 
     def expect_re(self, pattern: bytes, timeout=10.0):
         deadline = Deadline(timeout)
