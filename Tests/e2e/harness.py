@@ -178,6 +178,48 @@ def threads_of(pid: int) -> list[int]:
         return []
 
 
+def session_asleep(sid) -> bool:
+    """Every thread of every live process of session `sid` sleeps (state S
+    in /proc/PID/task/TID/stat): each has done what it was woken for and
+    waits. Data written to one of them wakes it at once (the writer marks
+    it runnable before write(2) returns), so "asleep after the write" means
+    "it has seen the data, or does not watch that descriptor". A wait for
+    a timer is sleep too: this says nothing about timers."""
+    procs = [p for p in in_sessions([sid]) if p.state != "Z"]
+    if not procs:
+        return False
+    for p in procs:
+        for tid in threads_of(p.pid):
+            try:
+                with open(f"/proc/{p.pid}/task/{tid}/stat", "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue  # gone meanwhile
+            if data[data.rindex(b")") + 2 :].split()[0] != b"S":
+                return False
+    return True
+
+
+_READ_SYSCALL = {"x86_64": 0, "aarch64": 63, "riscv64": 63}.get(os.uname().machine)
+
+
+def _blocked_in_read(tid: int, fd: int) -> bool:
+    """Our own thread `tid` waits inside read(fd) (/proc/self/task/TID/syscall)."""
+    try:
+        with open(f"/proc/self/task/{tid}/syscall") as f:
+            fields = f.read().split()
+    except OSError:
+        return False
+    return len(fields) > 1 and fields[0] == str(_READ_SYSCALL) and int(fields[1], 16) == fd
+
+
+def unread_bytes(fd: int) -> int:
+    """Bytes waiting to be read in a pipe, pty or socket (FIONREAD); for a
+    pipe, either end tells."""
+    buf = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+    return int.from_bytes(buf, "little")
+
+
 def in_sessions(sids) -> list[ProcInfo]:
     sids = set(sids)
     return [p for p in proc_table() if p.session in sids]
@@ -352,6 +394,7 @@ class Proc:
         self.tty = bytearray()  # the terminal's output (echo) when stdout is not the pty
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
+        self._reader_tids: dict[int, int] = {}  # fd -> the native id of the thread reading it
         self._feeders: list[threading.Thread] = []
         self.feed_error = None
         self.master = None
@@ -407,6 +450,7 @@ class Proc:
 
     def _reader(self, fd, buf):
         def run():
+            self._reader_tids[fd] = threading.get_native_id()
             while True:
                 try:
                     data = os.read(fd, 65536)
@@ -472,6 +516,37 @@ class Proc:
                     why = "exited" if done else f"nothing after {timeout} s"
                     raise AssertionError(f"{self.name}: expected {pattern!r} on std{stream}, {why}" + self.describe())
                 self._cond.wait(min(remaining, 0.05))
+
+    def wait_asleep(self, timeout=10.0, what=""):
+        """Waits until every process and thread of this session sleeps
+        (session_asleep): the positive sign that it has done all it was
+        woken for, which an absence check waits for instead of a time."""
+        if not wait_until(lambda: session_asleep(self.pid), timeout):
+            raise AssertionError(f"{self.name}: not asleep within {timeout} s {what}" + self.describe())
+
+    def wait_settled(self, timeout=10.0, what=""):
+        """wait_asleep, then until the test has collected all it wrote: our
+        pipes from it are empty and each of our reader threads waits inside
+        read(2) again (so nothing read is still on its way to the buffers).
+        After this, out_bytes() holds everything it wrote so far."""
+        self.wait_asleep(timeout, what)
+
+        def collected():
+            return all(
+                not os.path.exists(f"/proc/self/fd/{fd}") or (unread_bytes(fd) == 0 and _blocked_in_read(tid, fd))
+                for fd, tid in self._reader_tids.items()
+            )
+
+        if _READ_SYSCALL is None:  # an architecture we do not know: a short grace instead
+            time.sleep(0.2)
+            return
+        if not wait_until(collected, timeout, interval=0.005):
+            raise AssertionError(f"{self.name}: its output was not collected within {timeout} s" + self.describe())
+
+    def stdin_unread(self) -> int:
+        """Bytes written to the stdin pipe that it has not read yet."""
+        assert self.stdin_kind == "pipe"
+        return unread_bytes(self.popen.stdin.fileno())
 
     def wait_err(self, pattern, timeout=10.0):
         return self.wait_for("err", pattern, timeout)
@@ -923,6 +998,32 @@ class Peer:
     def expect_eof(self, timeout=10.0, what=""):
         rest = self.read_to_eof(timeout)
         assert rest == b"", f"peer expected EOF {what}, got more data first: {_short(rest)}"
+
+    def expect_nothing_from(self, sender: "Proc", what="", timeout=10.0):
+        """Asserts that nothing (no data, no FIN) has come from `sender`,
+        with a positive sign instead of a wait: the sender's session is
+        asleep (it has done all it was woken for), nothing it sent is still
+        in flight (its socket's send queue is empty), and nothing waits in
+        ours."""
+        sender.wait_asleep(timeout, what)
+        far_port, near_port = self.remote[1], self.local[1]
+        wait_until(lambda: not send_queue(far_port, near_port), timeout, interval=0.005,
+                   what=f"the send queue of {sender.name}'s socket to empty {what}")
+        if self.eof or self.buf:
+            got = bytes(self.buf)
+        else:
+            old = self.sock.gettimeout()
+            self.sock.setblocking(False)
+            try:
+                got = self.sock.recv(1 << 20, socket.MSG_PEEK)
+                self.eof = got == b""
+            except BlockingIOError:
+                got = b""
+            finally:
+                self.sock.settimeout(old)
+        assert not got and not self.eof, (
+            f"peer expected nothing {what}, got {_short(got)}{' and EOF' if self.eof else ''}"
+        )
 
     def expect_nothing_before(self, marker: bytes, send_marker, what="", timeout=10.0):
         """Asserts that nothing (no data, no EOF) comes before `marker`:
