@@ -129,12 +129,17 @@ def test_both_first_receive_deadlock():
     listener, client = forkchat_pair(ALT + first, ALT + first)
     listener.send(b"from listener\n")
     client.send(b"from client\n")
-    deadline = time.monotonic() + 1.5
-    while time.monotonic() < deadline:
-        for fc in (listener, client):
-            assert fc.out_bytes() == b"", "deadlock expected: nothing may arrive" + fc.describe()
-            fc.assert_running("(deadlocked: both wait for the other's line)")
-        time.sleep(0.05)
+    # The positive sign of the deadlock: both in their receive turn, both
+    # asleep with their line still unread in their stdin, and all they
+    # printed collected: nothing.
+    for fc in (listener, client):
+        fc.wait_err(r"alternate turn receive: waiting for the peer's line\n")
+    for fc in (listener, client):
+        fc.wait_settled()
+    for fc in (listener, client):
+        fc.assert_running("(deadlocked: both wait for the other's line)")
+        assert fc.stdin_unread() == len(b"from client\n" if fc is client else b"from listener\n"), fc.describe()
+        assert fc.out_bytes() == b"", "deadlock expected: nothing may arrive" + fc.describe()
     for fc in (listener, client):
         turns = [e.details for e in fc.trace() if e.event == "turn"]
         assert turns == ["receive: waiting for the peer's line"], f"both wait on the socket: {turns}" + fc.describe()
