@@ -39,6 +39,19 @@ def pytest_configure(config):
         config._forkchat_run_dir = folder
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the marks
+def pytest_collection_modifyitems(config, items):
+    """Under xdist (--dist loadgroup), the tests that share a fixture made
+    once per module or class run on one worker, so that it is made once."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        for name in getattr(info, "names_closure", []):
+            defs = info.name2fixturedefs.get(name) or ()
+            if any(d.scope in ("module", "class", "package") for d in defs):
+                item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+                break
+
+
 def pytest_unconfigure(config):
     folder = getattr(config, "_forkchat_run_dir", None)
     if folder:

@@ -69,6 +69,7 @@ def run_dir() -> str:
 
         folder = tempfile.mkdtemp(prefix="forkchat-e2e-")
         os.environ[RUN_DIR_ENV] = folder
+    os.makedirs(folder, exist_ok=True)
     return folder
 
 
