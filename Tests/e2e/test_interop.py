@@ -3,7 +3,6 @@ both ways, in fork mode (the default) and in threads and poll mode; and the
 turn-taking alternate mode against each tool. A missing tool skips loudly, or
 fails when CI=true."""
 
-import time
 
 import pytest
 
