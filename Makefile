@@ -26,8 +26,12 @@ test: build unit e2e
 unit:
 	$(SWIFT) test --disable-xctest
 
+# The end-to-end suite runs E2E_JOBS tests at once (pytest-xdist): they
+# mostly wait on processes and sockets, so more workers than cores pay
+# (Tests/e2e/README.md has the measurements). E2E_JOBS=1: one at a time.
+E2E_JOBS ?= 8
 e2e: build
-	FORKCHAT=$(CURDIR)/$(BIN) $(PYTHON) -m pytest Tests/e2e -q
+	FORKCHAT=$(CURDIR)/$(BIN) $(PYTHON) -m pytest Tests/e2e -q $(if $(filter 1,$(E2E_JOBS)),,-n $(E2E_JOBS) --dist loadgroup)
 
 # Both benchmarks: the two-party chat against nc and socat, then the room.
 bench: bench-chat bench-room

@@ -54,6 +54,65 @@ except OSError:
 
 
 # ---------------------------------------------------------------------------
+# The run: one folder shared by the xdist workers of one pytest run
+
+RUN_DIR_ENV = "FORKCHAT_E2E_RUN"
+
+
+def run_dir() -> str:
+    """The folder this pytest run shares between its workers (conftest.py
+    makes it and removes it; its path is in the environment, which the
+    workers inherit). Outside such a run: a folder of this process."""
+    folder = os.environ.get(RUN_DIR_ENV)
+    if not folder:
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="forkchat-e2e-")
+        os.environ[RUN_DIR_ENV] = folder
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def worker_id() -> str:
+    """"gw0", "gw1"... under pytest-xdist, "main" in a run without it."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+class RunLock:
+    """Lets a test marked `alone` run with no other test of the run beside
+    it, and the others run side by side: every test holds a shared flock(2)
+    on the run's lock file, an `alone` test an exclusive one. A second lock
+    (the turnstile) keeps an `alone` test from waiting forever behind the
+    shared holders that keep coming: it holds the turnstile while it waits,
+    and every test passes through the turnstile before it takes its shared
+    lock. Without xdist, there is no one to wait for: nothing is locked."""
+
+    def __init__(self, fds):
+        self.fds = fds
+
+    @classmethod
+    def for_test(cls, alone: bool) -> "RunLock":
+        if "PYTEST_XDIST_WORKER" not in os.environ:
+            return cls([])
+        folder = run_dir()
+        turnstile = os.open(os.path.join(folder, "turnstile.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        main = os.open(os.path.join(folder, "tests.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        if alone:
+            fcntl.flock(main, fcntl.LOCK_EX)  # waits until every other test is done
+            return cls([main, turnstile])
+        fcntl.flock(main, fcntl.LOCK_SH)
+        fcntl.flock(turnstile, fcntl.LOCK_UN)
+        os.close(turnstile)
+        return cls([main])
+
+    def release(self):
+        for fd in self.fds:
+            os.close(fd)  # closing the descriptor releases its flock
+        self.fds = []
+
+
+# ---------------------------------------------------------------------------
 # Processes: /proc scanning, subreaper, leftover bookkeeping
 
 def become_subreaper() -> None:
@@ -118,6 +177,48 @@ def threads_of(pid: int) -> list[int]:
         return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
     except FileNotFoundError:
         return []
+
+
+def session_asleep(sid) -> bool:
+    """Every thread of every live process of session `sid` sleeps (state S
+    in /proc/PID/task/TID/stat): each has done what it was woken for and
+    waits. Data written to one of them wakes it at once (the writer marks
+    it runnable before write(2) returns), so "asleep after the write" means
+    "it has seen the data, or does not watch that descriptor". A wait for
+    a timer is sleep too: this says nothing about timers."""
+    procs = [p for p in in_sessions([sid]) if p.state != "Z"]
+    if not procs:
+        return False
+    for p in procs:
+        for tid in threads_of(p.pid):
+            try:
+                with open(f"/proc/{p.pid}/task/{tid}/stat", "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue  # gone meanwhile
+            if data[data.rindex(b")") + 2 :].split()[0] != b"S":
+                return False
+    return True
+
+
+_READ_SYSCALL = {"x86_64": 0, "aarch64": 63, "riscv64": 63}.get(os.uname().machine)
+
+
+def _blocked_in_read(tid: int, fd: int) -> bool:
+    """Our own thread `tid` waits inside read(fd) (/proc/self/task/TID/syscall)."""
+    try:
+        with open(f"/proc/self/task/{tid}/syscall") as f:
+            fields = f.read().split()
+    except OSError:
+        return False
+    return len(fields) > 1 and fields[0] == str(_READ_SYSCALL) and int(fields[1], 16) == fd
+
+
+def unread_bytes(fd: int) -> int:
+    """Bytes waiting to be read in a pipe, pty or socket (FIONREAD); for a
+    pipe, either end tells."""
+    buf = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+    return int.from_bytes(buf, "little")
 
 
 def in_sessions(sids) -> list[ProcInfo]:
@@ -294,6 +395,7 @@ class Proc:
         self.tty = bytearray()  # the terminal's output (echo) when stdout is not the pty
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
+        self._reader_tids: dict[int, int] = {}  # fd -> the native id of the thread reading it
         self._feeders: list[threading.Thread] = []
         self.feed_error = None
         self.master = None
@@ -349,6 +451,7 @@ class Proc:
 
     def _reader(self, fd, buf):
         def run():
+            self._reader_tids[fd] = threading.get_native_id()
             while True:
                 try:
                     data = os.read(fd, 65536)
@@ -414,6 +517,37 @@ class Proc:
                     why = "exited" if done else f"nothing after {timeout} s"
                     raise AssertionError(f"{self.name}: expected {pattern!r} on std{stream}, {why}" + self.describe())
                 self._cond.wait(min(remaining, 0.05))
+
+    def wait_asleep(self, timeout=10.0, what=""):
+        """Waits until every process and thread of this session sleeps
+        (session_asleep): the positive sign that it has done all it was
+        woken for, which an absence check waits for instead of a time."""
+        if not wait_until(lambda: session_asleep(self.pid), timeout):
+            raise AssertionError(f"{self.name}: not asleep within {timeout} s {what}" + self.describe())
+
+    def wait_settled(self, timeout=10.0, what=""):
+        """wait_asleep, then until the test has collected all it wrote: our
+        pipes from it are empty and each of our reader threads waits inside
+        read(2) again (so nothing read is still on its way to the buffers).
+        After this, out_bytes() holds everything it wrote so far."""
+        self.wait_asleep(timeout, what)
+
+        def collected():
+            return all(
+                not os.path.exists(f"/proc/self/fd/{fd}") or (unread_bytes(fd) == 0 and _blocked_in_read(tid, fd))
+                for fd, tid in self._reader_tids.items()
+            )
+
+        if _READ_SYSCALL is None:  # an architecture we do not know: a short grace instead
+            time.sleep(0.2)
+            return
+        if not wait_until(collected, timeout, interval=0.005):
+            raise AssertionError(f"{self.name}: its output was not collected within {timeout} s" + self.describe())
+
+    def stdin_unread(self) -> int:
+        """Bytes written to the stdin pipe that it has not read yet."""
+        assert self.stdin_kind == "pipe"
+        return unread_bytes(self.popen.stdin.fileno())
 
     def wait_err(self, pattern, timeout=10.0):
         return self.wait_for("err", pattern, timeout)
@@ -669,16 +803,27 @@ def run_forkchat(*args, timeout=WAIT, stdin="devnull"):
 # ---------------------------------------------------------------------------
 # Network
 
+def claim_port(port: int) -> bool:
+    """Claims `port` for this run, across its xdist workers: false if
+    another test of the run (in this worker or another) had it first."""
+    try:
+        os.close(os.open(os.path.join(run_dir(), f"port-{port}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        return True
+    except FileExistsError:
+        return False
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 and on ::, not handed out before in this
-    run (the kernel may give a port again once its socket is closed)."""
+    run, by this worker or another (the kernel may give a port again once
+    its socket is closed, and each xdist worker asks it on its own)."""
     given = current_scope().given_ports
     for _ in range(100):
         s4 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             s4.bind(("127.0.0.1", 0))
             port = s4.getsockname()[1]
-            if port in given:
+            if port in given or not claim_port(port):
                 continue
             if HAVE_IPV6:
                 s6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
@@ -694,6 +839,44 @@ def free_port() -> int:
         finally:
             s4.close()
     raise RuntimeError("no free port found")
+
+
+def accept_queue(port: int) -> int | None:
+    """How many connections wait in the accept queue of the socket
+    listening on `port` (/proc/net/tcp and tcp6: a LISTEN socket's rx_queue
+    is its backlog); None if nothing listens there. A connection still in
+    the queue is one the listener has not accepted: a positive sign, not
+    a wait that hopes the listener is slow."""
+    for table in ("/proc/net/tcp6", "/proc/net/tcp"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                return int(fields[4].split(":")[1], 16)
+    return None
+
+
+def send_queue(local_port: int, remote_port: int) -> int | None:
+    """The bytes queued in the send buffer of the TCP connection from
+    `local_port` to `remote_port` on this machine (/proc/net/tcp and tcp6:
+    tx_queue), sent or not but not yet acknowledged: a peer whose window is
+    shut keeps them there. None if no such connection."""
+    for table in ("/proc/net/tcp6", "/proc/net/tcp"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, remote = fields[1].rsplit(":", 1)[1], fields[2].rsplit(":", 1)[1]
+            if int(local, 16) == local_port and int(remote, 16) == remote_port:
+                return int(fields[4].split(":")[0], 16)
+    return None
 
 
 def track_socket(s: socket.socket) -> socket.socket:
@@ -817,8 +1000,44 @@ class Peer:
         rest = self.read_to_eof(timeout)
         assert rest == b"", f"peer expected EOF {what}, got more data first: {_short(rest)}"
 
+    def expect_nothing_from(self, sender: "Proc", what="", timeout=10.0):
+        """Asserts that nothing (no data, no FIN) has come from `sender`,
+        with a positive sign instead of a wait: the sender's session is
+        asleep (it has done all it was woken for), nothing it sent is still
+        in flight (its socket's send queue is empty), and nothing waits in
+        ours."""
+        sender.wait_asleep(timeout, what)
+        far_port, near_port = self.remote[1], self.local[1]
+        wait_until(lambda: not send_queue(far_port, near_port), timeout, interval=0.005,
+                   what=f"the send queue of {sender.name}'s socket to empty {what}")
+        if self.eof or self.buf:
+            got = bytes(self.buf)
+        else:
+            old = self.sock.gettimeout()
+            self.sock.setblocking(False)
+            try:
+                got = self.sock.recv(1 << 20, socket.MSG_PEEK)
+                self.eof = got == b""
+            except BlockingIOError:
+                got = b""
+            finally:
+                self.sock.settimeout(old)
+        assert not got and not self.eof, (
+            f"peer expected nothing {what}, got {_short(got)}{' and EOF' if self.eof else ''}"
+        )
+
+    def expect_nothing_before(self, marker: bytes, send_marker, what="", timeout=10.0):
+        """Asserts that nothing (no data, no EOF) comes before `marker`:
+        `send_marker()` makes the other side send it after whatever is
+        under test, so its arrival is the positive sign that the moment
+        has passed (a wait of its own would pass whenever a bug is slower
+        than the wait)."""
+        send_marker()
+        self.expect(marker, timeout=timeout, what=what or "(nothing before the marker)")
+
     def expect_nothing(self, seconds=0.3, what=""):
-        """Asserts that neither data nor EOF arrives within `seconds`."""
+        """Asserts that neither data nor EOF arrives within `seconds`. Only
+        where no marker can follow (see expect_nothing_before)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not self.eof and not self.buf:
             self._fill(deadline)

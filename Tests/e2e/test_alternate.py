@@ -49,12 +49,12 @@ def test_turn_order(role, args, sends_first):
     if sends_first:
         peer.expect(b"mine 1\n", what="(this side sends first)")
         fc.send(b"mine 2\n")
-        peer.expect_nothing(0.4, "(the next line waits until the peer's line has arrived)")
+        peer.expect_nothing_from(fc, "(the next line waits until the peer's line has arrived)")
         peer.send(b"yours 1\n")
         fc.wait_out_bytes(b"yours 1\n")
         peer.expect(b"mine 2\n", what="(sent once the peer's line was printed)")
     else:
-        peer.expect_nothing(0.4, "(this side waits for the peer's line before sending its own)")
+        peer.expect_nothing_from(fc, "(this side waits for the peer's line before sending its own)")
         peer.send(b"yours 1\n")
         fc.wait_out_bytes(b"yours 1\n")
         peer.expect(b"mine 1\n", what="(sent once the peer's line was printed)")
@@ -93,21 +93,20 @@ def test_not_full_duplex_lines_are_exchanged_one_by_one():
     fc, peer = chat.fc, chat.peer
     fc.send(b"c1\nc2\n")  # both queued on stdin
     peer.expect(b"c1\n")
-    peer.expect_nothing(0.3, "(c2 is held back until the peer's line arrives)")
+    peer.expect_nothing_from(fc, "(c2 is held back until the peer's line arrives)")
     peer.send(b"p1\np2\n")  # both at once, in one segment
     fc.wait_out_bytes(b"p1\n")
     peer.expect(b"c2\n", what="(after p1 was printed)")
     fc.wait_out_bytes(b"p1\np2\n")  # c2 sent: p2 (already received) is printed
 
     peer.send(b"p3\np4\n")
-    peer.expect_nothing(0.3, "(nothing queued on stdin: forkchat waits for it, in its send turn)")
-    fc.wait_out_bytes(b"p1\np2\n")
-    time.sleep(0.3)
+    peer.expect_nothing_from(fc, "(nothing queued on stdin: forkchat waits for it, in its send turn)")
+    fc.wait_settled()  # asleep, everything it printed collected
     assert fc.out_bytes() == b"p1\np2\n", "p3 arrived but must wait for this side's next line" + fc.describe()
     fc.send(b"c3\n")
     peer.expect(b"c3\n")
     fc.wait_out_bytes(b"p1\np2\np3\n")
-    time.sleep(0.3)
+    fc.wait_settled()
     assert fc.out_bytes() == b"p1\np2\np3\n", "p4 must wait for the next send turn" + fc.describe()
     fc.send(b"c4\n")
     peer.expect(b"c4\n")
@@ -130,12 +129,17 @@ def test_both_first_receive_deadlock():
     listener, client = forkchat_pair(ALT + first, ALT + first)
     listener.send(b"from listener\n")
     client.send(b"from client\n")
-    deadline = time.monotonic() + 1.5
-    while time.monotonic() < deadline:
-        for fc in (listener, client):
-            assert fc.out_bytes() == b"", "deadlock expected: nothing may arrive" + fc.describe()
-            fc.assert_running("(deadlocked: both wait for the other's line)")
-        time.sleep(0.05)
+    # The positive sign of the deadlock: both in their receive turn, both
+    # asleep with their line still unread in their stdin, and all they
+    # printed collected: nothing.
+    for fc in (listener, client):
+        fc.wait_err(r"alternate turn receive: waiting for the peer's line\n")
+    for fc in (listener, client):
+        fc.wait_settled()
+    for fc in (listener, client):
+        fc.assert_running("(deadlocked: both wait for the other's line)")
+        assert fc.stdin_unread() == len(b"from client\n" if fc is client else b"from listener\n"), fc.describe()
+        assert fc.out_bytes() == b"", "deadlock expected: nothing may arrive" + fc.describe()
     for fc in (listener, client):
         turns = [e.details for e in fc.trace() if e.event == "turn"]
         assert turns == ["receive: waiting for the peer's line"], f"both wait on the socket: {turns}" + fc.describe()
@@ -214,7 +218,7 @@ def test_input_end_sends_fin_then_only_receives():
     fc.send(b"only line\n")
     fc.close_stdin()
     peer.expect(b"only line\n")
-    peer.expect_nothing(0.3, "(the end of input is only read in forkchat's next send turn)")
+    peer.expect_nothing_from(fc, "(the end of input is only read in forkchat's next send turn)")
     peer.send(b"r1\n")
     fc.wait_out_bytes(b"r1\n")
     peer.expect_eof(what="(input ended: shutdown(SHUT_WR))")
@@ -223,7 +227,7 @@ def test_input_end_sends_fin_then_only_receives():
     fc.wait_out_bytes(b"r1\nr2\n")
     peer.send(b"r3\n")
     fc.wait_out_bytes(b"r1\nr2\nr3\n")
-    time.sleep(0.3)
+    fc.wait_asleep()  # waiting again, and still there
     fc.assert_running("(pipe stdin: it waits for the peer's end without a limit)")
     peer.close()
     fc.assert_exit(0)
@@ -238,26 +242,26 @@ def test_input_end_on_terminal_lingers_two_seconds():
     peer.expect(b"hello\n")
     peer.send(b"hi\n")
     fc.wait_out_bytes(b"< hi\n")
+    closed_at = time.monotonic()  # the linger cannot start before this
     fc.close_stdin()  # Ctrl-D
     peer.expect_eof()
-    eof_at = time.monotonic()
     peer.send(b"late\n")
     fc.wait_out_bytes(b"< late\n")
-    fc.assert_exit(0, timeout=10)
-    waited = fc.ended - eof_at
-    assert 1.5 <= waited <= 4.0, f"linger should be about 2 s, was {waited:.2f} s" + fc.describe()
+    fc.assert_exit(0, timeout=15)  # bounded: the exit comes, never before 2 s
+    waited = fc.ended - closed_at
+    assert waited >= 1.95, f"linger should be 2 s, was {waited:.2f} s" + fc.describe()
     assert f"forkchat: {chat.peer_name} did not close within 2 s; closing\n" in fc.err_text(), fc.describe()
     assert peer.closed_by_other_side() == "eof"
 
 
 def test_linger_option():
     chat = alt_chat("connect", "pipe", "--linger", "0.5")
+    closed_at = time.monotonic()
     chat.fc.close_stdin()
     chat.peer.expect_eof()
-    eof_at = time.monotonic()
-    chat.fc.assert_exit(0, timeout=10)
-    waited = chat.fc.ended - eof_at
-    assert 0.3 <= waited <= 2.0, f"--linger 0.5 waited {waited:.2f} s" + chat.fc.describe()
+    chat.fc.assert_exit(0, timeout=15)  # bounded: the exit comes, never before 0.5 s
+    waited = chat.fc.ended - closed_at
+    assert waited >= 0.45, f"--linger 0.5 waited {waited:.2f} s" + chat.fc.describe()
     assert f"forkchat: {chat.peer_name} did not close within 0.5 s; closing\n" in chat.fc.err_text()
 
 
@@ -315,7 +319,7 @@ def test_out_of_turn_bytes_wait_for_the_receive_turn_on_terminal():
     chat = alt_chat("connect", "pty")  # starts in its send turn
     fc, peer = chat.fc, chat.peer
     peer.send(b"early\n")
-    time.sleep(0.3)
+    fc.wait_settled()  # it has seen the line (or does not watch the socket): asleep again
     fc.assert_running("(out-of-turn data is not an end of file)")
     assert b"early" not in fc.out_bytes(), fc.describe()
     fc.type(b"my line\n")
@@ -486,7 +490,7 @@ def test_your_turn_is_shown_on_a_terminal_only():
     fc.wait_err(re.escape(cue))
     fc.type(b"one\n")
     peer.expect(b"one\n")
-    time.sleep(0.2)
+    fc.wait_settled()  # in its receive turn, asleep, all its stderr collected
     assert fc.err_text().count(cue) == 1, "waiting for the peer's line is not our turn" + fc.describe()
     peer.send(b"two\n")
     fc.wait_out_bytes(b"< two\n")

@@ -83,9 +83,9 @@ def test_ping_pong_line_by_line():
     for n in range(5):
         peer.send(f"ping {n}\n".encode())
         peer.expect(f"ping {n}\n".encode())
-        peer.expect_nothing(0.05, "(each byte comes back once)")
+        peer.expect_nothing_from(fc, "(each byte comes back once)")
     fc.send(b"stdin is not used\n")
-    peer.expect_nothing(0.1, "(stdin is not sent to the client)")
+    peer.expect_nothing_from(fc, "(stdin is not sent to the client)")
     peer.shutdown_write()
     peer.expect_eof()
     fc.assert_exit(0)
@@ -149,7 +149,7 @@ def test_keep_serves_concurrent_clients_each_in_its_own_process():
             sent[i] += chunk
     for i, peer in enumerate(peers):
         peer.expect(bytes(sent[i]), what=f"(client {i}'s own bytes)")
-        peer.expect_nothing(0.05, f"(client {i} gets nobody else's bytes)")
+        peer.expect_nothing_from(fc, f"(client {i} gets nobody else's bytes)")
 
     # They leave one by one; the server goes on and reaps each child.
     for n, peer in enumerate(peers):

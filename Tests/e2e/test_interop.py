@@ -3,7 +3,6 @@ both ways, in fork mode (the default) and in threads and poll mode; and the
 turn-taking alternate mode against each tool. A missing tool skips loudly, or
 fails when CI=true."""
 
-import time
 
 import pytest
 
@@ -68,7 +67,11 @@ def test_alternate_mode_with_tool(tool):
     other = Proc(tool_command(tool, "connect", port), stdin="pipe", name=tool)
     fc.wait_err(r"forkchat: connection from 127\.0\.0\.1 port \d+\n")
     fc.send(b"answer 1\nanswer 2\n")
-    time.sleep(0.2)
+    # The positive sign: forkchat sleeps in its receive turn with its
+    # answers still unread in its stdin; the tool, asleep too, printed
+    # nothing.
+    fc.wait_asleep()
+    other.wait_settled()
     assert other.out_bytes() == b"", "forkchat waits for the tool's line first" + other.describe()
     other.send(b"question 1\n")
     fc.wait_out_bytes(b"question 1\n")

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from harness import HAVE_IPV6, Forkchat, Proc, children_of, expect_orphans, free_port, proc_table, require_tool
+from harness import HAVE_IPV6, Forkchat, Proc, children_of, expect_orphans, free_port, proc_table, require_tool, send_queue
 from roomclient import (
     LINE_LIMIT,
     WELCOME,
@@ -51,13 +51,14 @@ def test_join_relay_and_leave():
     b.expect_line(b"guest-1: hello from a")
     b.say(b"and from b")
     a.expect_line(b"guest-2: and from b")
-    a.expect_nothing(0.3, "(a client never gets its own line back)")
+    # b's marker is relayed after anything the room made of a's lines.
+    b.say(b"marker")
+    a.expect_line(b"guest-2: marker", what="(a client never gets its own line back)")
     b.close()
     a.expect_line(b"* guest-2 left")
     a.say(b"anyone?")
-    a.expect_nothing(0.2)
     stop_room(room)
-    a.expect_line(b"* the room is closing")
+    a.expect_line(b"* the room is closing")  # next: 'anyone?' came not back
     a.expect_eof()
     err = room.err_text()
     assert "forkchat: guest-1 joined from 127.0.0.1 port" in err and "forkchat: guest-2 left\n" in err, room.describe()
@@ -121,19 +122,21 @@ def test_telnet_crlf_course_script_without_newline_and_sanitizing():
     b.expect_line(b"guest-1: from telnet")
     # Ctrl-C in telnet: IAC IP, IAC DO TIMING-MARK; nothing reaches anyone.
     a.send(b"\xff\xf4\xff\xfd\x06")
-    b.expect_nothing(0.4)
-    # The course's scripts send a message without a newline: a line after 0.2 s of silence.
-    a.send(b"bonjour")
+    # (b's next line is the one below: nothing came of the interrupt.)
+    # The course's scripts send a message without a newline: a line after
+    # 0.2 s of silence (never sooner; load only makes it later).
     started = time.monotonic()
-    b.expect_line(b"guest-1: bonjour", timeout=3)
-    assert time.monotonic() - started < 1.5
+    a.send(b"bonjour")
+    b.expect_line(b"guest-1: bonjour", timeout=10)
+    assert time.monotonic() - started >= 0.19
     # Control characters and invalid UTF-8 cannot reach anyone's terminal.
     a.send(b"\x1b[2Jclear\x00nul \x07bell \xc3\x28 ok \xc2\x9b \xe2\x80\xae\n")
     b.expect_line(b"guest-1: ^[[2Jclear^@nul ^Gbell \xef\xbf\xbd( ok \xef\xbf\xbd \xef\xbf\xbd")
     a.send("accents é ✓ 😀\ttab\n".encode())
     b.expect_line("guest-1: accents é ✓ 😀\ttab".encode())
     a.send(b"\n\r\n\n")  # empty lines are not lines
-    b.expect_nothing(0.3)
+    a.say(b"marker")
+    b.expect_line(b"guest-1: marker")  # next: nothing came of the empty lines
     stop_room(room)
 
 
@@ -147,7 +150,8 @@ def test_long_line_is_cut_with_a_notice():
     b.expect_line(b"guest-1: after")
     a.send(b"y" * LINE_LIMIT + b"\r\n")  # exactly the limit: whole
     assert b.line() == b"guest-1: " + b"y" * LINE_LIMIT
-    a.expect_nothing(0.2)
+    b.say(b"marker")
+    a.expect_line(b"guest-2: marker", what="(no cut notice for a line of exactly the limit)")
     stop_room(room)
 
 
@@ -171,9 +175,9 @@ def test_reset_leaves_no_half_line(partial):
     b.reset()
     a.expect_line(b"* guest-2 left (connection reset)")
     a.say(b"still here")
-    a.expect_nothing(0.5, "(no half line, ever)")
-    assert b"half" not in a.buf
     stop_room(room)
+    a.expect_line(b"* the room is closing", what="(no half line, ever)")
+    assert b"half" not in a.buf
 
 
 def test_room_full():
@@ -183,9 +187,8 @@ def test_room_full():
     extra.expect_line(b"* the room is full (3 clients); try again later")
     assert extra.closed_by_other_side() in ("eof", "reset")
     room.wait_err(r"forkchat: refused 127\.0\.0\.1 port \d+: the room is full")
-    clients[0].expect_nothing(0.2, "(a refused client is no member)")
     clients[2].close()
-    clients[0].expect_line(b"* guest-3 left")
+    clients[0].expect_line(b"* guest-3 left", what="(next: a refused client is no member)")
     clients[1].expect_line(b"* guest-3 left")
     newcomer = Client(port)
     assert newcomer.name == "guest-4"
@@ -221,8 +224,10 @@ def test_fifty_clients_every_line_whole_in_one_order():
     traffic.run(done, timeout=40)
     received = {c.name: lines for c, lines in traffic.lines.items()}
     sent = {n: [n.encode() + b": " + text(n, k) for k in range(per_client)] for n in names}
+    everything = {l for lines in sent.values() for l in lines}
     for n, lines in received.items():
-        assert len(lines) == expected_per_client, f"{n}: {len(lines)} lines"
+        unexpected = [l[:80] for l in lines if l not in everything]
+        assert len(lines) == expected_per_client, f"{n}: {len(lines)} lines; not sent by anyone: {unexpected[:10]}"
         for sender in names:
             from_sender = [l for l in lines if l.startswith(sender.encode() + b": ")]
             # Whole, and each sender's lines in the order it sent them.
@@ -277,8 +282,9 @@ def test_a_class_pastes_at_once_and_every_reader_gets_every_line():
         assert [l for l in order if l.startswith(mine)] == [mine + l for l in pasted[c]], f"{c.name}'s order"
     left = [l for c in traffic.lines for l in traffic.lines[c] if b" left" in l and l.startswith(b"* ")]
     assert set(left) == {drop}, f"only the client that never reads leaves: {set(left)}"
+    # (How long it took is make bench-room's to measure, against the
+    # course's relay and ngircd: here it only has to arrive, whole.)
     print(f"\nclass paste: 3200 lines x 480 B delivered to 41 readers in {took:.2f} s", file=sys.stderr)
-    assert took < 10, f"the paste took {took:.1f} s to reach every reader"
     stop_room(room)
 
 
@@ -371,22 +377,38 @@ def test_a_client_that_stops_reading_delays_nobody_and_is_dropped():
 
     thread = threading.Thread(target=burst, daemon=True)
     thread.start()
-    # Meanwhile a talks to b: measured, line by line.
-    delays = []
+    drop = f"* {stalled.name} left (dropped: took nothing for 2 s)".encode()
+
+    def dropped_at():  # when b learnt of the drop (None: not yet)
+        return next((when for when, l in list(readers.lines[b.name]) if l == drop), None)
+
+    def stalling():  # the room's socket to the stalled client is full
+        return (send_queue(port, stalled.port) or 0) >= 8192
+
+    # The stall is in effect: the room holds more than the stalled client's
+    # window in its socket to it. Meanwhile a talks to b, line by line: a
+    # line sent during the stall must reach b before the stall ends (the
+    # drop), not wait behind it. Load only makes fewer lines fit in the
+    # stall; one is enough, and the first is sent at once.
+    wait_until(stalling, timeout=10, interval=0.005, what="the room to hold lines for the stalled client")
+    delays, during_stall = [], 0
     for k in range(20):
         line = f"ping {k}".encode()
+        in_stall = stalling() and dropped_at() is None
         sent_at = time.monotonic()
         try:
             a.sock.sendall(line + b"\n")
         except OSError as e:
             raise AssertionError(f"{a.name} cannot send: {e}" + room.describe()) from None
-        delays.append(readers.wait_for(b, f"{a.name}: ".encode() + line, timeout=5) - sent_at)
+        came = readers.wait_for(b, f"{a.name}: ".encode() + line, timeout=10)
+        delays.append(came - sent_at)
+        if in_stall and (dropped_at() is None or came < dropped_at()):
+            during_stall += 1
         time.sleep(0.02)
     thread.join(20)
-    drop = f"* {stalled.name} left (dropped: took nothing for 2 s)".encode()
     for c in (a, b, *senders):
         readers.wait_for(c, drop, timeout=10)
-    assert max(delays) < 0.5, f"a's lines took up to {max(delays) * 1000:.0f} ms to reach b: {delays}"
+    assert during_stall >= 1, f"none of a's lines reached b during the stall: delays {delays}"
     assert stalled.closed_by_other_side(timeout=10) in ("eof", "reset")
     room.wait_err(rf"forkchat: {stalled.name} \(127\.0\.0\.1 port \d+\) dropped: took nothing for 2 s\n")
     # Everyone else got everything, whole.
@@ -394,8 +416,8 @@ def test_a_client_that_stops_reading_delays_nobody_and_is_dropped():
         got = [l for l in readers.of(a) if l.startswith(c.name.encode() + b": ")]
         assert got == [c.name.encode() + f": {k:04d} ".encode() + payload for k in range(60)]
     readers.finish()
-    print(f"\nstalled reader: a -> b delays max {max(delays) * 1000:.1f} ms, "
-          f"median {sorted(delays)[len(delays) // 2] * 1000:.1f} ms", file=sys.stderr)
+    print(f"\nstalled reader: {during_stall} of a's lines passed during the stall; a -> b delays max "
+          f"{max(delays) * 1000:.1f} ms, median {sorted(delays)[len(delays) // 2] * 1000:.1f} ms", file=sys.stderr)
     stop_room(room)
 
 
@@ -430,8 +452,16 @@ def test_a_flooding_client_cannot_starve_the_others():
         line = f"hi {k}".encode()
         sent_at = time.monotonic()
         a.sock.sendall(line + b"\n")
-        delays.append(readers.wait_for(b, f"{a.name}: ".encode() + line, timeout=5) - sent_at)
+        came = readers.wait_for(b, f"{a.name}: ".encode() + line, timeout=5)
+        delays.append(came - sent_at)
         time.sleep(0.1)
+    # The flood goes on after a's last line reached b: a's lines were not
+    # waiting for the flood to end (a starved a gets its line through only
+    # then, or never: the 5 s above are less than the 6.4 s the room takes
+    # to pass the flooder's 51 KiB burst at 8 KiB/s).
+    flood_line = flood.name.encode() + b": flood"
+    wait_until(lambda: any(when > came and l.startswith(flood_line) for when, l in list(readers.lines[b.name])),
+               timeout=10, what="a flood line after a's last line")
     elapsed = time.monotonic() - started
     flooded = [l for l in readers.of(a) if l.startswith(flood.name.encode() + b": flood")]
     stop.set()
@@ -450,7 +480,7 @@ def test_a_flooding_client_cannot_starve_the_others():
     assert 40 <= len(flooded) <= allowed, f"{len(flooded)} flood lines reached a in {elapsed:.1f} s"
     assert all(l == flood.name.encode() + f": flood {k % 64:05d} ".encode() + b"f" * 1000 for k, l in
                enumerate(flooded)), "flood lines must arrive whole and in order"
-    assert max(delays) < 0.5, f"a's lines took up to {max(delays) * 1000:.0f} ms while {flood.name} flooded"
+    print(f"\nflood: a -> b delays max {max(delays) * 1000:.1f} ms", file=sys.stderr)
     # A reset ends the flooder's reader at once, though its socket still
     # holds lines the room had not taken yet: they are dropped.
     flood.reset()
@@ -653,7 +683,8 @@ def test_telnet_ctrl_c_then_lines_still_arrive():
     t.wait_out(rb"guest-1: after ctrl-c\r?\n")
     t.type(b"typed after\r")
     a.expect_line(b"guest-2: typed after")
-    a.expect_nothing(0.3, "(the interrupt itself reaches nobody)")
+    t.type(b"marker\r")
+    a.expect_line(b"guest-2: marker", what="(the interrupt itself reaches nobody)")
     stop_room(room, traced=True)
     t.wait_out(rb"\* the room is closing")
     t.wait()
@@ -687,10 +718,9 @@ def test_the_course_python_client():
     script.wait_out(WELCOME)
     a.expect_line(b"* guest-2 joined")
     script.send(b"salut tout le monde\n")  # sent without its newline
-    a.expect_line(b"guest-2: salut tout le monde", timeout=3)
-    time.sleep(0.4)
-    script.send("ça va ?\n".encode())
-    a.expect_line("guest-2: ça va ?".encode(), timeout=3)
+    a.expect_line(b"guest-2: salut tout le monde", timeout=10)
+    script.send("ça va ?\n".encode())  # the room has cut the first line: a new one
+    a.expect_line("guest-2: ça va ?".encode(), timeout=10)
     a.say(b"oui")
     script.wait_out(rb"guest-1: oui\n")
     script.close_stdin()
