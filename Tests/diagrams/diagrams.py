@@ -1378,6 +1378,7 @@ def snapshot(forkchat, port):
 
 FD_WORDS = {
     "closed": ("fermé par ce processus", "closed by this process"),
+    "closed-null": ("fermé par ce processus (→ /dev/null)", "closed by this process (→ /dev/null)"),
     "terminal": ("terminal de {s} ({tty})", "{s}'s terminal ({tty})"),
     "socket": ("socket : connexion TCP", "socket: the TCP connection"),
     "listening": ("socket d'écoute", "listening socket"),
@@ -1399,8 +1400,12 @@ FD_WORDS = {
     "extra-pipe": ("un tube dont il a les deux bouts (fd {fds}) : un signal y écrit un octet, qui réveille "
                    "sa boucle",
                    "a pipe it holds both ends of (fd {fds}): a signal writes a byte to it, which wakes its loop"),
-    "legend": ("0, 1, 2 et la socket, hérités du fork : chacun ferme ce qu'il n'utilise pas",
-               "0, 1, 2 and the socket, inherited through fork: each closes what it does not use"),
+    "legend": ("0, 1, 2 et la socket, hérités du fork : chacun ferme ce qu'il n'utilise pas "
+               "(0 ou 1 : /dev/null prend sa place, pour qu'aucun descripteur ouvert plus tard "
+               "ne reçoive ce numéro)",
+               "0, 1, 2 and the socket, inherited through fork: each closes what it does not use "
+               "(0 or 1: /dev/null takes its place, so that no descriptor opened later gets "
+               "that number)"),
 }
 
 
@@ -1412,6 +1417,10 @@ def classify(target, mode, tty, tcp):
     """(kind, args) of one descriptor."""
     if target == tty:
         return "terminal", {}
+    if target == "/dev/null":
+        # a standard descriptor given up after fork: closed, and its number
+        # taken by /dev/null so that no later descriptor gets it
+        return "closed", {"devnull": True}
     if target.startswith("socket:["):
         ino = target[8:-1]
         state = tcp.get(ino, (0, 0, ""))[2]
@@ -1443,6 +1452,8 @@ def fd_label(lang, s, kind, args, tty):
         return fd_word(lang, "pipe", ino=args["ino"], end=fd_word(lang, args["mode"]))
     if kind == "terminal":
         return fd_word(lang, "terminal", s=s, tty=tty)
+    if kind == "closed" and args.get("devnull"):
+        return fd_word(lang, "closed-null")
     return fd_word(lang, kind, **args)
 
 
