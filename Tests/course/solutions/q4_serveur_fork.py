@@ -1,4 +1,4 @@
-# Q4 : le serveur avec fork. Après accept, deux processus :
+# Q4 : le serveur avec fork. Après accept, deux processus, comme le client :
 # - le fils lit l'entrée standard et l'écrit dans la socket ;
 # - le père lit la socket et l'écrit sur la sortie standard.
 # Usage : python3 q4_serveur_fork.py [port]          (8080 par défaut)

@@ -1,0 +1,157 @@
+"""The two-hour lab: the student's sheet (docs/fr/tp.md, English
+docs/lab.md), the teacher's book (docs/fr/enseignant.md, docs/teacher.md),
+the skeletons the students complete (docs/fr/tp/) and their solutions
+(Tests/course/solutions/).
+
+- every output block fits a projector: at most 80 columns, no escape codes;
+- the sheet has questions and no answers; the book answers each question;
+- the skeletons are valid Python, say what is to be completed, and run;
+  the solutions are what the skeletons become;
+- the experiments the sheet shows are run here on the real programs: two
+  send() calls arriving as one recv() over TCP and two over UDP; the fork
+  solution against forkchat (half-close, no zombie, no orphan);
+- every solution passes `forkchat check`, and every skeleton, as given,
+  fails it (test_lab_check.py-style runs, below, once `check` exists).
+"""
+
+import ast
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import FORKCHAT, Proc, children_of, free_port, start_listener, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SHEET = ROOT / "docs" / "fr" / "tp.md"
+BOOK = ROOT / "docs" / "fr" / "enseignant.md"
+DOCS = [SHEET, BOOK, ROOT / "docs" / "lab.md", ROOT / "docs" / "teacher.md"]
+SKELETONS = ROOT / "docs" / "fr" / "tp"
+SOLUTIONS = ROOT / "Tests" / "course" / "solutions"
+PROGRAMS = sorted(p.name for p in SOLUTIONS.glob("q*.py"))
+
+
+def blocks(path):
+    return re.findall(r"^```[^\n]*\n(.*?)^```", path.read_text(), re.M | re.S)
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
+def test_every_block_fits_a_projector(path):
+    for block in blocks(path):
+        for line in block.splitlines():
+            assert len(line) <= 80, f"{path.name}: {len(line)} columns: {line}"
+            assert "\x1b" not in line and "\\x1b" not in line and "\\33[" not in line, f"{path.name}: {line}"
+
+
+def questions(path, word):
+    return re.findall(rf"\*\*{word} \(([0-9E.]+)\)", path.read_text())
+
+
+def test_the_sheet_asks_and_the_book_answers_every_question():
+    asked = questions(SHEET, "À vous")
+    assert len(asked) >= 20, asked
+    assert len(set(asked)) == len(asked), asked
+    answered = re.findall(r"^\*\*([0-9E.]+)\.\*\*", BOOK.read_text(), re.M)
+    assert [a.rstrip(".") for a in asked] == [a.rstrip(".") for a in answered]
+    sheet = SHEET.read_text()
+    for word in ("Réponse", "Solution", "Corrigé"):
+        assert word not in sheet, f"the sheet gives answers ({word})"
+
+
+def test_the_sheet_has_its_plan_and_the_core_path_before_the_extensions():
+    text = SHEET.read_text()
+    for heading in ("## Objectifs", "## Prérequis", "## Plan de la séance", "## Partie 1", "## Partie 4", "## Extensions"):
+        assert heading in text, heading
+    assert text.index("## Partie 4") < text.index("## Extensions")
+    minutes = [int(m) for m in re.findall(r"^\| (\d+) min \|", text, re.M)]
+    assert sum(minutes) == 120, minutes
+    assert "Résultat attendu :" in text and "Ce que vous voyez" not in text
+
+
+def test_the_sheet_names_every_skeleton_and_the_book_every_solution():
+    sheet, book = SHEET.read_text(), BOOK.read_text()
+    for name in PROGRAMS:
+        assert (SKELETONS / name).is_file(), f"no skeleton for {name}"
+        assert name in sheet, f"tp.md never mentions {name}"
+        assert f"`{name}`" in book, f"enseignant.md never mentions {name}"
+    assert {p.name for p in SKELETONS.glob("q*.py")} == set(PROGRAMS)
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_each_skeleton_is_valid_incomplete_python_and_the_solution_complete(name):
+    skeleton = (SKELETONS / name).read_text()
+    solution = (SOLUTIONS / name).read_text()
+    ast.parse(skeleton, name)
+    ast.parse(solution, name)
+    assert "À COMPLÉTER" in skeleton and "À COMPLÉTER" not in solution
+    # The skeleton keeps the solution's title, usage and arguments.
+    for text in (skeleton, solution):
+        assert re.search(r"sys\.argv\[1\]\)? if len\(sys\.argv\) > 1", text), name
+    usage = re.compile(r"^# Usage : .*$", re.M)
+    assert usage.findall(skeleton) == usage.findall(solution)
+    assert solution.splitlines()[0] == skeleton.splitlines()[0]
+
+
+def test_tcp_joins_two_sends_and_udp_keeps_them_apart():
+    # deux_envois.py as the sheet runs it (E5), against a receiver that
+    # counts its recv() calls, as strace shows nc's read() calls.
+    script = SKELETONS / "deux_envois.py"
+    port = free_port()
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", port))
+    server.listen(1)
+    server.settimeout(10)
+    subprocess.run([sys.executable, script, "tcp", str(port)], check=True, timeout=10)
+    conn, _ = server.accept()
+    conn.settimeout(10)
+    got = []
+    while data := conn.recv(16384):
+        got.append(data)
+    conn.close()
+    server.close()
+    assert got == [b"premier envoi\nsecond envoi\n"], got
+
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", port))
+    udp.settimeout(10)
+    subprocess.run([sys.executable, script, "udp", str(port)], check=True, timeout=10)
+    got = [udp.recv(16384), udp.recv(16384)]
+    udp.close()
+    assert got == [b"premier envoi\n", b"second envoi\n"], got
+
+
+def solution(name, *args):
+    return Proc([sys.executable, SOLUTIONS / name, *map(str, args)], stdin="pty", name=name)
+
+
+@pytest.mark.parametrize("name", ["q4_client_fork.py", "q5_client_threads.py"])
+def test_the_solution_against_cat_into_forkchat_listen(name):
+    # Part 4 of the sheet: `cat | forkchat listen 8080` in A, the client in
+    # B; B's Ctrl-D half-closes, A's lines still reach B, no zombie; A's
+    # Ctrl-D ends both, leaving nothing behind.
+    port = free_port()
+    a = start_listener(port, stdin="pipe")
+    b = solution(name, "localhost", port)
+    b.wait_out(rf"Connecté à localhost port {port}\r?\n")
+    a.wait_err(r"forkchat: connection from 127\.0\.0\.1 port \d+\n")
+    b.type(b"bonjour de B\n")
+    a.wait_out(r"bonjour de B\n")
+    a.send(b"salut B, ici A\n")
+    b.wait_out(r"salut B, ici A\r?\n")
+    b.type(b"\x04")  # Ctrl-D: FIN
+    a.wait_err(r"closed the connection\n")
+    if name == "q4_client_fork.py":
+        wait_until(lambda: not children_of(b.pid), what="the son, waited for")
+    a.send("tu me lis encore ?\n".encode())
+    b.wait_out(r"tu me lis encore \?\r?\n")
+    a.close_stdin()
+    b.assert_exit(0)
+    a.assert_exit(0)
+
+
+def has_check():
+    run = subprocess.run([FORKCHAT, "help"], capture_output=True, text=True, timeout=10)
+    return re.search(r"^\s+check\s", run.stdout, re.M) is not None
