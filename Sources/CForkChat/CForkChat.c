@@ -173,3 +173,5 @@ int forkchat_open_terminal(int *controller, int *terminal) {
   *terminal = other_side;
   return 0;
 }
+
+int forkchat_set_controlling_terminal(int fd) { return ioctl(fd, TIOCSCTTY, 0); }

@@ -71,4 +71,9 @@ int forkchat_set_child_subreaper(void);
 int forkchat_open_terminal(int *controller, int *terminal);
 
 
+/* forkchat check: ioctl(fd, TIOCSCTTY, 0): the terminal `fd` becomes the
+   controlling terminal of the calling session leader (ioctl is variadic).
+   Returns 0, or -1 with errno set. */
+int forkchat_set_controlling_terminal(int fd);
+
 #endif

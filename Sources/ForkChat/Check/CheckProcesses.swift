@@ -70,12 +70,15 @@ func allProcesses() -> [ProcessEntry] {
   return entries
 }
 
-/// The processes started from the program: its session and its process
-/// group (both numbered by its pid, since it called setsid), and whatever
-/// the process bound's cgroup holds (a process that called setsid itself).
-func processesOfProgram(_ pid: pid_t, bound: ProcessBound) -> [ProcessEntry] {
+/// The processes started from the program: those of its process group
+/// (numbered by its pid), of the session its leader made, and of the
+/// process bound's cgroup (one that called setsid itself), the leader
+/// aside.
+func processesOfProgram(_ pid: pid_t, leader: pid_t, bound: ProcessBound) -> [ProcessEntry] {
   let inCgroup = Set(bound.members())
-  return allProcesses().filter { $0.session == pid || $0.group == pid || inCgroup.contains($0.pid) }
+  return allProcesses().filter {
+    $0.pid != leader && ($0.session == leader || $0.group == pid || inCgroup.contains($0.pid))
+  }
 }
 
 /// The command line of a process, its arguments joined by spaces

@@ -4,14 +4,18 @@ import CForkChat
 // forkchat check: one start of the student's program, as a lab terminal
 // runs it. Its keyboard and screen are a pseudo-terminal (on a pipe Python
 // buffers what it prints, and a correct program would look broken); its
-// error output goes to a pipe of its own, kept for the report. It is the
-// leader of a session and a process group of its own, numbered by its pid,
-// without a controlling terminal: when it ends, nothing is hung up (SIGHUP),
-// so a son it abandons stays alive as it would in the lab, where the shell
-// leads the session, and is found. forkchat's end of the connection is
-// `socket`; one loop (`pump`) reads the screen, the error output and the
-// socket, writes what is queued for the socket, and notices the end of the
-// program.
+// error output goes to a pipe of its own, kept for the report. As in the
+// lab, where the shell leads the terminal's session and the program is a
+// job in it, a small "leader" process (a forked forkchat that never execs)
+// leads a new session whose controlling terminal is the pseudo-terminal,
+// and the program runs in a process group of its own, in the foreground:
+// when the program ends, nothing is hung up (SIGHUP goes to the foreground
+// group only when the session leader ends), so a son it abandons stays
+// alive, as it would in the lab, and is found. The leader waits for the
+// program and passes its pid and wait status up a pipe.
+// forkchat's end of the connection is `socket`; one loop (`pump`) reads the
+// screen, the error output, the leader's pipe and the socket, writes what
+// is queued for the socket, and reaps what ends.
 
 /// How the program ended.
 enum ProgramEnd: Equatable {
@@ -26,10 +30,17 @@ enum ProgramEnd: Equatable {
 }
 
 final class CheckedProgram {
+  /// The program: its process group is numbered by it.
   let pid: pid_t
+  /// The session leader, forkchat's child: the session is numbered by it.
+  let leader: pid_t
   let bound: ProcessBound
   private var screen: FileDescriptor?
   private var errors: FileDescriptor?
+  /// The leader's reports: the program's wait status.
+  private var reports: FileDescriptor?
+  /// Closed to let the leader end.
+  private var hold: FileDescriptor?
   /// What the program showed on its terminal, and wrote on stderr.
   private(set) var output: [UInt8] = []
   private(set) var errorOutput: [UInt8] = []
@@ -46,11 +57,17 @@ final class CheckedProgram {
   private(set) var peerReset = false
   private var outgoing: [UInt8] = []
 
-  private init(pid: pid_t, bound: ProcessBound, screen: FileDescriptor, errors: FileDescriptor) {
+  private init(
+    pid: pid_t, leader: pid_t, bound: ProcessBound, screen: FileDescriptor, errors: FileDescriptor,
+    reports: FileDescriptor, hold: FileDescriptor
+  ) {
     self.pid = pid
+    self.leader = leader
     self.bound = bound
     self.screen = screen
     self.errors = errors
+    self.reports = reports
+    self.hold = hold
     startedAt = Clock.now
   }
 
@@ -68,28 +85,97 @@ final class CheckedProgram {
     }
     let screen = FileDescriptor(rawValue: controller)
     let terminalSide = FileDescriptor(rawValue: terminal)
-    // Three pipes: stderr; "go", read by the child until its end of file,
-    // so that it execs only once it is in the cgroup; and exec's errno,
-    // close-on-exec, so that its end of file means exec succeeded.
-    let pipes: [(read: FileDescriptor, write: FileDescriptor)]
-    do {
-      pipes = [try makePipe(flags: O_CLOEXEC), try makePipe(flags: O_CLOEXEC), try makePipe(flags: O_CLOEXEC)]
-    } catch {
-      screen.closeIgnoringErrors()
-      terminalSide.closeIgnoringErrors()
-      throw StartFailure(reason: "pipe2: \(error)")
+    // Pipes: stderr; "go", read by the leader until its end of file, so
+    // that it forks the program only once it is in the cgroup; exec's
+    // errno, close-on-exec, so that its end of file means exec succeeded;
+    // the leader's reports (the program's pid, then its wait status); and
+    // "hold", whose end of file lets the leader end.
+    var pipes: [(read: FileDescriptor, write: FileDescriptor)] = []
+    for _ in 0..<5 {
+      guard let pipe = try? makePipe(flags: O_CLOEXEC) else {
+        let error = Errno.current
+        for descriptor in [screen, terminalSide] + pipes.flatMap({ [$0.read, $0.write] }) {
+          descriptor.closeIgnoringErrors()
+        }
+        throw StartFailure(reason: "pipe2: \(error)")
+      }
+      pipes.append(pipe)
     }
-    let (errorPipe, goPipe, execPipe) = (pipes[0], pipes[1], pipes[2])
-    // The arguments as C strings, made before fork: the child only calls
+    let (errorPipe, goPipe, execPipe, reportPipe, holdPipe) = (pipes[0], pipes[1], pipes[2], pipes[3], pipes[4])
+    // The arguments as C strings, made before fork: the children only call
     // async-signal-safe functions (signal-safety(7)) until exec.
     let arguments = command.map { strdup($0) } + [nil]
     defer { for argument in arguments { free(argument) } }
-    let pid = fork()
-    if pid == 0 {
-      setsid()
-      _ = dup2(terminalSide.rawValue, 0)
-      _ = dup2(terminalSide.rawValue, 1)
-      _ = dup2(errorPipe.write.rawValue, 2)
+    let leader = fork()
+    if leader == 0 {
+      lead(
+        terminal: terminalSide, errors: errorPipe.write, go: goPipe, exec: execPipe, reports: reportPipe.write,
+        hold: holdPipe, arguments: arguments, bound: bound)
+    }
+    for descriptor in [terminalSide, errorPipe.write, goPipe.read, execPipe.write, reportPipe.write, holdPipe.read] {
+      descriptor.closeIgnoringErrors()
+    }
+    guard leader > 0 else {
+      let error = Errno.current
+      for descriptor in [screen, errorPipe.read, goPipe.write, execPipe.read, reportPipe.read, holdPipe.write] {
+        descriptor.closeIgnoringErrors()
+      }
+      throw StartFailure(reason: "fork: \(error)")
+    }
+    // In the cgroup before it forks: the program and all it starts are too.
+    bound.admit(leader)
+    goPipe.write.closeIgnoringErrors()
+    var pid: pid_t = 0
+    let pidCount = withUnsafeMutableBytes(of: &pid) { (try? reportPipe.read.readWaiting(into: $0)) ?? 0 }
+    var failure: CInt = 0
+    let count = withUnsafeMutableBytes(of: &failure) { (try? execPipe.read.readWaiting(into: $0)) ?? 0 }
+    execPipe.read.closeIgnoringErrors()
+    if pidCount != MemoryLayout<pid_t>.size || count == MemoryLayout<CInt>.size {
+      holdPipe.write.closeIgnoringErrors()
+      var status: CInt = 0
+      while waitpid(leader, &status, 0) == -1 && errno == EINTR {}
+      screen.closeIgnoringErrors()
+      errorPipe.read.closeIgnoringErrors()
+      reportPipe.read.closeIgnoringErrors()
+      throw StartFailure(reason: "\(command[0]): \(Errno(rawValue: count == MemoryLayout<CInt>.size ? failure : EAGAIN))")
+    }
+    try? screen.setNonBlocking()
+    try? errorPipe.read.setNonBlocking()
+    try? reportPipe.read.setNonBlocking()
+    return CheckedProgram(
+      pid: pid, leader: leader, bound: bound, screen: screen, errors: errorPipe.read, reports: reportPipe.read,
+      hold: holdPipe.write)
+  }
+
+  /// The leader, in forkchat's child: a new session with the terminal as
+  /// its controlling terminal, the program forked into a foreground
+  /// process group of its own, waited for, its status reported. Never
+  /// returns.
+  private static func lead(
+    terminal: FileDescriptor, errors: FileDescriptor, go: (read: FileDescriptor, write: FileDescriptor),
+    exec: (read: FileDescriptor, write: FileDescriptor), reports: FileDescriptor,
+    hold: (read: FileDescriptor, write: FileDescriptor), arguments: [UnsafeMutablePointer<CChar>?],
+    bound: ProcessBound
+  ) -> Never {
+    setsid()
+    _ = forkchat_set_controlling_terminal(terminal.rawValue)
+    // Our copies of the write ends first: else their end of file never comes.
+    close(go.write.rawValue)
+    close(hold.write.rawValue)
+    var byte: UInt8 = 0
+    while read(go.read.rawValue, &byte, 1) == -1 && errno == EINTR {}
+    let program = fork()
+    if program == 0 {
+      // Its own process group, in the foreground of the terminal, as a
+      // shell starts a job (SIGTTOU ignored meanwhile: tcsetpgrp from a
+      // background group would stop us).
+      setpgid(0, 0)
+      signal(SIGTTOU, SIG_IGN)
+      tcsetpgrp(terminal.rawValue, getpid())
+      signal(SIGTTOU, SIG_DFL)
+      _ = dup2(terminal.rawValue, 0)
+      _ = dup2(terminal.rawValue, 1)
+      _ = dup2(errors.rawValue, 2)
       // forkchat ignores SIGPIPE and SIGXFSZ, and an ignored signal stays
       // ignored across exec (signal(7)): the program gets the defaults.
       signal(SIGPIPE, SIG_DFL)
@@ -98,41 +184,24 @@ final class CheckedProgram {
       sigemptyset(&none)
       sigprocmask(SIG_SETMASK, &none, nil)
       bound.applyInChild()
-      // Our copy of the write end first: else its end of file never comes.
-      close(goPipe.write.rawValue)
-      var byte: UInt8 = 0
-      while read(goPipe.read.rawValue, &byte, 1) == -1 && errno == EINTR {}
       arguments.withUnsafeBufferPointer { pointers in
         _ = execvp(pointers[0]!, pointers.baseAddress!)
       }
       var failure = errno
-      _ = write(execPipe.write.rawValue, &failure, MemoryLayout<CInt>.size)
+      _ = write(exec.write.rawValue, &failure, MemoryLayout<CInt>.size)
       _exit(127)
     }
-    terminalSide.closeIgnoringErrors()
-    errorPipe.write.closeIgnoringErrors()
-    goPipe.read.closeIgnoringErrors()
-    execPipe.write.closeIgnoringErrors()
-    guard pid > 0 else {
-      let error = Errno.current
-      for descriptor in [screen, errorPipe.read, goPipe.write, execPipe.read] { descriptor.closeIgnoringErrors() }
-      throw StartFailure(reason: "fork: \(error)")
-    }
-    bound.admit(pid)
-    goPipe.write.closeIgnoringErrors()
-    var failure: CInt = 0
-    let count = withUnsafeMutableBytes(of: &failure) { (try? execPipe.read.readWaiting(into: $0)) ?? 0 }
-    execPipe.read.closeIgnoringErrors()
-    if count == MemoryLayout<CInt>.size {
+    close(exec.write.rawValue)
+    var pid = program
+    _ = write(reports.rawValue, &pid, MemoryLayout<pid_t>.size)
+    if program > 0 {
+      setpgid(program, program)
       var status: CInt = 0
-      while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-      screen.closeIgnoringErrors()
-      errorPipe.read.closeIgnoringErrors()
-      throw StartFailure(reason: "\(command[0]): \(Errno(rawValue: failure))")
+      while waitpid(program, &status, 0) == -1 && errno == EINTR {}
+      _ = write(reports.rawValue, &status, MemoryLayout<CInt>.size)
     }
-    try? screen.setNonBlocking()
-    try? errorPipe.read.setNonBlocking()
-    return CheckedProgram(pid: pid, bound: bound, screen: screen, errors: errorPipe.read)
+    while read(hold.read.rawValue, &byte, 1) == -1 && errno == EINTR {}
+    _exit(0)
   }
 
   var isRunning: Bool { end == nil }
@@ -158,7 +227,7 @@ final class CheckedProgram {
       let now = Clock.now
       if now >= deadline { return false }
       var entries: [pollfd] = []
-      for descriptor in [screen, errors] {
+      for descriptor in [screen, errors, reports] {
         entries.append(pollfd(fd: descriptor?.rawValue ?? -1, events: Int16(POLLIN), revents: 0))
       }
       var socketEvents = peerClosed ? 0 : POLLIN
@@ -168,7 +237,8 @@ final class CheckedProgram {
       _ = try? poll(&entries, timeout: CInt(min(20, max(1, (deadline - now) * 1000))))
       if entries[0].revents != 0 { drain(&screen, into: &output) }
       if entries[1].revents != 0 { drain(&errors, into: &errorOutput) }
-      if entries[2].revents != 0 { exchange(entries[2].revents) }
+      if entries[2].revents != 0 { readReport() }
+      if entries[3].revents != 0 { exchange(entries[3].revents) }
     }
   }
 
@@ -215,24 +285,33 @@ final class CheckedProgram {
     }
   }
 
-  /// Reaps every child of forkchat check that has ended (the program, and
-  /// the orphans of its processes, reparented to us as the subreaper).
+  /// The program's wait status, from the leader.
+  private func readReport() {
+    guard let reports else { return }
+    var status: CInt = 0
+    let count = withUnsafeMutableBytes(of: &status) { (try? reports.read(into: $0)) ?? -1 }
+    if count == MemoryLayout<CInt>.size {
+      end = ProgramEnd(waitStatus: status)
+      endedAt = Clock.now
+    }
+    if count != -1 || errno != EAGAIN {
+      reports.closeIgnoringErrors()
+      self.reports = nil
+    }
+  }
+
+  /// Reaps every child of forkchat check that has ended (the leader, and
+  /// the orphans of the program's processes, reparented to us as the
+  /// subreaper).
   func reap() {
     var status: CInt = 0
-    while true {
-      let ended = waitpid(-1, &status, WNOHANG)
-      if ended <= 0 { return }
-      if ended == pid {
-        end = ProgramEnd(waitStatus: status)
-        endedAt = Clock.now
-      }
-    }
+    while waitpid(-1, &status, WNOHANG) > 0 {}
   }
 
   /// Its processes still alive (zombies not counted) other than the
   /// program itself.
   func otherLiveProcesses() -> [ProcessEntry] {
-    processesOfProgram(pid, bound: bound).filter { $0.pid != pid && !$0.isZombie }
+    processesOfProgram(pid, leader: leader, bound: bound).filter { $0.pid != pid && !$0.isZombie }
   }
 
   /// Shows `token` on its terminal since `offset` of its output.
@@ -257,14 +336,14 @@ final class CheckedProgram {
 
   /// Ends the program and everything it started: SIGTERM to each of its
   /// processes, SIGKILL to those left after a second, until none is left;
-  /// then reaps them.
+  /// then lets the leader end, and reaps them all.
   func stop() {
     closeConnection(reset: true)
     var signalNumber = SIGTERM
     let started = Clock.now
     while true {
       reap()
-      let left = processesOfProgram(pid, bound: bound).filter { !($0.isZombie && $0.parent == getpid()) }
+      let left = processesOfProgram(pid, leader: leader, bound: bound).filter { !$0.isZombie }
       if left.isEmpty && end != nil { break }
       if Clock.now - started > 1 { signalNumber = SIGKILL }
       kill(-pid, signalNumber)
@@ -272,13 +351,17 @@ final class CheckedProgram {
       if Clock.now - started > 10 { break }
       pump(for: 0.02)
     }
+    hold?.closeIgnoringErrors()
+    hold = nil
+    var status: CInt = 0
+    while waitpid(leader, &status, 0) == -1 && errno == EINTR {}
     reap()
     drain(&screen, into: &output)
     drain(&errors, into: &errorOutput)
-    screen?.closeIgnoringErrors()
-    errors?.closeIgnoringErrors()
+    for descriptor in [screen, errors, reports] { descriptor?.closeIgnoringErrors() }
     screen = nil
     errors = nil
+    reports = nil
   }
 }
 

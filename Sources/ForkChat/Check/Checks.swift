@@ -33,8 +33,15 @@ struct Checker {
   let bound: ProcessBound
 
   private var alternate: Bool { options.exercise == .alternate }
-  /// In the alternating exercise the client speaks first (sheet, Q3).
-  private var programSpeaksFirst: Bool { alternate && options.role == .client }
+  /// full-duplex found that the program, handed in as fork or threads,
+  /// takes turns: the later checks then give it its turns, so that each
+  /// fails only for what it checks.
+  var takesTurns = false
+  /// Whether the program has turns (the alternating exercise, or a program
+  /// found to take them) and speaks first: in the alternating exercise the
+  /// client speaks first (sheet, question 3), the server listens first.
+  private var programSpeaksFirst: Bool { (alternate || takesTurns) && options.role == .client }
+  private var programListensFirst: Bool { (alternate || takesTurns) && options.role == .server }
 
   func names() -> [CheckName] {
     CheckName.allCases.filter { name in
@@ -46,16 +53,22 @@ struct Checker {
     }
   }
 
+  /// Runs the checks; restart runs last (a server without SO_REUSEADDR
+  /// cannot start again for a minute after it), and is reported in its
+  /// place.
   mutating func runAll() -> [CheckResult] {
-    var results: [CheckResult] = []
-    for name in names() {
-      if let first = results.first, !first.passed {
-        results.append(CheckResult(name: name.rawValue, passed: false, detail: words.notRun, skipped: true))
+    let order = names().filter { $0 != .restart } + names().filter { $0 == .restart }
+    var results: [CheckName: CheckResult] = [:]
+    for name in order {
+      if let first = results[.starts], !first.passed {
+        results[name] = CheckResult(name: name.rawValue, passed: false, detail: words.notRun, skipped: true)
         continue
       }
-      results.append(run(name))
+      let result = run(name)
+      if name == .fullDuplex && !alternate && !result.passed { takesTurns = true }
+      results[name] = result
     }
-    return results
+    return names().map { results[$0]! }
   }
 
   private func run(_ name: CheckName) -> CheckResult {
@@ -259,12 +272,27 @@ struct Checker {
     let question = words.question(alternate ? 3 : options.exercise == .threads ? 0 : 4)
     let typed = "bonjour depuis le clavier"
     let sent = "bonjour depuis forkchat"
-    if alternate && options.role == .server {
+    if programListensFirst {
       guard sendShown(program, sent) else { return notShown(.exchange, program, question: question) }
       guard typeArrives(program, typed) else { return notArrived(.exchange, program, question: question) }
+    } else if programSpeaksFirst {
+      guard typeArrives(program, typed) else { return notArrived(.exchange, program, question: question) }
+      guard sendShown(program, sent) else { return notShown(.exchange, program, question: question) }
     } else {
-      guard typeArrives(program, typed) else { return notArrived(.exchange, program, question: question) }
-      guard sendShown(program, sent) else { return notShown(.exchange, program, question: question) }
+      // Both at once, in no order: a program with one process or thread per
+      // direction does both, whichever comes first.
+      let (output, received) = (program.output.count, program.received.count)
+      program.type(typed + "\n")
+      program.send(Array((sent + "\n").utf8))
+      program.pump(for: prompt) {
+        $0.sent(Array(typed.utf8), since: received) && $0.shows(Array(sent.utf8), since: output)
+      }
+      guard program.sent(Array(typed.utf8), since: received) else {
+        return notArrived(.exchange, program, question: question)
+      }
+      guard program.shows(Array(sent.utf8), since: output) else {
+        return notShown(.exchange, program, question: question)
+      }
     }
     return pass(
       .exchange,
@@ -282,7 +310,9 @@ struct Checker {
       program.pump(for: settle)
       if sendShown(program, line, within: 2) { continue }
       // Not shown: is it shown once a line is typed (the alternating loop)?
-      let afterEnter = typeArrives(program, "une ligne tapée", within: 2) && program.shows(Array(line.utf8))
+      let afterEnter =
+        typeArrives(program, "une ligne tapée", within: 2)
+        && program.pump(for: 2) { $0.shows(Array(line.utf8)) }
       if afterEnter {
         return fail(
           .fullDuplex,
@@ -361,7 +391,7 @@ struct Checker {
   /// be shown (fork and threads).
   private func halfClose(_ program: CheckedProgram, name: CheckName, ending: String, said: String) -> CheckResult {
     let question = words.question(alternate ? 3 : options.exercise == .threads ? 0 : 4)
-    if alternate && options.role == .server {
+    if programListensFirst {
       guard sendShown(program, "à toi") else { return notShown(name, program, question: question) }
     }
     program.pump(for: settle)
@@ -429,7 +459,7 @@ struct Checker {
   /// Once the sending side has ended (Ctrl-D), no process of the program
   /// stays a zombie: its father has waited for it.
   private func noZombie(_ program: CheckedProgram) -> CheckResult {
-    if alternate && options.role == .server {
+    if programListensFirst {
       _ = sendShown(program, "à toi")
     }
     program.pump(for: settle)
@@ -438,8 +468,8 @@ struct Checker {
     var zombieSince: [pid_t: Double] = [:]
     let deadline = Clock.now + 2.5
     while Clock.now < deadline {
-      let processes = processesOfProgram(program.pid, bound: bound)
-      let zombies = processes.filter { $0.isZombie && $0.parent != getpid() }
+      let processes = processesOfProgram(program.pid, leader: program.leader, bound: bound)
+      let zombies = processes.filter { $0.isZombie && $0.parent != getpid() && $0.parent != program.leader }
       let now = Clock.now
       zombieSince = zombieSince.filter { entry in zombies.contains { $0.pid == entry.key } }
       for zombie in zombies where zombieSince[zombie.pid] == nil { zombieSince[zombie.pid] = now }
