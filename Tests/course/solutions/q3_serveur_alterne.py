@@ -2,6 +2,7 @@
 # 5) attend une ligne du client, 6) l'affiche, 7) lit une ligne au clavier,
 # 8) l'envoie au client, et recommence.
 # Usage : python3 q3_serveur_alterne.py [port]        (8080 par défaut)
+import select
 import socket
 import sys
 
@@ -15,10 +16,23 @@ print("Serveur en attente sur le port", PORT, flush=True)
 
 connexion, adresse = serveur.accept()
 print("Connexion de", adresse, flush=True)
-messages = connexion.makefile("rb")
+
+
+def recevoir(s):
+    """Tout ce que l'autre a envoyé (b"" s'il a fermé) : un gros message
+    arrive en plusieurs morceaux ; on lit tant qu'il en arrive (select
+    attend au plus 0,2 s le morceau suivant)."""
+    donnees = s.recv(65536)
+    while donnees and select.select([s], [], [], 0.2)[0]:
+        suite = s.recv(65536)
+        if not suite:
+            break
+        donnees += suite
+    return donnees
+
 
 while True:
-    ligne = messages.readline()  # 5) b"" : le client a fermé
+    ligne = recevoir(connexion)  # 5) b"" : le client a fermé
     if not ligne:
         break
     sys.stdout.buffer.write(ligne)  # 6)
@@ -28,6 +42,5 @@ while True:
         break
     connexion.sendall(reponse)  # 8)
 
-messages.close()
 connexion.close()
 serveur.close()

@@ -15,11 +15,12 @@ print("Connecté à", HOTE, "port", PORT, flush=True)
 
 def envoyer():
     while True:
-        ligne = sys.stdin.buffer.readline()
-        if not ligne:
+        try:
+            ligne = input()  # comme client2.py de la fiche
+        except EOFError:  # Ctrl-D
             break
-        client.sendall(ligne)
-        if ligne.strip() == b"exit":
+        client.sendall((ligne + "\n").encode())
+        if ligne == "exit":
             break
     client.shutdown(socket.SHUT_WR)  # FIN : le serveur voit la fin
 

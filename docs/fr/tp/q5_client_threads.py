@@ -15,8 +15,10 @@ print("Connecté à", HOTE, "port", PORT, flush=True)
 
 
 def envoyer():
-    # À COMPLÉTER (1) : comme le fils de Q4 : lire le clavier, envoyer,
-    # puis la demi-fermeture. (Pas d'os._exit ici : pourquoi ?)
+    # À COMPLÉTER (1) : comme le fils de Q4, mais avec input() comme
+    # client2.py de la fiche (EOFError à Ctrl-D ; input() enlève la fin de
+    # ligne : la remettre) : envoyer, puis la demi-fermeture.
+    # (Pas d'os._exit ici : pourquoi ?)
     pass
 
 
