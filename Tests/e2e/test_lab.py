@@ -10,11 +10,12 @@ the skeletons the students complete (docs/fr/tp/) and their solutions
 - the experiments the sheet shows are run here on the real programs: two
   send() calls arriving as one recv() over TCP and two over UDP; the fork
   solution against forkchat (half-close, no zombie, no orphan);
-- every solution passes `forkchat check`, and every skeleton, as given,
-  fails it (test_lab_check.py-style runs, below, once `check` exists).
+- every solution passes `forkchat check`, every check it should face; every
+  skeleton, as given, runs, starts, and fails it at the exchange.
 """
 
 import ast
+import json
 import re
 import socket
 import subprocess
@@ -155,3 +156,57 @@ def test_the_solution_against_cat_into_forkchat_listen(name):
 def has_check():
     run = subprocess.run([FORKCHAT, "help"], capture_output=True, text=True, timeout=10)
     return re.search(r"^\s+check\s", run.stdout, re.M) is not None
+
+
+# --- forkchat check on the solutions and on the skeletons ----------------------
+
+CHECKED = {  # program: (role, exercise, extra options)
+    "q3_client_alterne.py": ("client", "alternate", []),
+    "q3_serveur_alterne.py": ("server", "alternate", []),
+    "q4_client_fork.py": ("client", "fork", ["--quit", "exit"]),
+    "q4_serveur_fork.py": ("server", "fork", []),
+    "q5_client_threads.py": ("client", "threads", []),
+}
+
+
+def run_check(path, role, exercise, options=()):
+    """`forkchat check` on a program, as the sheet runs it, on a port of its
+    own (the program takes it as its argument); returns (status, results)."""
+    port = free_port()
+    args = ["localhost", str(port)] if role == "client" else [str(port)]
+    command = [FORKCHAT, "check", role, "--port", str(port), "--exercise", exercise, *options, "--json",
+               "--", sys.executable, str(path), *args]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=150)
+    assert run.returncode in (0, 1), f"{command}: {run.returncode}\n{run.stdout}\n{run.stderr}"
+    results = json.loads(run.stdout)
+    return run.returncode, {c["name"]: c for c in results["checks"]}
+
+
+def test_check_is_there_and_every_checked_program_is_named():
+    assert has_check(), "forkchat has no check subcommand"
+    assert set(CHECKED) == {n for n in PROGRAMS if n[:2] in ("q3", "q4", "q5")}
+
+
+@pytest.mark.parametrize("name", list(CHECKED))
+def test_the_solution_passes_forkchat_check(name):
+    role, exercise, options = CHECKED[name]
+    status, checks = run_check(SOLUTIONS / name, role, exercise, options)
+    failed = {k: v["detail"] for k, v in checks.items() if not v["passed"]}
+    assert status == 0 and not failed, f"{name}: {failed}"
+    expected = {"starts", "exchange", "full-duplex", "half-close", "no-zombie", "peer-ends", "no-newline", "large-message"}
+    if role == "server":
+        expected.add("restart")
+    if options:
+        expected.add("quit-word")
+    assert set(checks) == expected, sorted(checks)
+
+
+@pytest.mark.parametrize("name", list(CHECKED))
+def test_the_skeleton_as_given_runs_and_fails_forkchat_check(name):
+    # As given, a skeleton starts (it connects or accepts: that part is
+    # written), then fails at the exchange: the part to complete is missing.
+    role, exercise, options = CHECKED[name]
+    status, checks = run_check(SKELETONS / name, role, exercise)
+    assert status == 1
+    assert checks["starts"]["passed"], checks["starts"]
+    assert not checks["exchange"]["passed"], checks["exchange"]
