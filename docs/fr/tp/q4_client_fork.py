@@ -26,7 +26,7 @@ def fin_du_fils(signum, frame):
 
 
 signal.signal(signal.SIGCHLD, fin_du_fils)
-sys.stdout.flush()  # pourquoi ? (question Q4.2)
+sys.stdout.flush()  # pourquoi ? (question 4.2)
 pid = os.fork()
 
 if pid == 0:
@@ -35,7 +35,7 @@ if pid == 0:
     # (sys.stdin.buffer.readline(), b"" à Ctrl-D) et les envoyer (sendall) ;
     # s'arrêter aussi après avoir envoyé la ligne "exit".
     # À COMPLÉTER (2) : dire au serveur que l'on n'enverra plus rien
-    # (pas close() : pourquoi ? question Q4.4).
+    # (pas close() : pourquoi ? question 4.4).
     os._exit(0)
 
 # Le père : socket -> écran.
