@@ -17,6 +17,7 @@ the skeletons the students complete (docs/fr/tp/) and their solutions
 import ast
 import json
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import FORKCHAT, Proc, children_of, free_port, start_listener, wait_until
+from harness import FORKCHAT, Forkchat, Proc, children_of, free_port, start_listener, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SHEET = ROOT / "docs" / "fr" / "tp.md"
@@ -210,3 +211,79 @@ def test_the_skeleton_as_given_runs_and_fails_forkchat_check(name):
     assert status == 1
     assert checks["starts"]["passed"], checks["starts"]
     assert not checks["exchange"]["passed"], checks["exchange"]
+
+
+# --- parts 2 and 3 of the sheet, as it runs them ------------------------------
+
+
+def connect_plain(port, *args):
+    fc = Forkchat("connect", "localhost", str(port), "--plain", *args, stdin="pty")
+    fc.wait_err(rf"forkchat: connected to 127\.0\.0\.1 port {port}\n")
+    return fc
+
+
+def test_part2_q1_server_prints_what_forkchat_sends():
+    port = free_port()
+    server = Proc([sys.executable, SOLUTIONS / "q1_serveur.py", port], stdin="pty", name="q1_serveur.py")
+    server.wait_out(rf"Serveur en attente sur le port {port}\r?\n")
+    fc = connect_plain(port)
+    server.wait_out(r"Connexion de \('127\.0\.0\.1', \d+\)\r?\n")
+    fc.type("bonjour, ici B\n".encode())
+    fc.type("deuxième ligne\n".encode())
+    server.wait_out(r"bonjour, ici B\r?\ndeuxième ligne\r?\n")
+    fc.close_stdin()
+    server.wait_out(r"Le client a fermé la connexion\r?\n")
+    server.assert_exit(0)
+    fc.wait_err(rf"forkchat: 127\.0\.0\.1 port {port} closed the connection\n")
+    fc.assert_exit(0)
+
+
+def test_part2_q2_client_closing_with_unread_data_resets_the_connection():
+    # 2.3: the client never reads; A's line waits unread when it closes, and
+    # the kernel sends RST instead of FIN.
+    port = free_port()
+    a = start_listener(port, "--plain", stdin="pty")
+    b = Proc([sys.executable, SOLUTIONS / "q2_client.py", "localhost", port], stdin="pty", name="q2_client.py")
+    b.wait_out(rf"Connecté à localhost port {port}\r?\n")
+    a.wait_err(r"forkchat: connection from 127\.0\.0\.1 port \d+\n")
+    b.type(b"salut A\n")
+    a.wait_out(r"< salut A\n")
+    a.type("ça ne s'affichera pas chez B\n".encode())
+
+    def unread_at_b():
+        ss = subprocess.run(["ss", "-tnH", f"dport = :{port}"], capture_output=True, text=True, timeout=10)
+        return any(r.split()[1] != "0" for r in ss.stdout.splitlines() if r.startswith("ESTAB"))
+
+    wait_until(unread_at_b, what="A's line waiting, unread, in B's receive queue")
+    b.close_stdin()
+    b.assert_exit(0)
+    a.wait_err(r"forkchat: read from 127\.0\.0\.1 port \d+: Connection reset by peer\n")
+    a.wait(10)
+    assert "ça ne s'affichera pas" not in b.out_text()
+
+
+def test_part3_both_waiting_is_a_deadlock():
+    # 3.1: the alternating server waits for the client's line, forkchat
+    # --first receive for the server's: both sleep in the kernel, nothing in
+    # either receive queue.
+    port = free_port()
+    server = Proc([sys.executable, SOLUTIONS / "q3_serveur_alterne.py", port], stdin="pty", name="q3_serveur_alterne.py")
+    server.wait_out(rf"Serveur en attente sur le port {port}\r?\n")
+    fc = connect_plain(port, "--mode", "alternate", "--first", "receive")
+    server.wait_out(r"Connexion de")
+    fc.type(b"personne ne lit\n")
+
+    def state(pid):
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+
+    wait_until(lambda: state(server.pid) == "S" and state(fc.pid) == "S", what="both asleep")
+    # Still both asleep once forkchat has echoed the typed line: nobody sends.
+    fc.wait_out(r"personne ne lit\r?\n")
+    assert state(server.pid) == "S" and state(fc.pid) == "S"
+    ss = subprocess.run(["ss", "-tnH", f"sport = :{port} or dport = :{port}"], capture_output=True, text=True, timeout=10)
+    rows = [line.split() for line in ss.stdout.splitlines() if line.startswith("ESTAB")]
+    assert len(rows) == 2 and all(r[1] == "0" and r[2] == "0" for r in rows), ss.stdout
+    fc.signal(signal.SIGINT)  # Ctrl-C in B
+    server.assert_exit(0)  # its recevoir() returns b"": the client has gone
+    fc.wait(10)
