@@ -69,7 +69,7 @@ struct CheckWords {
     String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
       .map { line in
         let text = String(line).filter { !$0.isASCII || ($0.asciiValue! >= 32 && $0.asciiValue! != 127) }
-        return text.count > 100 ? String(text.prefix(100)) + "..." : text
+        return text.count > 160 ? String(text.prefix(160)) + "..." : text
       }
       .filter { !$0.allSatisfy(\.isWhitespace) }
   }
