@@ -55,8 +55,7 @@ def one_run(argv):
     return elapsed, usage.ru_minflt, usage.ru_majflt, status
 
 
-def measure(argv, runs):
-    results = [one_run(argv) for _ in range(runs)]
+def summary(results):
     times = sorted(r[0] for r in results)
     return {
         "p50_ms": statistics.median(times) * 1000,
@@ -86,13 +85,17 @@ def table(binary, runs=200):
         nc = shutil.which("nc")
         if nc:
             candidates.append(("nc -N", nc))
-        for name, path in candidates:
-            if path == nc:
-                argv = [path, "-N", "127.0.0.1", str(port)]
-            else:
-                argv = [path, "connect", "127.0.0.1", str(port)]
-            m = measure(argv, runs)
-            rows.append((name, os.path.getsize(path), m))
+        argvs = [
+            [path, "-N", "127.0.0.1", str(port)] if path == nc else [path, "connect", "127.0.0.1", str(port)]
+            for _, path in candidates
+        ]
+        # Round-robin, so that the machine's load falls on each alike.
+        results = [[] for _ in candidates]
+        for _ in range(runs):
+            for index, argv in enumerate(argvs):
+                results[index].append(one_run(argv))
+        for (name, path), runs_of_one in zip(candidates, results):
+            rows.append((name, os.path.getsize(path), summary(runs_of_one)))
     listener.close()
     return rows
 
