@@ -212,3 +212,54 @@ def test_help_names_the_checks():
     for name in ALL_SERVER:
         assert name in text
     assert "-- <command> ..." in text
+
+
+def test_fork_bomb_bounded_without_root_by_the_process_limit():
+    """Not root: no cgroup, RLIMIT_NPROC (which binds every other user)."""
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root (to become nobody) and setpriv")
+    directory = tempfile.mkdtemp(prefix="forkchat-check-")
+    try:
+        os.chmod(directory, 0o755)
+        shutil.copy(PROGRAMS / "client_bombe.py", directory)
+        os.chmod(os.path.join(directory, "client_bombe.py"), 0o644)
+        port = free_port()
+        # A Python that nobody may run (sys.executable may be under /root).
+        python = "/usr/bin/python3"
+        if not os.access(python, os.X_OK):
+            pytest.skip("no /usr/bin/python3")
+        p = run_forkchat_as_nobody("check", "client", "--port", str(port), "--json", "--", python,
+                                   os.path.join(directory, "client_bombe.py"), str(port))
+        report = json.loads(p.out_text())
+        assert report["bound"].startswith("RLIMIT_NPROC ")
+        starts = report["checks"][0]
+        assert not starts["passed"] and "fork bomb" in starts["cause"], starts
+        assert p.wait(1) == 1
+        assert [pid for pid, cmd in leftovers_of(directory)] == []
+    finally:
+        shutil.rmtree(directory)
+
+
+def run_forkchat_as_nobody(*args):
+    from harness import FORKCHAT, Proc
+
+    p = Proc(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", FORKCHAT, *args],
+             stdin="devnull", name="forkchat")
+    p.wait(55)
+    return p
+
+
+def leftovers_of(directory):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if directory.encode() in f.read():
+                        found.append((int(entry), ""))
+            except OSError:
+                pass
+    return found

@@ -176,7 +176,10 @@ struct Checker {
 
   private func startProblem(_ program: CheckedProgram) -> StartProblem {
     let question = options.role == .client ? words.question(2) : words.question(1)
-    if bound.refusedForks() > 0 {
+    let errors = String(decoding: program.errorOutput, as: UTF8.self)
+    // The cgroup counts refused forks; under RLIMIT_NPROC, Python's fork
+    // fails with EAGAIN (BlockingIOError).
+    if bound.refusedForks() > 0 || errors.contains("BlockingIOError") {
       return StartProblem(
         detail: words.t(
           "it made more than \(ProcessBound.limit) processes at once, and forkchat stopped them",
@@ -203,7 +206,6 @@ struct Checker {
           "un autre port ou une autre adresse que ceux de forkchat, ou il attend autre chose avant"),
         question: question)
     }
-    let errors = String(decoding: program.errorOutput, as: UTF8.self)
     var cause = words.t("see its error output", "voir sa sortie d'erreur")
     var sheet = question
     if errors.contains("SyntaxError") || errors.contains("IndentationError") {
