@@ -259,7 +259,8 @@ let options: [Option] = [
     $0.check.quitWord = $1
   },
   Option(
-    name: "--json", value: nil, subcommands: [.check], help: "Print the results as JSON, one object per check."
+    name: "--json", value: nil, subcommands: [.check],
+    help: "Print the results as JSON, one object per check."
   ) { options, _ in options.check.json = true },
 ]
 

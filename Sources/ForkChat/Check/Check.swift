@@ -1,5 +1,5 @@
-import Glibc
 import CForkChat
+import Glibc
 
 // forkchat check: the students' own chat programs, tried the way a person
 // would try them, one named check at a time, each on a fresh start of the
@@ -68,7 +68,8 @@ public func runCheck(_ options: CheckOptions) -> CInt {
   defer { bound.remove() }
   var checker = Checker(options: options, words: words, bound: bound)
   let results = checker.runAll()
-  let report = options.json ? jsonReport(results, options: options, bound: bound) : textReport(results, words: words)
+  let report =
+    options.json ? jsonReport(results, options: options, bound: bound) : textReport(results, words: words)
   try? FileDescriptor.standardOutput.writeAll(Array(report.utf8))
   return results.allSatisfy(\.passed) ? ExitStatus.success : ExitStatus.failure
 }

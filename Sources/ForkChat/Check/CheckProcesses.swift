@@ -1,5 +1,5 @@
-import Glibc
 import CForkChat
+import Glibc
 
 // forkchat check: what the kernel says of the student's processes, read in
 // /proc (proc(5)), and the bound on how many it may have.
@@ -44,7 +44,8 @@ func writeSmallFile(_ path: String, _ text: String) -> Bool {
 /// parentheses, may hold spaces and parentheses: the fields are read
 /// after its last ')'.
 func processEntry(_ pid: pid_t) -> ProcessEntry? {
-  guard let text = readSmallFile("/proc/\(pid)/stat"), let close = text.lastIndex(of: UInt8(ascii: ")")) else {
+  guard let text = readSmallFile("/proc/\(pid)/stat"), let close = text.lastIndex(of: UInt8(ascii: ")"))
+  else {
     return nil
   }
   let fields = text[(close + 1)...].split(separator: UInt8(ascii: " "))
@@ -168,7 +169,8 @@ struct ProcessBound {
   func refusedForks() -> Int {
     guard case .cgroup(let path) = kind, let text = readSmallFile(path + "/pids.events") else { return 0 }
     let words = text.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") })
-    guard let index = words.firstIndex(where: { $0.elementsEqual("max".utf8) }), index + 1 < words.count else {
+    guard let index = words.firstIndex(where: { $0.elementsEqual("max".utf8) }), index + 1 < words.count
+    else {
       return 0
     }
     return Int(String(decoding: words[index + 1], as: UTF8.self)) ?? 0

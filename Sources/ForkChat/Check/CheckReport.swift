@@ -15,7 +15,9 @@ struct CheckWords {
   /// The sheet "Création de processus" question `number`; 0: the threads sheet.
   func question(_ number: Int) -> String {
     if number == 0 { return t("the threads sheet", "la fiche sur les threads") }
-    return t("sheet \"Création de processus\", question \(number)", "fiche « Création de processus », question \(number)")
+    return t(
+      "sheet \"Création de processus\", question \(number)",
+      "fiche « Création de processus », question \(number)")
   }
 
   var reuseQuestion: String {
@@ -29,10 +31,13 @@ struct CheckWords {
     let seconds = formatSeconds((((program.endedAt ?? Clock.now) - program.startedAt) * 10).rounded() / 10)
     switch end {
     case .exited(let status):
-      return t("it ended after \(seconds) s with status \(status)", "il s'est terminé au bout de \(seconds) s avec le statut \(status)")
+      return t(
+        "it ended after \(seconds) s with status \(status)",
+        "il s'est terminé au bout de \(seconds) s avec le statut \(status)")
     case .signaled(let signal):
       let name = signalAbbreviation(signal)
-      return t("it was killed by \(name) after \(seconds) s", "il a été tué par \(name) au bout de \(seconds) s")
+      return t(
+        "it was killed by \(name) after \(seconds) s", "il a été tué par \(name) au bout de \(seconds) s")
     }
   }
 
@@ -69,7 +74,7 @@ struct CheckWords {
     String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
       .map { line in
         let text = String(line).filter { !$0.isASCII || ($0.asciiValue! >= 32 && $0.asciiValue! != 127) }
-        return text.count > 100 ? String(text.prefix(100)) + "..." : text
+        return text.count > 160 ? String(text.prefix(160)) + "..." : text
       }
       .filter { !$0.allSatisfy(\.isWhitespace) }
   }
@@ -94,7 +99,8 @@ func textReport(_ results: [CheckResult], words: CheckWords) -> String {
     passed == results.count
     ? words.t("All \(passed) checks passed.\n", "Les \(passed) vérifications sont réussies.\n")
     : words.t(
-      "\(passed) of \(results.count) checks passed.\n", "\(passed) vérifications réussies sur \(results.count).\n")
+      "\(passed) of \(results.count) checks passed.\n",
+      "\(passed) vérifications réussies sur \(results.count).\n")
   return text
 }
 
@@ -153,7 +159,8 @@ func jsonReport(_ results: [CheckResult], options: CheckOptions, bound: ProcessB
   }
   let checks = results.map { result in
     var fields = [
-      "\"name\": \(string(result.name))", "\"passed\": \(result.passed)", "\"detail\": \(string(result.detail))",
+      "\"name\": \(string(result.name))", "\"passed\": \(result.passed)",
+      "\"detail\": \(string(result.detail))",
     ]
     fields.append("\"cause\": " + (result.cause.map(string) ?? "null"))
     fields.append("\"question\": " + (result.question.map(string) ?? "null"))

@@ -1,5 +1,5 @@
-import Glibc
 import CForkChat
+import Glibc
 
 // forkchat check: one start of the student's program, as a lab terminal
 // runs it. Its keyboard and screen are a pseudo-terminal (on a pipe Python
@@ -101,7 +101,9 @@ final class CheckedProgram {
       }
       pipes.append(pipe)
     }
-    let (errorPipe, goPipe, execPipe, reportPipe, holdPipe) = (pipes[0], pipes[1], pipes[2], pipes[3], pipes[4])
+    let (errorPipe, goPipe, execPipe, reportPipe, holdPipe) = (
+      pipes[0], pipes[1], pipes[2], pipes[3], pipes[4]
+    )
     // The arguments as C strings, made before fork: the children only call
     // async-signal-safe functions (signal-safety(7)) until exec.
     let arguments = command.map { strdup($0) } + [nil]
@@ -109,15 +111,20 @@ final class CheckedProgram {
     let leader = fork()
     if leader == 0 {
       lead(
-        terminal: terminalSide, errors: errorPipe.write, go: goPipe, exec: execPipe, reports: reportPipe.write,
+        terminal: terminalSide, errors: errorPipe.write, go: goPipe, exec: execPipe,
+        reports: reportPipe.write,
         hold: holdPipe, arguments: arguments, bound: bound)
     }
-    for descriptor in [terminalSide, errorPipe.write, goPipe.read, execPipe.write, reportPipe.write, holdPipe.read] {
+    for descriptor in [
+      terminalSide, errorPipe.write, goPipe.read, execPipe.write, reportPipe.write, holdPipe.read,
+    ] {
       descriptor.closeIgnoringErrors()
     }
     guard leader > 0 else {
       let error = Errno.current
-      for descriptor in [screen, errorPipe.read, goPipe.write, execPipe.read, reportPipe.read, holdPipe.write] {
+      for descriptor in [
+        screen, errorPipe.read, goPipe.write, execPipe.read, reportPipe.read, holdPipe.write,
+      ] {
         descriptor.closeIgnoringErrors()
       }
       throw StartFailure(reason: "fork: \(error)")
@@ -137,13 +144,15 @@ final class CheckedProgram {
       screen.closeIgnoringErrors()
       errorPipe.read.closeIgnoringErrors()
       reportPipe.read.closeIgnoringErrors()
-      throw StartFailure(reason: "\(command[0]): \(Errno(rawValue: count == MemoryLayout<CInt>.size ? failure : EAGAIN))")
+      throw StartFailure(
+        reason: "\(command[0]): \(Errno(rawValue: count == MemoryLayout<CInt>.size ? failure : EAGAIN))")
     }
     try? screen.setNonBlocking()
     try? errorPipe.read.setNonBlocking()
     try? reportPipe.read.setNonBlocking()
     return CheckedProgram(
-      pid: pid, leader: leader, bound: bound, screen: screen, errors: errorPipe.read, reports: reportPipe.read,
+      pid: pid, leader: leader, bound: bound, screen: screen, errors: errorPipe.read,
+      reports: reportPipe.read,
       hold: holdPipe.write)
   }
 
@@ -248,7 +257,9 @@ final class CheckedProgram {
     guard let file = descriptor else { return }
     var chunk = [UInt8](repeating: 0, count: 65536)
     reading: while true {
-      let outcome = chunk.withUnsafeMutableBytes { bytes in Result { () throws(Errno) in try file.read(into: bytes) } }
+      let outcome = chunk.withUnsafeMutableBytes { bytes in
+        Result { () throws(Errno) in try file.read(into: bytes) }
+      }
       switch outcome {
       case .success(0): break reading
       case .success(let count): buffer += chunk[..<count]
@@ -260,6 +271,10 @@ final class CheckedProgram {
     descriptor = nil
   }
 
+  /// Receives and sends what the socket allows. The socket is non-blocking
+  /// (Checks.begin) and SIGPIPE is ignored (main.swift): flags 0 (naming
+  /// MSG_DONTWAIT in this file made Swift 6.3.1 lose the constant in
+  /// Room/RoomHub.swift, which also names it: "cannot find in scope").
   private func exchange(_ events: Int16) {
     guard let socket else { return }
     if events & Int16(POLLIN | POLLHUP | POLLERR) != 0 && !peerClosed {
@@ -372,7 +387,9 @@ func contains(_ haystack: ArraySlice<UInt8>, _ needle: [UInt8]) -> Bool {
   var index = haystack.startIndex
   let last = haystack.endIndex - needle.count
   while index <= last {
-    if haystack[index] == needle[0] && haystack[index..<(index + needle.count)].elementsEqual(needle) { return true }
+    if haystack[index] == needle[0] && haystack[index..<(index + needle.count)].elementsEqual(needle) {
+      return true
+    }
     index += 1
   }
   return false
