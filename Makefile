@@ -12,7 +12,7 @@ STATIC ?= -Xswiftc -static-executable -Xswiftc -use-ld=lld
 RELEASE_FLAGS = -c release $(STATIC)
 BIN = .build/release/forkchat
 
-.PHONY: all build test unit e2e bench bench-chat bench-room bench-dead-peer compare demo diagrams install uninstall clean format lint
+.PHONY: all build test unit e2e bench bench-chat bench-room bench-dead-peer compare demo diagrams install uninstall clean format lint deb dist
 
 all: build
 
@@ -85,6 +85,66 @@ install:
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/forkchat $(DESTDIR)$(PREFIX)/share/man/man1/forkchat.1
+
+# Packages for lab machines without a Swift toolchain (README, man page).
+# `make deb`: forkchat_VERSION_ARCH.deb, built with dpkg-deb alone:
+# /usr/bin/forkchat (stripped: its debug symbols go to forkchat.debug, beside
+# the package), the man page, and the French guide in /usr/share/doc/forkchat.
+# No Depends: the binary is static (no dynamic section), and the target
+# refuses one that is not (STATIC= builds need the Swift runtime, which no
+# Debian package provides). `make dist`: the same binary and man page in
+# forkchat-VERSION-linux-MACHINE.tar.gz, for a machine where nothing can be
+# installed. OUT= sets the directory they are written to.
+VERSION = $(shell sed -n 's/^let version = "forkchat \(.*\)"/\1/p' Sources/ForkChatCommand/OptionTable.swift)
+ARCH = $(shell dpkg --print-architecture 2>/dev/null || uname -m)
+OUT ?= .
+DEB = $(OUT)/forkchat_$(VERSION)_$(ARCH).deb
+DIST = forkchat-$(VERSION)-linux-$(shell uname -m)
+STAGE = .build/package
+
+# The stripped binary and its debug symbols, apart (objcopy --only-keep-debug,
+# then a .gnu_debuglink to them, so that gdb finds them if they are beside it).
+$(STAGE)/forkchat: build
+	@if readelf -d $(BIN) | grep -q NEEDED; then \
+	  echo "make deb/dist: $(BIN) is dynamically linked; build it static (make, without STATIC=)" >&2; exit 1; fi
+	mkdir -p $(STAGE)
+	objcopy --only-keep-debug $(BIN) $(STAGE)/forkchat.debug
+	strip --strip-all -o $@ $(BIN)
+	objcopy --add-gnu-debuglink=$(STAGE)/forkchat.debug $@
+
+deb: $(STAGE)/forkchat
+	rm -rf $(STAGE)/deb
+	install -D -m 755 $(STAGE)/forkchat $(STAGE)/deb/usr/bin/forkchat
+	install -D -m 644 docs/forkchat.1 $(STAGE)/deb/usr/share/man/man1/forkchat.1
+	gzip -9n $(STAGE)/deb/usr/share/man/man1/forkchat.1
+	install -D -m 644 docs/fr/guide.md $(STAGE)/deb/usr/share/doc/forkchat/guide.md
+	install -D -m 644 README.md $(STAGE)/deb/usr/share/doc/forkchat/README.md
+	mkdir -p $(STAGE)/deb/DEBIAN
+	{ echo "Package: forkchat"; \
+	  echo "Version: $(VERSION)"; \
+	  echo "Architecture: $(ARCH)"; \
+	  echo "Maintainer: forkchat <forkchat@localhost>"; \
+	  echo "Installed-Size: $$(du -sk $(STAGE)/deb/usr | cut -f1)"; \
+	  echo "Section: net"; \
+	  echo "Priority: optional"; \
+	  echo "Description: two-party TCP chat, one process per direction"; \
+	  echo " Once connected, each side forks: the child copies the keyboard to the"; \
+	  echo " socket, the parent copies the socket to the screen. Also a chat room,"; \
+	  echo " and forkchat check, which tests students' own chat programs."; \
+	} > $(STAGE)/deb/DEBIAN/control
+	mkdir -p $(OUT)
+	dpkg-deb --root-owner-group -Zxz --build $(STAGE)/deb $(DEB)
+	cp $(STAGE)/forkchat.debug $(OUT)/forkchat_$(VERSION)_$(ARCH).debug
+	@ls -l $(DEB)
+
+dist: $(STAGE)/forkchat
+	rm -rf $(STAGE)/$(DIST)
+	install -D -m 755 $(STAGE)/forkchat $(STAGE)/$(DIST)/bin/forkchat
+	install -D -m 644 docs/forkchat.1 $(STAGE)/$(DIST)/share/man/man1/forkchat.1
+	install -D -m 644 docs/fr/guide.md $(STAGE)/$(DIST)/share/doc/forkchat/guide.md
+	mkdir -p $(OUT)
+	tar -C $(STAGE) --owner=0 --group=0 --numeric-owner -czf $(OUT)/$(DIST).tar.gz $(DIST)
+	@ls -l $(OUT)/$(DIST).tar.gz
 
 clean:
 	rm -rf .build Tests/e2e/__pycache__ .pytest_cache

@@ -217,3 +217,37 @@ int forkchat_window_size(int fd, unsigned short *rows, unsigned short *columns) 
   *columns = size.ws_col;
   return 0;
 }
+
+/* forkchat check (Sources/ForkChat/Check/). */
+#include <errno.h>
+#include <stdlib.h>
+
+int forkchat_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+
+int forkchat_open_terminal(int *controller, int *terminal) {
+  int main_side = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (main_side == -1) return -1;
+  char name[128];
+  if (grantpt(main_side) == -1 || unlockpt(main_side) == -1 || ptsname_r(main_side, name, sizeof name) != 0) {
+    int saved = errno;
+    close(main_side);
+    errno = saved;
+    return -1;
+  }
+  /* O_NOCTTY: the terminal does not become the controlling terminal of
+     anyone here; the student's program gets it as its descriptors 0 and 1. */
+  int other_side = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (other_side == -1) {
+    int saved = errno;
+    close(main_side);
+    errno = saved;
+    return -1;
+  }
+  struct winsize size = {.ws_row = 24, .ws_col = 80};
+  ioctl(other_side, TIOCSWINSZ, &size);
+  *controller = main_side;
+  *terminal = other_side;
+  return 0;
+}
+
+int forkchat_set_controlling_terminal(int fd) { return ioctl(fd, TIOCSCTTY, 0); }

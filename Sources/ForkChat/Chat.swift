@@ -27,6 +27,8 @@ public struct Options: Equatable, Sendable {
   public var session = SessionOptions()
   // The room.
   public var room = RoomOptions()
+  // forkchat check (Check/Check.swift).
+  public var check = CheckOptions()
   public var trace = false
 
   public init() {}

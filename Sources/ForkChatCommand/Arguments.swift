@@ -103,7 +103,8 @@ func parse(_ subcommand: Subcommand, _ words: [String]) throws(UsageError) -> Co
     }
   }
   let expected = arguments.filter { $0.subcommands.contains(subcommand) }
-  if positionals.count > expected.count {
+  // A variadic last argument (check's <command>) takes every word left.
+  if positionals.count > expected.count && expected.last?.variadic != true {
     throw fail("Unexpected argument '\(positionals[expected.count])'.")
   }
   for (position, argument) in expected.enumerated() {
@@ -111,12 +112,13 @@ func parse(_ subcommand: Subcommand, _ words: [String]) throws(UsageError) -> Co
       if argument.required { throw fail("Missing expected argument '\(argument.name)'.") }
       break
     }
-    let text = positionals[position]
-    do {
-      try argument.apply(&settings, text)
-    } catch {
-      throw fail(
-        BadValue.message(for: error, about: "Invalid \(argument.name.dropFirst().dropLast()) '\(text)'"))
+    for text in argument.variadic ? Array(positionals[position...]) : [positionals[position]] {
+      do {
+        try argument.apply(&settings, text)
+      } catch {
+        throw fail(
+          BadValue.message(for: error, about: "Invalid \(argument.name.dropFirst().dropLast()) '\(text)'"))
+      }
     }
   }
   if let reason = checkRules(settings, given: given) { throw fail(reason) }
@@ -128,7 +130,7 @@ func parse(_ subcommand: Subcommand, _ words: [String]) throws(UsageError) -> Co
 /// "forkchat listen [<port>] [--bind <address>] ... [-4|-6] ...".
 func usageLine(for subcommand: Subcommand) -> String {
   var parts = ["forkchat", subcommand.rawValue]
-  for argument in arguments where argument.subcommands.contains(subcommand) {
+  for argument in arguments where argument.subcommands.contains(subcommand) && !argument.variadic {
     parts.append(argument.required ? argument.name : "[\(argument.name)]")
   }
   var groupsShown: Set<String> = []
@@ -140,6 +142,9 @@ func usageLine(for subcommand: Subcommand) -> String {
     } else {
       parts.append("[\(option.name)" + (option.value.map { " \($0)" } ?? "") + "]")
     }
+  }
+  for argument in arguments where argument.subcommands.contains(subcommand) && argument.variadic {
+    parts.append("-- \(argument.name) ...")
   }
   return parts.joined(separator: " ")
 }

@@ -9,7 +9,7 @@ let version = "forkchat 0.1.0"
 
 /// The subcommands.
 enum Subcommand: String, CaseIterable {
-  case listen, connect, room
+  case listen, connect, room, check
 
   /// One line, for the main help and the OVERVIEW.
   var abstract: String {
@@ -17,6 +17,7 @@ enum Subcommand: String, CaseIterable {
     case .listen: "Wait for a peer on a TCP port, then chat with it."
     case .connect: "Connect to a listening peer, then chat with it."
     case .room: "Host a chat room: every line a client sends goes to all the others."
+    case .check: "Check a student's chat program: forkchat plays the other end."
     }
   }
 
@@ -44,6 +45,16 @@ enum Subcommand: String, CaseIterable {
       that keeps every line once in a log and sends each client the log from \
       where it is, in one order for all. Runs until Ctrl-C, SIGTERM or SIGHUP.
       """
+    case .check:
+      """
+      Runs <command> (the student's client, or server) on a pseudo-terminal, \
+      each check on a fresh start, and types into it as a person would: \
+      starts, exchange, full-duplex, half-close, quit-word (with --quit), \
+      no-zombie, peer-ends, restart (server), no-newline, large-message. One \
+      line per check: passed, or what happened, the likely cause and the \
+      sheet question. Exit status 0 when all passed, 1 otherwise. French with \
+      LANG=fr_FR.UTF-8.
+      """
     }
   }
 }
@@ -54,6 +65,8 @@ struct Argument: Sendable {
   let subcommands: [Subcommand]
   let required: Bool
   let help: String
+  /// Takes every word left (applied once for each).
+  var variadic = false
   /// Sets what the argument says; throws a `BadValue`.
   let apply: @Sendable (inout Options, String) throws -> Void
 }
@@ -71,6 +84,14 @@ let arguments: [Argument] = [
     name: "<port>", subcommands: [.connect], required: false,
     help: "The peer's TCP port, 1 to 65535. (default: 8080)"
   ) { $0.port = try port($1) },
+  Argument(
+    name: "<role>", subcommands: [.check], required: true,
+    help: "client (forkchat is the server) or server (forkchat connects to it)."
+  ) { $0.check.role = try choice($1) },
+  Argument(
+    name: "<command>", subcommands: [.check], required: true,
+    help: "After --: the student's program and its arguments (python3 client.py).", variadic: true
+  ) { $0.check.command.append($1) },
 ]
 
 /// An option: `--name <value>` (or `--name=<value>`), or a flag.
@@ -213,6 +234,34 @@ let options: [Option] = [
       ...) on standard error, with times in ms.
       """
   ) { options, _ in options.trace = true },
+  Option(
+    name: "--port", value: "<port>", subcommands: [.check],
+    help: "The port forkchat listens on (client) or connects to (server). (default: 8080)"
+  ) { $0.check.port = try port($1) },
+  Option(
+    name: "--host", value: "<host>", subcommands: [.check],
+    help: """
+      The address forkchat listens on (client; default: every one) or \
+      connects to (server; default: localhost).
+      """
+  ) { $0.check.host = $1 },
+  Option(
+    name: "--exercise", value: "<exercise>", subcommands: [.check],
+    help: "The program's exercise: fork (question 4), alternate (question 3) or threads. (default: fork)"
+  ) { $0.check.exercise = try choice($1) },
+  Option(
+    name: "--quit", value: "<word>", subcommands: [.check],
+    help: "The program's quit word (exit, fin): checked as well as Ctrl-D."
+  ) {
+    guard !$1.isEmpty && !$1.contains("\n") && !$1.contains("\r") else {
+      throw BadValue.reason("The quit word cannot be empty or contain a newline.")
+    }
+    $0.check.quitWord = $1
+  },
+  Option(
+    name: "--json", value: nil, subcommands: [.check],
+    help: "Print the results as JSON, one object per check."
+  ) { options, _ in options.check.json = true },
 ]
 
 /// Rules between options, checked once all of them are read: the reason

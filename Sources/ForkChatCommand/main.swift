@@ -31,6 +31,7 @@ do {
     case .listen: status = listenAndChat(options)
     case .connect: status = connectAndChat(options)
     case .room: status = runRoom(options)
+    case .check: status = runCheck(options.check)
     }
   }
 } catch {

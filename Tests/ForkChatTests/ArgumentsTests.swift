@@ -133,7 +133,7 @@ struct ArgumentsTests {
     (["listen", "--echo", "--line-end", "none"], "Cannot use --echo with --line-end."),
     (["chat"], "Unknown subcommand 'chat'."),
     (["--frobnicate"], "Unknown option '--frobnicate'."),
-    ([], "Missing subcommand: listen, connect or room."),
+    ([], "Missing subcommand: listen, connect, room or check."),
   ])
   func usageErrors(arguments: [String], expected: String) {
     #expect(reason(arguments) == expected)

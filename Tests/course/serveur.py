@@ -1,34 +1,24 @@
-# serveur.py : le serveur du TP, tel que la fiche l'écrit.
-# Il attend un client sur le port 8080, affiche chaque message reçu et
-# s'arrête quand le message est exactement "exit".
-#
-# Son défaut est gardé exprès (docs/course.md, Q3) : quand le client ferme
-# la connexion, recv() renvoie b"" (fin de fichier), message vaut "", qui
-# n'est pas "exit", et la boucle affiche "Reçu : " sans fin. La version
-# corrigée est serveur_corrige.py.
-#
-# Usage : python3 serveur.py [port]      (port 8080 par défaut)
 import socket
-import sys
-
-HOTE = ""  # toutes les interfaces
-PORT = int(sys.argv[1]) if len(sys.argv) > 1 else 8080
-
+# Crée un socket TCP
 serveur = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-serveur.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-serveur.bind((HOTE, PORT))
+# L'adresse IP et le port à utiliser
+hote = 'localhost'
+port = 12345
+# Lier le socket à l'adresse
+serveur.bind((hote, port))
+# Écoute jusqu'à 1 connexion
 serveur.listen(1)
-print("Serveur en attente sur le port", PORT)
-
+print("[Serveur] En attente de connexion...")
+# Accepter la connexion
 connexion, adresse = serveur.accept()
-print("Connexion de", adresse)
-
+print(f"[Serveur] Connexion de {adresse}")
+# Réception des messages
 while True:
-    message = connexion.recv(1024).decode("utf-8")
-    print("Reçu :", message)
-    if message == "exit":
+    message = connexion.recv(1024).decode()
+    if message.lower() == "exit":
+        print("[Serveur] Fin de la communication.")
         break
-
-print("Fin de la conversation")
+    print(f"[Client] {message}")
+# Fermer les connexions
 connexion.close()
 serveur.close()

@@ -1,37 +1,34 @@
-# serveur_corrige.py : serveur.py, corrigé.
-# Deux changements, marqués CORRECTION :
-# 1. recv() qui renvoie b"" veut dire que le client a fermé la connexion
-#    (il a envoyé FIN) : plus rien ne viendra, on sort de la boucle ;
-# 2. "exit" est reconnu avec ou sans fin de ligne ("exit", "exit\n",
-#    "exit\r\n"), que le client l'envoie sans rien (input() + sendall),
-#    comme nc ou forkchat ("exit\n") ou comme telnet ("exit\r\n").
-#
-# Usage : python3 serveur_corrige.py [port]      (port 8080 par défaut)
+# serveur_corrige.py : serveur.py de la fiche « Communication
+# interprocessus », corrigé. Chaque changement est marqué CORRECTION :
+# 1. SO_REUSEADDR : le serveur se relance aussitôt après avoir fini, malgré
+#    la connexion restée en TIME_WAIT ;
+# 2. recv() qui renvoie b"" : le client a fermé (FIN) ; plus rien ne
+#    viendra, on sort de la boucle (la fiche boucle alors sans fin) ;
+# 3. "exit" reconnu avec ou sans fin de ligne ("exit", "exit\n" de nc ou
+#    de forkchat, "exit\r\n" de telnet) ;
+# 4. le port en argument, pour que chaque binôme prenne le sien.
+# Usage : python3 serveur_corrige.py [port]      (12345 par défaut)
 import socket
 import sys
 
-HOTE = ""  # toutes les interfaces
-PORT = int(sys.argv[1]) if len(sys.argv) > 1 else 8080
-
 serveur = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-serveur.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-serveur.bind((HOTE, PORT))
+hote = 'localhost'
+port = int(sys.argv[1]) if len(sys.argv) > 1 else 12345  # CORRECTION 4
+serveur.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # CORRECTION 1
+serveur.bind((hote, port))
 serveur.listen(1)
-print("Serveur en attente sur le port", PORT)
-
+print("[Serveur] En attente de connexion...")
 connexion, adresse = serveur.accept()
-print("Connexion de", adresse)
-
+print(f"[Serveur] Connexion de {adresse}")
 while True:
     donnees = connexion.recv(1024)
-    if not donnees:  # CORRECTION 1 : b"", la fin de fichier
-        print("Le client a fermé la connexion")
+    if not donnees:  # CORRECTION 2
+        print("[Serveur] Le client a fermé la connexion.")
         break
-    message = donnees.decode("utf-8")
-    print("Reçu :", message)
-    if message.rstrip("\r\n") == "exit":  # CORRECTION 2
+    message = donnees.decode()
+    if message.rstrip("\r\n").lower() == "exit":  # CORRECTION 3
+        print("[Serveur] Fin de la communication.")
         break
-
-print("Fin de la conversation")
+    print(f"[Client] {message}")
 connexion.close()
 serveur.close()

@@ -1,5 +1,7 @@
-"""The two lab guides, docs/course.md (English) and docs/fr/guide.md
-(French), have the same steps in the same order (the `<!-- step: X -->`
+"""The lab's documents exist in French and in English: the long guide
+(docs/fr/guide.md, docs/course.md), the student's sheet (docs/fr/tp.md,
+docs/lab.md) and the teacher's book (docs/fr/enseignant.md,
+docs/teacher.md). Each pair has the same steps in the same order (the `<!-- step: X -->`
 markers: add a new step to both with the same marker; what follows
 `<!-- end of the steps -->`, the French glossary and answers, is not a
 step), and, step by step,
@@ -9,11 +11,19 @@ start with a command (comments after `#` aside). Both show the diagrams."""
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 GUIDES = {"en": ROOT / "docs" / "course.md", "fr": ROOT / "docs" / "fr" / "guide.md"}
+PAIRS = {
+    "guide": GUIDES,
+    "sheet": {"en": ROOT / "docs" / "lab.md", "fr": ROOT / "docs" / "fr" / "tp.md"},
+    "book": {"en": ROOT / "docs" / "teacher.md", "fr": ROOT / "docs" / "fr" / "enseignant.md"},
+}
 COMMANDS = (
     "forkchat", "nc", "socat", "ps", "pstree", "strace", "ss", "python3", "curl", "tmux", "make", "sudo",
     "cat", "echo", "ip", "getent", "wc", "head", "timeout", "printf", "telnet", "ls", "hostname", "sort",
+    "pgrep", "kill", "grep",
 )
 COMMAND = re.compile(r"(?:\$ )?((?:%s)(?: [^\n]*)?)$" % "|".join(COMMANDS))
 
@@ -46,20 +56,31 @@ def commands(text):
     return found
 
 
-def test_same_steps_in_the_same_order():
-    en, fr = steps(GUIDES["en"]), steps(GUIDES["fr"])
-    assert len(en) >= 20, list(en)
+@pytest.mark.parametrize("pair", list(PAIRS))
+def test_same_steps_in_the_same_order(pair):
+    en, fr = steps(PAIRS[pair]["en"]), steps(PAIRS[pair]["fr"])
+    assert len(en) >= {"guide": 20, "sheet": 5, "book": 4}[pair], list(en)
     assert list(en) == list(fr)
 
 
-def test_same_commands_step_by_step():
-    en, fr = steps(GUIDES["en"]), steps(GUIDES["fr"])
+@pytest.mark.parametrize("pair", list(PAIRS))
+def test_same_commands_step_by_step(pair):
+    en, fr = steps(PAIRS[pair]["en"]), steps(PAIRS[pair]["fr"])
     total = 0
     for key in en:
         a, b = commands(en[key]), commands(fr[key])
         total += len(a)
-        assert a == b, f"step {key}: only in English {sorted(a - b)}; only in French {sorted(b - a)}"
-    assert total >= 100, f"only {total} commands found: the extraction is broken"
+        assert a == b, f"{pair}, step {key}: only in English {sorted(a - b)}; only in French {sorted(b - a)}"
+    assert total >= {"guide": 100, "sheet": 40, "book": 5}[pair], f"only {total} commands found: the extraction is broken"
+
+
+def test_same_outputs_in_the_sheet():
+    # The sheet's code blocks (commands and what they print) are the same,
+    # in the same order, in both languages.
+    def blocks(path):
+        return re.findall(r"^```[^\n]*\n(.*?)^```", path.read_text(), re.M | re.S)
+
+    assert blocks(PAIRS["sheet"]["en"]) == blocks(PAIRS["sheet"]["fr"])
 
 
 def test_both_guides_show_the_diagrams():
@@ -69,3 +90,13 @@ def test_both_guides_show_the_diagrams():
         text = path.read_text()
         for name in names:
             assert f"diagrams/{name}.svg)" in text, f"{lang}: no diagram {name}"
+
+
+def test_the_sheet_and_the_book_show_the_french_diagrams():
+    # docs/fr/diagrams/: the French pictures (père / fils), one of them the
+    # processes and their descriptors after fork.
+    names = {p.stem for p in (ROOT / "docs" / "diagrams").glob("*.svg")} | {"processus-descripteurs"}
+    assert len(names) >= 7, names
+    for path in (PAIRS["sheet"]["fr"], PAIRS["book"]["fr"]):
+        shown = set(re.findall(r"\]\(diagrams/([a-z-]+)\.svg\)", path.read_text()))
+        assert names <= shown, f"{path.name}: no diagram {sorted(names - shown)}"

@@ -93,4 +93,20 @@ int forkchat_window_size(int fd, unsigned short *rows, unsigned short *columns);
 int forkchat_argument_count(void);
 char *const *forkchat_arguments(void);
 
+/* forkchat check: prctl(PR_SET_CHILD_SUBREAPER, 1): the orphans of the
+   processes this one starts are reparented to it instead of init, so that
+   it can find them and reap them (prctl(2)). */
+int forkchat_set_child_subreaper(void);
+
+/* forkchat check: the pseudo-terminal pair of openpty(3) (in libutil,
+   which Glibc's module does not import), both close-on-exec, the
+   terminal 80 columns by 24 rows. Returns 0, or -1 with errno set. */
+int forkchat_open_terminal(int *controller, int *terminal);
+
+
+/* forkchat check: ioctl(fd, TIOCSCTTY, 0): the terminal `fd` becomes the
+   controlling terminal of the calling session leader (ioctl is variadic).
+   Returns 0, or -1 with errno set. */
+int forkchat_set_controlling_terminal(int fd);
+
 #endif

@@ -1,0 +1,41 @@
+# Erreur : le père n'attend jamais son fils (ni SIGCHLD, ni wait) ;
+# une fois le clavier fini, le fils reste zombie tant que dure le chat.
+# Le fils copie le clavier vers la socket, le père la socket vers l'écran.
+# Usage : python3 client_zombie.py [PORT]
+import os
+import signal
+import socket
+import sys
+
+port = int(sys.argv[1]) if len(sys.argv) > 1 else 8080
+ma_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+ma_socket.connect(("localhost", port))
+
+
+pid = os.fork()
+if pid == 0:
+    # Le fils : le clavier vers la socket.
+    while True:
+        try:
+            ligne = input()
+        except EOFError:
+            break
+        ma_socket.sendall((ligne + "\n").encode())
+        if ligne == "exit":
+            break
+    # shutdown et non close : le père tient encore la socket, seul
+    # shutdown fait partir le FIN.
+    ma_socket.shutdown(socket.SHUT_WR)
+    os._exit(0)
+
+# Le père : la socket vers l'écran, jusqu'à ce que le serveur ferme.
+while True:
+    donnees = ma_socket.recv(4096)
+    if not donnees:
+        break
+    print(donnees.decode(errors="replace"), end="", flush=True)
+ma_socket.close()
+try:
+    os.kill(pid, signal.SIGTERM)
+except ProcessLookupError:
+    pass

@@ -1,0 +1,128 @@
+"""What the static binary costs at start: page faults and the time from
+exec to exit, for the stripped binary of `make deb`, the unstripped one of
+`make`, and nc, each connecting to a listener that closes at once (stdin
+/dev/null). Warm page cache (no cache is dropped on a shared machine).
+
+As a test: the stripped binary starts and ends within bounds that a
+regression would break. As a script (docs/benchmarks.md, "Package"):
+    python3 Tests/e2e/test_package_start.py .build/release/forkchat [RUNS]
+prints the table.
+"""
+
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+
+def closing_listener():
+    """A listener on 127.0.0.1 that accepts and closes each connection."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(64)
+
+    def serve():
+        while True:
+            try:
+                c, _ = s.accept()
+            except OSError:
+                return
+            c.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return s
+
+
+def one_run(argv):
+    """(seconds from fork to reaped, minor faults, major faults) of argv."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.execv(argv[0], argv)
+    _, status, usage = os.wait4(pid, 0)
+    elapsed = time.perf_counter() - start
+    os.close(devnull)
+    return elapsed, usage.ru_minflt, usage.ru_majflt, status
+
+
+def summary(results):
+    times = sorted(r[0] for r in results)
+    return {
+        "p50_ms": statistics.median(times) * 1000,
+        "p90_ms": times[int(len(times) * 0.9) - 1] * 1000,
+        "minflt": statistics.median(r[1] for r in results),
+        "majflt": max(r[2] for r in results),
+        "statuses": {r[3] for r in results},
+    }
+
+
+def stripped_copy(binary, directory):
+    out = os.path.join(directory, "forkchat")
+    subprocess.run(["strip", "--strip-all", "-o", out, binary], check=True)
+    return out
+
+
+def table(binary, runs=200):
+    listener = closing_listener()
+    port = listener.getsockname()[1]
+    rows = []
+    with tempfile.TemporaryDirectory() as directory:
+        stripped = stripped_copy(binary, directory)
+        candidates = [
+            ("forkchat, stripped (make deb)", stripped),
+            ("forkchat, unstripped (make)", binary),
+        ]
+        nc = shutil.which("nc")
+        if nc:
+            candidates.append(("nc -N", nc))
+        argvs = [
+            [path, "-N", "127.0.0.1", str(port)] if path == nc else [path, "connect", "127.0.0.1", str(port)]
+            for _, path in candidates
+        ]
+        # Round-robin, so that the machine's load falls on each alike.
+        results = [[] for _ in candidates]
+        for _ in range(runs):
+            for index, argv in enumerate(argvs):
+                results[index].append(one_run(argv))
+        for (name, path), runs_of_one in zip(candidates, results):
+            rows.append((name, os.path.getsize(path), summary(runs_of_one)))
+    listener.close()
+    return rows
+
+
+def test_stripped_binary_starts_quickly():
+    binary = os.environ.get("FORKCHAT")
+    if not binary or shutil.which("strip") is None:
+        import pytest
+
+        pytest.skip("needs FORKCHAT and strip")
+    rows = table(binary, runs=20)
+    stripped = rows[0][2]
+    # A chat whose peer closes at once ends with status 0.
+    assert stripped["statuses"] == {0}
+    # Every page is in the page cache: no read from disk at start.
+    assert stripped["majflt"] == 0
+    # Generous bounds for a loaded 2-core machine; about 2 ms and 300 faults
+    # when quiet (docs/benchmarks.md).
+    assert stripped["p50_ms"] < 100
+    assert stripped["minflt"] < 2000
+
+
+if __name__ == "__main__":
+    rows = table(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 200)
+    print("| program | file size | start to exit p50 | p90 | minor faults | major faults |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, size, m in rows:
+        shown = f"{size / 1e6:.1f} MB" if size > 1e6 else f"{size / 1e3:.0f} kB"
+        print(f"| {name} | {shown} | {m['p50_ms']:.2f} ms | {m['p90_ms']:.2f} ms "
+              f"| {m['minflt']:.0f} | {m['majflt']} |")
