@@ -12,7 +12,7 @@ STATIC ?= -Xswiftc -static-executable -Xswiftc -use-ld=lld
 RELEASE_FLAGS = -c release $(STATIC)
 BIN = .build/release/forkchat
 
-.PHONY: all build test unit e2e bench bench-chat bench-room bench-dead-peer compare demo diagrams install uninstall clean format lint deb dist
+.PHONY: all build test unit e2e bench bench-chat bench-room bench-dead-peer compare demo diagrams install uninstall clean format lint deb dist lab-kit
 
 all: build
 
@@ -119,6 +119,7 @@ deb: $(STAGE)/forkchat
 	gzip -9n $(STAGE)/deb/usr/share/man/man1/forkchat.1
 	install -D -m 644 docs/fr/guide.md $(STAGE)/deb/usr/share/doc/forkchat/guide.md
 	install -D -m 644 README.md $(STAGE)/deb/usr/share/doc/forkchat/README.md
+	$(MAKE) --no-print-directory lab-kit LAB_KIT=$(STAGE)/deb/usr/share/doc/forkchat
 	mkdir -p $(STAGE)/deb/DEBIAN
 	{ echo "Package: forkchat"; \
 	  echo "Version: $(VERSION)"; \
@@ -142,9 +143,22 @@ dist: $(STAGE)/forkchat
 	install -D -m 755 $(STAGE)/forkchat $(STAGE)/$(DIST)/bin/forkchat
 	install -D -m 644 docs/forkchat.1 $(STAGE)/$(DIST)/share/man/man1/forkchat.1
 	install -D -m 644 docs/fr/guide.md $(STAGE)/$(DIST)/share/doc/forkchat/guide.md
+	$(MAKE) --no-print-directory lab-kit LAB_KIT=$(STAGE)/$(DIST)/share/doc/forkchat
 	mkdir -p $(OUT)
 	tar -C $(STAGE) --owner=0 --group=0 --numeric-owner -czf $(OUT)/$(DIST).tar.gz $(DIST)
 	@ls -l $(OUT)/$(DIST).tar.gz
+
+# The lab's files, for the package and the tarball: the student's sheet and
+# the teacher's book with their diagrams (LAB_KIT/fr/), and in LAB_KIT/tp/
+# what each student copies into a folder of their own: the course sheet's
+# scripts exactly as the sheet writes them, the skeletons to complete and
+# deux_envois.py (docs/fr/tp.md, "Prérequis").
+LAB_SCRIPTS = Tests/course/serveur.py Tests/course/client.py Tests/course/serveur2.py Tests/course/client2.py
+lab-kit:
+	install -d $(LAB_KIT)/fr/diagrams $(LAB_KIT)/tp
+	install -m 644 docs/fr/tp.md docs/fr/enseignant.md $(LAB_KIT)/fr/
+	install -m 644 docs/fr/diagrams/*.svg $(LAB_KIT)/fr/diagrams/
+	install -m 644 $(LAB_SCRIPTS) docs/fr/tp/*.py $(LAB_KIT)/tp/
 
 clean:
 	rm -rf .build Tests/e2e/__pycache__ .pytest_cache

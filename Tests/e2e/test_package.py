@@ -73,6 +73,15 @@ def test_deb_control_and_files(packages):
     files = {line.split()[-1] for line in listing.splitlines()}
     for path in ["./usr/bin/forkchat", "./usr/share/man/man1/forkchat.1.gz", "./usr/share/doc/forkchat/guide.md"]:
         assert path in files, listing
+    # The lab's files: the sheet, the book and their diagrams; the course
+    # sheet's scripts and the skeletons that students copy (docs/fr/tp.md).
+    doc = "./usr/share/doc/forkchat/"
+    kit = [doc + "fr/tp.md", doc + "fr/enseignant.md", doc + "fr/diagrams/processus-descripteurs.svg"]
+    kit += [doc + "tp/" + p.name for p in (ROOT / "docs/fr/tp").glob("*.py")]
+    kit += [doc + "tp/" + name for name in ("serveur.py", "client.py", "serveur2.py", "client2.py")]
+    assert len(kit) > 8
+    for path in kit:
+        assert path in files, (path, listing)
     assert all(line.split()[1] == "root/root" for line in listing.splitlines())
 
 

@@ -17,17 +17,8 @@ import Glibc
 // screen, the error output, the leader's pipe and the socket, writes what
 // is queued for the socket, and reaps what ends.
 
-/// How the program ended.
-enum ProgramEnd: Equatable {
-  case exited(CInt)
-  case signaled(CInt)
-
-  init(waitStatus: CInt) {
-    self =
-      forkchat_wifsignaled(waitStatus) != 0
-      ? .signaled(forkchat_wtermsig(waitStatus)) : .exited(forkchat_wexitstatus(waitStatus))
-  }
-}
+/// How the program ended: a wait status, as the session's children's.
+typealias ProgramEnd = WaitStatus
 
 final class CheckedProgram {
   /// The program: its process group is numbered by it.
@@ -306,7 +297,7 @@ final class CheckedProgram {
     var status: CInt = 0
     let count = withUnsafeMutableBytes(of: &status) { (try? reports.read(into: $0)) ?? -1 }
     if count == MemoryLayout<CInt>.size {
-      end = ProgramEnd(waitStatus: status)
+      end = WaitStatus(rawValue: status)
       endedAt = Clock.now
     }
     if count != -1 || errno != EAGAIN {
