@@ -501,6 +501,9 @@ struct Checker {
     // Long enough for the son to end on a loaded machine, and for a zombie
     // to be seen to stay one (a father that reaps it on SIGCHLD does so at once).
     let deadline = Clock.now + 4
+    // No process but the program, for half a second, ends the watch early
+    // (one scan of /proc may miss a process in the middle of its exit).
+    var emptySince: Double? = nil
     while Clock.now < deadline {
       let processes = processesOfProgram(program.pid, leader: program.leader, bound: bound)
       let zombies = processes.filter { $0.isZombie && $0.parent != getpid() && $0.parent != program.leader }
@@ -519,7 +522,12 @@ struct Checker {
             "le père n'appelle pas os.wait() ou os.waitpid() quand son fils se termine (SIGCHLD)"),
           question: words.question(4))
       }
-      if zombies.isEmpty && program.otherLiveProcesses().isEmpty { break }
+      if zombies.isEmpty && program.otherLiveProcesses().isEmpty {
+        if now - (emptySince ?? now) >= 0.5 { break }
+        emptySince = emptySince ?? now
+      } else {
+        emptySince = nil
+      }
       program.pump(for: 0.1)
     }
     return pass(.noZombie, words.t("no zombie after Ctrl-D", "aucun zombie après Ctrl-D"))
