@@ -83,11 +83,16 @@ def test_same_outputs_in_the_sheet():
     assert blocks(PAIRS["sheet"]["en"]) == blocks(PAIRS["sheet"]["fr"])
 
 
+DIAGRAMS = {"en": ROOT / "docs" / "diagrams", "fr": ROOT / "docs" / "fr" / "diagrams"}
+
+
 def test_both_guides_show_the_diagrams():
-    names = sorted(p.stem for p in (ROOT / "docs" / "diagrams").glob("*.svg"))
-    assert names
+    # each guide its own language's pictures (docs/fr/guide.md the French ones)
     for lang, path in GUIDES.items():
+        names = sorted(p.stem for p in DIAGRAMS[lang].glob("*.svg"))
+        assert len(names) >= 7, (lang, names)
         text = path.read_text()
+        assert "../diagrams/" not in text
         for name in names:
             assert f"diagrams/{name}.svg)" in text, f"{lang}: no diagram {name}"
 
@@ -95,7 +100,7 @@ def test_both_guides_show_the_diagrams():
 def test_the_sheet_and_the_book_show_the_french_diagrams():
     # docs/fr/diagrams/: the French pictures (père / fils), one of them the
     # processes and their descriptors after fork.
-    names = {p.stem for p in (ROOT / "docs" / "diagrams").glob("*.svg")} | {"processus-descripteurs"}
+    names = {p.stem for p in DIAGRAMS["fr"].glob("*.svg")}
     assert len(names) >= 7, names
     for path in (PAIRS["sheet"]["fr"], PAIRS["book"]["fr"]):
         shown = set(re.findall(r"\]\(diagrams/([a-z-]+)\.svg\)", path.read_text()))

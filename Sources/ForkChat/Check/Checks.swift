@@ -522,7 +522,10 @@ struct Checker {
             "le père n'appelle pas os.wait() ou os.waitpid() quand son fils se termine (SIGCHLD)"),
           question: words.question(4))
       }
-      if zombies.isEmpty && program.otherLiveProcesses().isEmpty {
+      // From this same reading of /proc: a second reading could see the son
+      // alive in the first and a zombie in the second, and miss it.
+      let others = processes.filter { $0.pid != program.pid && !$0.isZombie }
+      if zombies.isEmpty && others.isEmpty {
         if now - (emptySince ?? now) >= 0.5 { break }
         emptySince = emptySince ?? now
       } else {
