@@ -143,6 +143,14 @@ let options: [Option] = [
       (default: \(RoomLimits.defaultStallSeconds))
       """
   ) { $0.room.stallSeconds = try number($1, in: 1...86_400) },
+  Option(
+    name: "--dead-peer", value: "<seconds>", subcommands: [.room],
+    help: """
+      Drop a client that has not answered for this long, idle or busy (its \
+      machine asleep, its network gone: TCP keepalive and user timeout); 0 \
+      never. (default: \(formatSeconds(SessionOptions.defaultDeadPeer)))
+      """
+  ) { $0.room.deadPeerSeconds = try seconds($1) },
   Option(name: "-4", value: nil, subcommands: chat, help: "Use IPv4 only.", group: "family") { options, _ in
     options.family = .inet4
   },

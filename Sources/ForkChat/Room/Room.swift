@@ -21,6 +21,11 @@ public struct RoomOptions: Equatable, Sendable {
   public var logMiB = RoomLimits.defaultLogMiB
   /// Seconds a client may take nothing while lines wait for it.
   public var stallSeconds = RoomLimits.defaultStallSeconds
+  /// Seconds after which a client that stopped answering (its machine
+  /// asleep, its Wi-Fi gone) is dropped, idle or busy: TCP keepalive and
+  /// TCP_USER_TIMEOUT on its socket, as the two-party chat's --dead-peer;
+  /// 0: never (the kernel's own limits).
+  public var deadPeerSeconds = SessionOptions.defaultDeadPeer
   public init() {}
 
   /// The burst each client may send at once (flood control): its share

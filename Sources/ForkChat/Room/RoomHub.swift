@@ -167,6 +167,15 @@ final class RoomHub {
     // buffer, so that the kernel holds little for a client that stops reading.
     try? socket.setOption(CInt(IPPROTO_TCP), TCP_NODELAY, 1)
     try? socket.setOption(SOL_SOCKET, SO_SNDBUF, CInt(RoomLimits.socketBufferBytes))
+    // A client that vanishes without a word (lid closed, Wi-Fi gone) would
+    // otherwise hold its name, its reader and its place for ever while the
+    // room is quiet (no timer runs on an idle TCP connection), or ~15 min
+    // while lines go to it. The error (ETIMEDOUT) ends its reader's read(2).
+    do {
+      try socket.detectDeadPeer(after: options.deadPeerSeconds)
+    } catch {
+      notice("\(error) for \(peer)")
+    }
     do {
       // The spawner gets a descriptor of its own for the socket; the hub
       // keeps this one, to write to the client.
@@ -259,6 +268,8 @@ final class RoomHub {
       switch reason {
       case "eof": leave(member, .closed)
       case "reset": leave(member, .reset)
+      case "timeout": leave(member, .vanished(.timedOut))
+      case "unreachable": leave(member, .vanished(.unreachable))
       default: leave(member, .error(reason))
       }
     case .gone(_, let how):

@@ -53,6 +53,10 @@ final class Member {
 /// Why a client left, for the notice everyone gets.
 enum Leaving {
   case closed, reset, error(String), quit, died(String)
+  /// Its machine stopped answering: keepalive probes or data went
+  /// unacknowledged for --dead-peer seconds (timedOut), or a router said
+  /// it cannot be reached (ICMP: unreachable).
+  case vanished(Vanished)
   /// Dropped: its socket took nothing for `seconds` while lines waited.
   case stalled(seconds: Int)
   /// Dropped: the log had to let go of lines it had not received yet.
@@ -64,6 +68,8 @@ enum Leaving {
     case .reset: " (connection reset)"
     case .error(let text): " (\(text))"
     case .died(let how): " (its reader process \(how))"
+    case .vanished(.timedOut): " (timed out: its machine stopped answering)"
+    case .vanished(.unreachable): " (unreachable: the network says its machine cannot be reached)"
     case .stalled(let seconds): " (dropped: took nothing for \(seconds) s)"
     case .behind(let mib): " (dropped: a whole log, \(mib) MiB, behind)"
     }
@@ -78,6 +84,8 @@ enum Leaving {
     }
   }
 }
+
+enum Vanished { case timedOut, unreachable }
 
 /// The clients the hub knows, present or leaving, in the order they joined,
 /// which is the order of their numbers: one list, and views of it.

@@ -85,9 +85,16 @@ struct RoomReader {
       } catch {
         // A reset in the middle of a line: the half line is not delivered.
         framer.discardPartial()
-        end(error == .connectionReset ? "reset" : error.description)
+        end(Self.reason(error))
       }
       if count == 0 {
+        // The kernel reports a socket's error once, to one call: if the
+        // hub's send took the ETIMEDOUT of a vanished client, this read
+        // sees a mere end of file. TCP_INFO tells the two apart.
+        if socket.kernelGaveUpOnPeer {
+          framer.discardPartial()
+          end("timeout")
+        }
         // An orderly close (FIN): what came without a newline is a line.
         if let line = framer.flushPartial() { hand(.line(line)) }
         end("eof")
@@ -111,7 +118,19 @@ struct RoomReader {
       let ready = (try? poll(&waiting, timeout: CInt(left * 1000) + 1)) ?? 0
       guard ready > 0 else { continue }
       let error = (try? socket.pendingError()) ?? nil
-      end(error == nil || error == .connectionReset ? "reset" : error!.description)
+      end(error.map(Self.reason) ?? (socket.kernelGaveUpOnPeer ? "timeout" : "reset"))
+    }
+  }
+
+  /// The bye reason for a failed read: "reset", "timeout" (keepalive or
+  /// TCP_USER_TIMEOUT gave up: the client vanished), "unreachable" (ICMP),
+  /// or the error's text.
+  static func reason(_ error: Errno) -> String {
+    switch error.rawValue {
+    case ECONNRESET: "reset"
+    case ETIMEDOUT: "timeout"
+    case EHOSTUNREACH, ENETUNREACH, EHOSTDOWN, ENETDOWN: "unreachable"
+    default: error.description
     }
   }
 

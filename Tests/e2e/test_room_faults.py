@@ -1,0 +1,109 @@
+"""The room under the faults a class meets (issue 19, items 1, 4-7).
+
+- A client whose machine vanishes (its end of a veth link pulled, in a
+  network namespace of its own): dropped within --dead-peer seconds, idle
+  or busy; the others read why ("timed out"), its name, reader process and
+  place are free again.
+- A client whose reader process cannot be forked (a pids cgroup): told so
+  on its connection, no welcome first.
+- Notices a client cannot forge, names that cannot look like another.
+- One host opening far more than its share; a connection that never says
+  anything.
+- The smaller ones: [::1] literals, "-1" as a port.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from harness import Forkchat, free_port, run_forkchat
+from netns import ADDRESS, two_hosts  # noqa: F401 (a fixture)
+from roomclient import Client, pids_of, start_room, stop_room, wait_until
+
+DEAD = 3  # --dead-peer in these tests, seconds
+PORT = "9000"  # each pair of namespaces is private: any port is free there
+
+
+# ---------------------------------------------------------------------------
+# Item 1: a client that vanishes
+
+
+def room_across(hosts, *args):
+    """A room on host a; returns it."""
+    room = hosts.forkchat("a", "room", PORT, "--bind", ADDRESS["a"], *args, stdin="devnull")
+    room.wait_err(rf"forkchat: room open on {re.escape(ADDRESS['a'])} port {PORT}")
+    return room
+
+
+def client_on(hosts, host, room, welcome_count):
+    """`forkchat connect` on `host` to the room on a, piped; waits for its welcome."""
+    c = hosts.forkchat(host, "connect", ADDRESS["a"], PORT, "--dead-peer", "0")
+    c.wait_out(r"\* welcome to the room, guest-\d+!")
+    room.wait_err(rf"guest-{welcome_count} joined from ")
+    return c
+
+
+@pytest.mark.parametrize("load", ["idle", "busy"])
+def test_vanished_client_is_dropped_and_its_place_freed(two_hosts, load):
+    """Before: an idle vanished client stayed for ever (720 s: no timer on
+    its connection, /who listed it, its name taken, its reader and place
+    held); with lines going to it, 941 s. Now: within --dead-peer seconds,
+    idle (keepalive) or busy (TCP_USER_TIMEOUT), and the others read that
+    it timed out."""
+    hosts = two_hosts()
+    room = room_across(hosts, "--dead-peer", str(DEAD), "--max-clients", "2")
+    ghost = client_on(hosts, "b", room, 1)
+    ghost.send(b"/nick ghost\n")
+    ghost.wait_out(r"\* guest-1 is now known as ghost\n")
+    watcher = client_on(hosts, "a", room, 2)
+    pids_of(room, readers=2)
+    sockets = hosts.sockets("a")
+    assert "timer:(keepalive," in sockets, f"no keepalive timer on the room's client sockets:\n{sockets}"
+
+    pulled = time.monotonic()
+    hosts.pull_cable("b")
+    if load == "busy":
+        # Lines the room sends the ghost: they stay unacknowledged.
+        watcher.feed(b"".join(b"line %d of the paste\n" % i for i in range(400)), close=False)
+    left = watcher.wait_out(r"\* ghost left \(([^)]*)\)\n", timeout=DEAD + 10)
+    took = time.monotonic() - pulled
+    assert left[1] == b"timed out: its machine stopped answering", watcher.describe()
+    assert DEAD - 1.5 <= took <= DEAD + 5, f"{load}: noticed after {took:.1f} s" + room.describe()
+    assert "ghost left (timed out: its machine stopped answering)" in room.err_text()
+
+    # Its reader is gone, its place and its name are free.
+    pids_of(room, readers=1)
+    newcomer = client_on(hosts, "a", room, 3)
+    newcomer.send(b"/nick ghost\n/who\n")
+    newcomer.wait_out(r"\* guest-3 is now known as ghost\n")
+    newcomer.wait_out(r"\* 2 here: guest-2, ghost \(you\)\n")
+
+    for c in (watcher, newcomer):
+        c.close_stdin()
+        c.assert_exit(0)
+    stop_room(room)
+    ghost.signal(signal.SIGTERM)  # it has no network: only a signal ends it
+    ghost.assert_signaled(signal.SIGTERM)
+
+
+def test_dead_peer_zero_leaves_keepalive_off():
+    """--dead-peer 0: the kernel's defaults (no keepalive timer)."""
+    room, port = start_room("--dead-peer", "0")
+    c = Client(port)
+    sockets = subprocess.run(["ss", "-tnoH", "state", "established", f"( sport = :{port} )"],
+                             capture_output=True, text=True, check=True).stdout
+    assert sockets.strip() and "keepalive" not in sockets, sockets
+    c.close()
+    stop_room(room)
+    room2, port2 = start_room()
+    c = Client(port2)
+    sockets = subprocess.run(["ss", "-tnoH", "state", "established", f"( sport = :{port2} )"],
+                             capture_output=True, text=True, check=True).stdout
+    assert "timer:(keepalive," in sockets, f"the default must be 60 s of keepalive:\n{sockets}"
+    c.close()
+    stop_room(room2)
