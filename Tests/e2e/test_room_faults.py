@@ -107,3 +107,75 @@ def test_dead_peer_zero_leaves_keepalive_off():
     assert "timer:(keepalive," in sockets, f"the default must be 60 s of keepalive:\n{sockets}"
     c.close()
     stop_room(room2)
+
+
+# ---------------------------------------------------------------------------
+# Item 6: a reader that cannot be forked
+
+
+class PidsCgroup:
+    """A pids cgroup of our own (cgroup v1 /sys/fs/cgroup/pids, or v2),
+    where at most `limit` processes may live: fork(2) fails with EAGAIN past it."""
+
+    def __init__(self, limit):
+        tag = f"fc{os.getpid()}-{time.monotonic_ns()}"
+        for root in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+            if os.path.exists(os.path.join(root, "pids.max")) or os.path.exists(
+                    os.path.join(root, "cgroup.subtree_control")) or root.endswith("/pids"):
+                path = os.path.join(root, tag)
+                try:
+                    os.mkdir(path)
+                except OSError:
+                    continue
+                if not os.path.exists(os.path.join(path, "pids.max")):
+                    os.rmdir(path)
+                    continue
+                with open(os.path.join(path, "pids.max"), "w") as f:
+                    f.write(str(limit))
+                self.path = path
+                return
+        message = "!!! no pids cgroup can be made here: the fork-failure test did NOT run !!!"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+    def prefix(self):
+        """A command prefix that runs the program inside the cgroup."""
+        return ["sh", "-c", f'echo $$ > {self.path}/cgroup.procs && exec "$@"', "sh"]
+
+    def close(self):
+        wait_until(lambda: not open(os.path.join(self.path, "cgroup.procs")).read().strip(),
+                   what="the cgroup to empty")
+        os.rmdir(self.path)
+
+
+def test_reader_fork_failure_is_told_without_welcome():
+    """Before: with the process limit reached, a client whose reader could
+    not be forked got the full welcome, then a reset with no word (and the
+    others read that it left). Now it reads that the room cannot take more
+    clients now, then end of file; nobody else hears of it."""
+    group = PidsCgroup(limit=4)  # the hub, the spawner, two readers
+    try:
+        port = free_port()
+        room = Forkchat("room", str(port), "--bind", "127.0.0.1", stdin="devnull", prefix=group.prefix())
+        room.wait_err(rf"forkchat: room open on 127\.0\.0\.1 port {port}")
+        a = Client(port)
+        b = Client(port)
+        a.expect_line(f"* {b.name} joined".encode())
+        c = Client(port, welcome=False)
+        assert c.read_to_eof() == b"* the room cannot take more clients now; try again later\n"
+        room.wait_err(r"forkchat: refused 127\.0\.0\.1 port \d+: its reader process fork failed: "
+                      r"Resource temporarily unavailable\n")
+        # The others heard nothing of it; the room goes on.
+        b.say(b"still here")
+        a.expect_line(f"{b.name}: still here".encode())
+        # A place for a reader again: the next client is welcomed.
+        b.say(b"/quit")
+        b.expect_line(f"* bye, {b.name}".encode())
+        a.expect_line(f"* {b.name} left".encode())
+        pids_of(room, readers=1)
+        d = Client(port)
+        a.expect_line(f"* {d.name} joined".encode())
+        stop_room(room)
+    finally:
+        group.close()

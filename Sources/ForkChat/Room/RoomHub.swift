@@ -141,7 +141,7 @@ final class RoomHub {
         return
       }
       Trace.event(.room, "accept", "fd=\(socket.rawValue) \(peer)")
-      if members.presentCount >= options.maxClients {
+      if members.placesTaken >= options.maxClients {
         refuse(socket, peer, "the room is full (\(options.maxClients) clients); try again later")
         continue
       }
@@ -187,14 +187,30 @@ final class RoomHub {
     }
     nextId += 1
     Trace.event(.room, "sendmsg", "client=\(id) fd=\(socket.rawValue) to the spawner")
-    let member = Member(id: id, socket: socket, peer: peer, cursor: log.end)
-    members.add(member)
-    notice("\(member.name) joined from \(peer)")
+    // Welcomed once its reader runs (its "start" record), not before.
+    members.add(Member(id: id, socket: socket, peer: peer, cursor: log.end))
+  }
+
+  /// Its reader runs: the client is in the room.
+  func welcome(_ member: Member) {
+    member.state = .present
+    member.cursor = log.end
+    notice("\(member.name) joined from \(member.peer)")
     let others = members.presentCount - 1
     reply(
       "* welcome to the room, \(member.name)! \(others == 1 ? "1 other" : "\(others) others") here."
         + " /help lists the commands.\n", to: member)
     broadcast("* \(member.name) joined\n", from: member)
+  }
+
+  /// Its reader could not be forked (or died before it started): the
+  /// client is told why, on its connection, and closed; nobody else heard
+  /// of it.
+  func turnAway(_ member: Member, _ how: String) {
+    let why = "the room cannot take more clients now; try again later"
+    notice("refused \(member.peer): its reader process \(how)")
+    _ = Array("* \(why)\n".utf8).withUnsafeBytes { try? member.socket.send($0, flags: Self.withoutWaiting) }
+    closeSocket(member, reset: false)
   }
 
   // MARK: The room pipe
@@ -245,6 +261,16 @@ final class RoomHub {
       notice("room pipe: unreadable record")
       return
     }
+    if let member = members[record.client], member.isJoining {
+      switch record {
+      case .start: welcome(member)
+      case .gone(_, let how):
+        Trace.event(.room, "gone", "client=\(member.id) \(how)")
+        turnAway(member, how)
+      default: notice("room pipe: a record of client \(member.id) before its start")
+      }
+      return
+    }
     // Records of a client who has left (its reader is being stopped) are
     // dropped: nothing it sends after its leave notice reaches anyone.
     guard let member = members[record.client], member.isPresent else {
@@ -256,6 +282,7 @@ final class RoomHub {
       if line.cut { reply(RoomLimits.cutNotice, to: member) }
       handleLine(line.text, from: member)
       Trace.event(.room, "line", "client=\(member.id) bytes=\(line.text.count)")
+    case .start: break  // once only, while joining
     case .slow:
       reply(
         "* slow down: past \(options.floodBurst / 1024) KiB at once, the room takes"

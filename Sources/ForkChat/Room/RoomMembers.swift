@@ -10,7 +10,7 @@ final class Member {
   var name: String
   /// The next byte of the log for this client.
   var cursor: LogPosition
-  var state = State.present
+  var state = State.joining
   /// Its socket took less than it was given: wait for POLLOUT.
   var socketFull = false
   /// Since when lines have waited for it without its socket taking a byte.
@@ -21,6 +21,9 @@ final class Member {
   var outputBroken = false
 
   enum State {
+    /// Accepted, its socket handed to the spawner; waiting for its reader's
+    /// first record ("start") to be welcomed. Holds a place; gets nothing.
+    case joining
     /// In the room: gets every line.
     case present
     /// Has left; it still gets the log's lines up to `until` (its goodbye,
@@ -41,6 +44,11 @@ final class Member {
   var isPresent: Bool {
     if case .present = state { true } else { false }
   }
+  var isJoining: Bool {
+    if case .joining = state { true } else { false }
+  }
+  /// Present or joining: it counts against --max-clients and --max-per-host.
+  var holdsPlace: Bool { isPresent || isJoining }
   var socketOpen: Bool {
     if case .closed = state { false } else { true }
   }
@@ -111,6 +119,9 @@ struct Members {
   var present: [Member] { list.filter(\.isPresent) }
 
   var presentCount: Int { list.reduce(0) { $0 + ($1.isPresent ? 1 : 0) } }
+
+  /// The places taken: the clients present and the ones joining.
+  var placesTaken: Int { list.reduce(0) { $0 + ($1.holdsPlace ? 1 : 0) } }
 
   /// The present client called `name`, whatever the case ("Ana" is "ana").
   func named(_ name: String) -> Member? {

@@ -14,7 +14,7 @@ import Glibc
 // back here, by TCP itself: while its reader sleeps, nobody reads its
 // socket, its window closes and its sends block; nobody else waits.
 //
-// It ends by writing "ID bye REASON" and _exit(0). The spawner may also end
+// It starts by writing "ID start" and ends by writing "ID bye REASON" and _exit(0). The spawner may also end
 // it with SIGTERM when the hub asks (the client typed /quit, or was
 // dropped), or the kernel with SIGKILL if the spawner dies
 // (PR_SET_PDEATHSIG).
@@ -37,6 +37,10 @@ struct RoomReader {
   /// client closes or resets the connection. Never returns.
   func run() -> Never {
     Trace.event(.reader, "start", "client=\(client) fd=\(socket.rawValue)")
+    // The hub welcomes the client only once its reader runs: a client
+    // whose reader could not be forked is told so, never welcomed first.
+    // Written by the reader itself, so that it comes before its lines.
+    write(.start(client: client))
     var framer = LineFramer()
     var bucket = TokenBucket(capacity: floodBurst, rate: RoomLimits.floodRate, now: Clock.now)
     var held = false

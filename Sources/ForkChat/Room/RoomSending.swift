@@ -25,7 +25,7 @@ extension RoomHub {
   /// whose cursor was in it is a whole log behind, and is dropped.
   func append(_ bytes: [UInt8], for audience: Audience) {
     guard log.append(bytes, for: audience) else { return }
-    for member in members.all where member.socketOpen && member.cursor < log.start {
+    for member in members.all where member.socketOpen && !member.isJoining && member.cursor < log.start {
       if member.isPresent {
         notice("\(member.name) (\(member.peer)) dropped: a whole log (\(options.logMiB) MiB) behind")
         leave(member, .behind(logMiB: options.logMiB))
@@ -38,7 +38,7 @@ extension RoomHub {
   /// Frees the log's blocks that every client has received.
   func trimLog() {
     var oldest = log.end
-    for member in members.all where member.socketOpen { oldest = min(oldest, member.cursor) }
+    for member in members.all where member.socketOpen && !member.isJoining { oldest = min(oldest, member.cursor) }
     log.trim(before: oldest)
   }
 
@@ -49,7 +49,8 @@ extension RoomHub {
     let start = Trace.isOn ? Clock.now : 0
     let log = self.log  // read-only here: a copy shares the blocks, and spares an access check per call
     var clients = 0
-    for member in members.all where member.socketOpen && !member.socketFull && !member.outputBroken {
+    for member in members.all
+    where member.socketOpen && !member.isJoining && !member.socketFull && !member.outputBroken {
       if send(member, from: log) { clients += 1 }
     }
     if Trace.isOn && clients > 0 {

@@ -317,6 +317,7 @@ public func nameKey(_ name: String) -> String { name.lowercased() }
 /// What a reader process tells the hub, one record per write(2) into the
 /// room pipe: a line of text, readable in `strace -f -e write`:
 ///
+///     17 start                   reader 17 runs: the hub may welcome its client
 ///     17 say hello everyone      a line from client 17
 ///     17 cut xxxxxxxx...         a line that was cut at the limit
 ///     17 slow                    client 17 is being held back (flood control)
@@ -328,6 +329,7 @@ public func nameKey(_ name: String) -> String { name.lowercased() }
 /// A record is at most 4016 bytes, under PIPE_BUF (4096): the kernel writes
 /// it into the pipe in one piece, never mixed with another reader's.
 public enum RoomRecord: Equatable, Sendable {
+  case start(client: Int)
   case say(client: Int, RoomLine)
   case slow(client: Int)
   case telnet(client: Int, TelnetReply)
@@ -336,7 +338,7 @@ public enum RoomRecord: Equatable, Sendable {
 
   public var client: Int {
     switch self {
-    case .say(let client, _), .slow(let client), .telnet(let client, _), .bye(let client, _),
+    case .start(let client), .say(let client, _), .slow(let client), .telnet(let client, _), .bye(let client, _),
       .gone(let client, _):
       client
     }
@@ -347,6 +349,7 @@ public enum RoomRecord: Equatable, Sendable {
     switch self {
     case .say(let client, let line):
       Array("\(client) \(line.cut ? "cut" : "say") ".utf8) + line.text + [10]
+    case .start(let client): Array("\(client) start\n".utf8)
     case .slow(let client): Array("\(client) slow\n".utf8)
     case .telnet(let client, let reply):
       Array("\(client) telnet \(reply.verb.rawValue) \(reply.option)\n".utf8)
@@ -368,6 +371,7 @@ public enum RoomRecord: Equatable, Sendable {
     switch kind {
     case "say": self = .say(client: client, RoomLine(text: text))
     case "cut": self = .say(client: client, RoomLine(text: text, cut: true))
+    case "start": self = .start(client: client)
     case "slow": self = .slow(client: client)
     case "telnet":
       let words = String(decoding: text, as: UTF8.self).split(separator: " ")
