@@ -179,3 +179,56 @@ def test_reader_fork_failure_is_told_without_welcome():
         stop_room(room)
     finally:
         group.close()
+
+
+# ---------------------------------------------------------------------------
+# Item 4: notices nobody can forge, names that cannot pass for another
+
+
+def test_me_cannot_forge_a_notice():
+    """Before: `/nick mallory` then `/me left` showed everyone `* mallory
+    left`, the room's own leave notice. Now a line starting with "* " comes
+    from the room only: /me reads `mallory * left`."""
+    room, port = start_room()
+    a = Client(port)
+    m = Client(port)
+    a.expect_line(f"* {m.name} joined".encode())
+    m.say(b"/nick mallory")
+    a.expect_line(f"* {m.name} is now known as mallory".encode())
+    m.expect_line(f"* {m.name} is now known as mallory".encode())
+    for text in (b"/me left", b"/me is now known as admin", b"* bob left", b"/me  joined"):
+        m.say(text)
+    got = [a.line() for _ in range(4)]
+    assert got == [b"mallory * left", b"mallory * is now known as admin", b"mallory: * bob left",
+                   b"mallory * joined"], got
+    m.say(b"/quit")
+    a.expect_line(b"* mallory left")
+    stop_room(room)
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("аdmin", "a name is written in one script (Latin, Greek, Cyrillic ...), not several"),  # Cyrillic а
+    ("pаypal", "a name is written in one script (Latin, Greek, Cyrillic ...), not several"),
+    ("ＡＢＣ", "a name holds no compatibility form (fullwidth letters, ligatures): write it plainly"),
+    ("ﬁona", "a name holds no compatibility form (fullwidth letters, ligatures): write it plainly"),
+    ("x\u3164y", "a name holds no invisible character"),  # HANGUL FILLER, a "letter"
+    ("a\u200bdmin", "a name holds only letters, digits, '-', '_' and '.'"),  # ZERO WIDTH SPACE
+])
+def test_lookalike_names_are_refused(name, problem):
+    """Before: Cyrillic `аdmin` and fullwidth `ＡＢＣ` were accepted."""
+    room, port = start_room()
+    c = Client(port)
+    c.say(b"/nick " + name.encode())
+    c.expect_line(f"* cannot take that name: {problem}".encode())
+    stop_room(room)
+
+
+def test_accented_and_single_script_names_are_taken():
+    room, port = start_room()
+    c = Client(port)
+    for name in ("Élodie", "François", "Strauß", "Ὀδυσσεύς", "Наташа", "山田はなこ", "zoé.b-2"):
+        old = c.name
+        c.say(b"/nick " + name.encode())
+        c.expect_line(f"* {old} is now known as {name}".encode())
+        c.name = name
+    stop_room(room)

@@ -268,7 +268,7 @@ public func cutAtCharacter(_ bytes: [UInt8], _ limit: Int) -> [UInt8] {
 
 /// Why a name was refused, as the client is told.
 public enum NameProblem: Error, Equatable, Sendable {
-  case empty, tooLong, badCharacter, reserved
+  case empty, tooLong, badCharacter, reserved, mixedScripts, compatibility, invisible
 
   public var description: String {
     switch self {
@@ -276,6 +276,9 @@ public enum NameProblem: Error, Equatable, Sendable {
     case .tooLong: "a name holds at most \(RoomLimits.nameBytes) bytes"
     case .badCharacter: "a name holds only letters, digits, '-', '_' and '.'"
     case .reserved: "names guest-N are given by the room"
+    case .mixedScripts: "a name is written in one script (Latin, Greek, Cyrillic ...), not several"
+    case .compatibility: "a name holds no compatibility form (fullwidth letters, ligatures): write it plainly"
+    case .invisible: "a name holds no invisible character"
     }
   }
 }
@@ -284,7 +287,8 @@ public enum NameProblem: Error, Equatable, Sendable {
 /// `RoomLimits.nameBytes` bytes of letters (any script), digits, "-", "_"
 /// and "."; no space, punctuation or symbol, so that a name is always
 /// printable and can never look like a notice ("* ...") or a prefix
-/// ("name: "). "guest-N" names are the room's.
+/// ("name: "); none that could pass for another (`lookalikeProblem`,
+/// RoomNames.swift). "guest-N" names are the room's.
 public func validateName(_ bytes: [UInt8]) -> Result<String, NameProblem> {
   if bytes.isEmpty { return .failure(.empty) }
   if bytes.count > RoomLimits.nameBytes { return .failure(.tooLong) }
@@ -297,6 +301,7 @@ public func validateName(_ bytes: [UInt8]) -> Result<String, NameProblem> {
       : scalar.properties.isAlphabetic && scalar.value != 0xFFFD
     if !allowed { return .failure(.badCharacter) }
   }
+  if let problem = lookalikeProblem(name) { return .failure(problem) }
   if isGuestName(name) { return .failure(.reserved) }
   return .success(name)
 }
