@@ -23,7 +23,7 @@ import pytest
 
 from harness import Forkchat, free_port, run_forkchat
 from netns import ADDRESS, two_hosts  # noqa: F401 (a fixture)
-from roomclient import Client, pids_of, start_room, stop_room, wait_until
+from roomclient import WELCOME, Client, pids_of, start_room, stop_room, wait_until
 
 DEAD = 3  # --dead-peer in these tests, seconds
 PORT = "9000"  # each pair of namespaces is private: any port is free there
@@ -231,4 +231,77 @@ def test_accented_and_single_script_names_are_taken():
         c.say(b"/nick " + name.encode())
         c.expect_line(f"* {old} is now known as {name}".encode())
         c.name = name
+    stop_room(room)
+
+
+# ---------------------------------------------------------------------------
+# Item 5: one host opening far more than its share
+
+
+def test_one_host_cannot_fill_the_room():
+    """Before: 1000 idle sockets from one address, and everyone else read
+    "the room is full" for as long as they were held. Now one address holds
+    --max-per-host places; the next ones are told and closed, and another
+    host still gets in."""
+    room, port = start_room("--max-per-host", "4", "--max-clients", "10")
+    greedy = [Client(port) for _ in range(4)]
+    turned = []
+    for _ in range(40):
+        c = Client(port, welcome=False)
+        turned.append(c.read_to_eof())
+    assert set(turned) == {b"* too many connections from 127.0.0.1 (4); try again later\n"}, set(turned)
+    elsewhere = source("127.0.0.2", port)  # another host
+    skip_to(greedy[0], f"* {elsewhere.name} joined")
+    # A place of the greedy host freed: it may have it again.
+    greedy[1].close()
+    skip_to(greedy[0], f"* {greedy[1].name} left")  # reset: it closed with lines unread
+    Client(port)
+    assert room.err_text().count("too many connections from 127.0.0.1 (4)") >= 40
+    stop_room(room)
+
+
+def skip_to(client, expected):
+    """Reads `client`'s lines up to one starting with `expected`."""
+    while not client.line().startswith(expected.encode()):
+        pass
+
+
+def source(address, port):
+    """A room client connecting from `address` (127.0.0.N: another host)."""
+    s = socket.socket()
+    s.bind((address, 0))
+    s.settimeout(5)
+    s.connect(("127.0.0.1", port))
+    c = Client.__new__(Client)
+    super(Client, c).__init__(s)
+    c.name = c.expect_re(WELCOME).group(1).decode()
+    return c
+
+
+def test_silent_connections_give_their_place_when_the_room_is_full():
+    """A full room of connections that never said anything: after --silent
+    seconds, a newcomer takes the place of the one silent longest; a client
+    that has spoken keeps its place; with no silent one, "the room is full"."""
+    room, port = start_room("--max-clients", "3", "--silent", "1")
+    talker = source("127.0.0.2", port)
+    talker.say(b"hello")
+    mute1 = source("127.0.0.3", port)
+    mute2 = source("127.0.0.4", port)
+    talker.expect_line(f"* {mute1.name} joined".encode())
+    talker.expect_line(f"* {mute2.name} joined".encode())
+    time.sleep(1.2)  # the rule's own time: --silent 1
+    newcomer = source("127.0.0.5", port)
+    talker.expect_line(f"* {mute1.name} left (dropped: said nothing in 1 s, and the room was full)".encode())
+    talker.expect_line(f"* {newcomer.name} joined".encode())
+    try:
+        mute1.read_to_eof()
+    except ConnectionResetError:
+        pass  # a dropped client's connection is reset
+    newcomer.say(b"hi")
+    talker.expect_line(f"{newcomer.name}: hi".encode())
+    mute2.say(b"me too")
+    talker.expect_line(f"{mute2.name}: me too".encode())
+    # Everyone has spoken: the next one is refused.
+    c = Client(port, welcome=False)
+    assert c.read_to_eof() == b"* the room is full (3 clients); try again later\n"
     stop_room(room)

@@ -141,9 +141,24 @@ final class RoomHub {
         return
       }
       Trace.event(.room, "accept", "fd=\(socket.rawValue) \(peer)")
-      if members.placesTaken >= options.maxClients {
-        refuse(socket, peer, "the room is full (\(options.maxClients) clients); try again later")
+      let loopback = peer.host == "127.0.0.1" || peer.host == "::1" || peer.host.hasPrefix("127.")
+      if let most = options.maxPerHost ?? (loopback ? nil : RoomLimits.defaultMaxPerHost),
+        members.placesTaken(from: peer) >= most
+      {
+        refuse(socket, peer, "too many connections from \(peer.host) (\(most)); try again later")
         continue
+      }
+      if members.placesTaken >= options.maxClients {
+        // A connection that has said nothing for a while gives its place:
+        // idle sockets cannot keep a class out, and nobody loses a place
+        // while there are free ones.
+        let silence = options.silentSeconds
+        guard let silent = members.longestSilent(atLeast: Double(silence), now: Clock.now) else {
+          refuse(socket, peer, "the room is full (\(options.maxClients) clients); try again later")
+          continue
+        }
+        notice("\(silent.name) (\(silent.peer)) dropped: said nothing in \(silence) s, and the room was full")
+        leave(silent, .silent(seconds: silence))
       }
       join(socket, peer)
     }
@@ -279,6 +294,7 @@ final class RoomHub {
     }
     switch record {
     case .say(_, let line):
+      member.spoke = true
       if line.cut { reply(RoomLimits.cutNotice, to: member) }
       handleLine(line.text, from: member)
       Trace.event(.room, "line", "client=\(member.id) bytes=\(line.text.count)")

@@ -15,6 +15,10 @@ final class Member {
   var socketFull = false
   /// Since when lines have waited for it without its socket taking a byte.
   var waitingSince: Double? = nil
+  /// When it was accepted (Clock.now).
+  let since = Clock.now
+  /// It has sent a line (a command included): it is no silent connection.
+  var spoke = false
   /// The reader said bye, or the spawner reported its end.
   var readerDone = false
   /// A send failed (the client is gone): nothing more is sent to it.
@@ -65,6 +69,9 @@ enum Leaving {
   /// unacknowledged for --dead-peer seconds (timedOut), or a router said
   /// it cannot be reached (ICMP: unreachable).
   case vanished(Vanished)
+  /// Gave its place to a newcomer: the room was full, and it had sent
+  /// nothing for `seconds` since it came.
+  case silent(seconds: Int)
   /// Dropped: its socket took nothing for `seconds` while lines waited.
   case stalled(seconds: Int)
   /// Dropped: the log had to let go of lines it had not received yet.
@@ -78,6 +85,7 @@ enum Leaving {
     case .died(let how): " (its reader process \(how))"
     case .vanished(.timedOut): " (timed out: its machine stopped answering)"
     case .vanished(.unreachable): " (unreachable: the network says its machine cannot be reached)"
+    case .silent(let seconds): " (dropped: said nothing in \(seconds) s, and the room was full)"
     case .stalled(let seconds): " (dropped: took nothing for \(seconds) s)"
     case .behind(let mib): " (dropped: a whole log, \(mib) MiB, behind)"
     }
@@ -122,6 +130,18 @@ struct Members {
 
   /// The places taken: the clients present and the ones joining.
   var placesTaken: Int { list.reduce(0) { $0 + ($1.holdsPlace ? 1 : 0) } }
+
+  /// The places taken by clients from `peer`'s address.
+  func placesTaken(from peer: SocketAddress) -> Int {
+    let host = peer.host
+    return list.reduce(0) { $0 + ($1.holdsPlace && $1.peer.host == host ? 1 : 0) }
+  }
+
+  /// The present client that has sent nothing for the longest time, at
+  /// least `seconds` since it came.
+  func longestSilent(atLeast seconds: Double, now: Double) -> Member? {
+    list.first { $0.isPresent && !$0.spoke && now - $0.since >= seconds }  // in the order they came
+  }
 
   /// The present client called `name`, whatever the case ("Ana" is "ana").
   func named(_ name: String) -> Member? {

@@ -137,7 +137,7 @@ extension RoomHub {
     member.state = .leaving(until: log.end, deadline: Clock.now + RoomLimits.closeWait)
     Trace.event(.room, "leave", "client=\(member.id) \(member.name)\(how.suffix)")
     switch how {
-    case .stalled, .behind: break  // the drop notice said it
+    case .stalled, .behind, .silent: break  // the drop notice said it
     default: notice("\(member.name) left\(how.suffix)")
     }
     broadcast("* \(member.name) left\(how.suffix)\n")

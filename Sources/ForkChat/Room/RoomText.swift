@@ -23,6 +23,14 @@ public enum RoomLimits {
   /// Seconds a client may take nothing while lines wait for it, unless
   /// `--stall` says otherwise; then it is dropped.
   public static let defaultStallSeconds = 60
+  /// Places one address may hold unless `--max-per-host` says otherwise:
+  /// a class of 35 behind one school NAT with a laptop and a phone each,
+  /// and a second class beside it.
+  public static let defaultMaxPerHost = 150
+  /// Seconds after which a client that has sent nothing (not a byte) may
+  /// lose its place to a newcomer when the room is full, unless
+  /// `--silent` says otherwise.
+  public static let defaultSilentSeconds = 30
   /// SO_SNDBUF of each client socket (the kernel doubles it, socket(7)), so
   /// that the kernel holds kilobytes for a client that does not read, not
   /// the megabytes TCP autotuning would let it hold.
