@@ -305,3 +305,30 @@ def test_silent_connections_give_their_place_when_the_room_is_full():
     c = Client(port, welcome=False)
     assert c.read_to_eof() == b"* the room is full (3 clients); try again later\n"
     stop_room(room)
+
+
+# ---------------------------------------------------------------------------
+# Item 7: the smaller ones
+
+
+def test_bracketed_ipv6_literals_for_bind_and_connect():
+    """Before: `connect [::1] 1` said `getaddrinfo for [::1] port 1: Name or
+    service not known`. Brackets are how URLs, ssh and socat write IPv6."""
+    port = free_port()
+    room = Forkchat("room", str(port), "--bind", "[::1]", stdin="devnull")
+    room.wait_err(rf"forkchat: room open on ::1 port {port}, ")
+    a = Client(port, host="::1")
+    b = Forkchat("connect", "[::1]", str(port))
+    b.wait_out(r"\* welcome to the room, guest-2!")
+    a.expect_line(b"* guest-2 joined")
+    b.close_stdin()
+    b.assert_exit(0)
+    stop_room(room)
+
+
+@pytest.mark.parametrize("argv", [["connect", "localhost", "-1"], ["room", "-1"], ["listen", "-4", "-1"]])
+def test_a_negative_port_is_named_as_a_port(argv):
+    """Before: `-1` as a port said `Unknown option '-1'`."""
+    p = run_forkchat(*argv)
+    assert p.popen.returncode == 64, p.describe()
+    assert p.err_text().startswith("Error: Invalid port '-1': expected a number from 1 to 65535.\n"), p.describe()
