@@ -167,7 +167,7 @@ extension RoomHub {
   func closeSocket(_ member: Member, reset: Bool) {
     guard member.socketOpen else { return }
     if reset {
-      try? member.socket.setResetOnClose()
+      try? member.socket.resetOnClose()
     } else {
       try? member.socket.shutdown(CInt(SHUT_WR))
     }
