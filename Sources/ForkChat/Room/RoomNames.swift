@@ -38,7 +38,8 @@ enum NameScript: Equatable {
   }
 
   static let table: [(ClosedRange<UInt32>, NameScript)] = [
-    (0x0041...0x024F, .latin), (0x1E00...0x1EFF, .latin), (0x2C60...0x2C7F, .latin), (0xA720...0xA7FF, .latin),
+    (0x0041...0x024F, .latin), (0x1E00...0x1EFF, .latin), (0x2C60...0x2C7F, .latin),
+    (0xA720...0xA7FF, .latin),
     (0xAB30...0xAB6F, .latin), (0x0370...0x03FF, .greek), (0x1F00...0x1FFF, .greek),
     (0x0400...0x052F, .cyrillic), (0x1C80...0x1C8F, .cyrillic), (0x2DE0...0x2DFF, .cyrillic),
     (0xA640...0xA69F, .cyrillic), (0x0530...0x058F, .armenian), (0x0590...0x05FF, .hebrew),
@@ -66,7 +67,9 @@ func lookalikeProblem(_ name: String) -> NameProblem? {
     }
     // Combining marks (an Arabic vowel sign, a Devanagari matra) belong to
     // the letter before them.
-    if properties.generalCategory == .nonspacingMark || properties.generalCategory == .spacingMark { continue }
+    if properties.generalCategory == .nonspacingMark || properties.generalCategory == .spacingMark {
+      continue
+    }
     let its = NameScript(scalar)
     if let script, script != its { return .mixedScripts }
     script = its

@@ -38,7 +38,9 @@ extension RoomHub {
   /// Frees the log's blocks that every client has received.
   func trimLog() {
     var oldest = log.end
-    for member in members.all where member.socketOpen && !member.isJoining { oldest = min(oldest, member.cursor) }
+    for member in members.all where member.socketOpen && !member.isJoining {
+      oldest = min(oldest, member.cursor)
+    }
     log.trim(before: oldest)
   }
 

@@ -351,7 +351,8 @@ public enum RoomRecord: Equatable, Sendable {
 
   public var client: Int {
     switch self {
-    case .start(let client), .say(let client, _), .slow(let client), .telnet(let client, _), .bye(let client, _),
+    case .start(let client), .say(let client, _), .slow(let client), .telnet(let client, _),
+      .bye(let client, _),
       .gone(let client, _):
       client
     }
