@@ -62,7 +62,12 @@ func parse(_ subcommand: Subcommand, _ words: [String]) throws(UsageError) -> Co
   while index < words.count {
     let word = words[index]
     index += 1
-    if optionsEnded || !word.hasPrefix("-") || word == "-" {
+    // "-1" is no option (-4 and -6 are): a negative number, which the
+    // argument then refuses with its range ("-1" as a port).
+    let negativeNumber =
+      word.count > 1 && word.dropFirst().allSatisfy(\.isASCII) && word.dropFirst().allSatisfy(\.isNumber)
+      && !options.contains { $0.name == word }
+    if optionsEnded || !word.hasPrefix("-") || word == "-" || negativeNumber {
       positionals.append(word)
       continue
     }

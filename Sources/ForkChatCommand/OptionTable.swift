@@ -164,6 +164,29 @@ let options: [Option] = [
       (default: \(RoomLimits.defaultStallSeconds))
       """
   ) { $0.room.stallSeconds = try number($1, in: 1...86_400) },
+  Option(
+    name: "--max-per-host", value: "<n>", subcommands: [.room],
+    help: """
+      Clients from one address at once; the next one is told "too many \
+      connections" and closed. (default: \(RoomLimits.defaultMaxPerHost), the room's \
+      own machine unlimited)
+      """
+  ) { $0.room.maxPerHost = try number($1, in: 1...100_000) },
+  Option(
+    name: "--silent", value: "<seconds>", subcommands: [.room],
+    help: """
+      When the room is full, a client that has sent nothing for this long \
+      since it came gives its place to the newcomer. (default: \(RoomLimits.defaultSilentSeconds))
+      """
+  ) { $0.room.silentSeconds = try number($1, in: 1...86_400) },
+  Option(
+    name: "--dead-peer", value: "<seconds>", subcommands: [.room],
+    help: """
+      Drop a client that has not answered for this long, idle or busy (its \
+      machine asleep, its network gone: TCP keepalive and user timeout); 0 \
+      never. (default: \(formatSeconds(SessionOptions.defaultDeadPeer)))
+      """
+  ) { $0.room.deadPeerSeconds = try seconds($1) },
   Option(name: "-4", value: nil, subcommands: chat, help: "Use IPv4 only.", group: "family") { options, _ in
     options.family = .inet4
   },

@@ -103,7 +103,8 @@ struct ArgumentsTests {
     (["listen", "http"], "Invalid port 'http': expected a number from 1 to 65535."),
     (["listen", "0"], "Invalid port '0': expected a number from 1 to 65535."),
     (["listen", "65536"], "Invalid port '65536': expected a number from 1 to 65535."),
-    (["listen", "-1"], "Unknown option '-1'."),
+    (["listen", "-1"], "Invalid port '-1': expected a number from 1 to 65535."),
+    (["listen", "-9x"], "Unknown option '-9x'."),
     (["listen", "80", "81"], "Unexpected argument '81'."),
     (["connect"], "Missing expected argument '<host>'."),
     (["connect", ""], "The host cannot be empty."),
@@ -152,7 +153,7 @@ struct ArgumentsTests {
     #expect(
       usageLine(for: .room)
         == "forkchat room [<port>] [--bind <address>] [--max-clients <n>] [--log-size <MiB>] [--stall <seconds>]"
-        + " [--trace]")
+        + " [--max-per-host <n>] [--silent <seconds>] [--dead-peer <seconds>] [--trace]")
     // Every option of the table is in the help of each subcommand that takes it.
     for option in ForkChatCommand.options {
       for subcommand in option.subcommands { #expect(help(for: subcommand).contains("  \(option.name)")) }

@@ -92,8 +92,8 @@ def test_commands_nick_who_me_help_unknown_escape():
     c.say(b"/who")
     c.expect_line("* 3 here: alice, Zoé, guest-3 (you)".encode())
     c.say(b"/me waves")
-    a.expect_line(b"* guest-3 waves")
-    b.expect_line(b"* guest-3 waves")
+    a.expect_line(b"guest-3 * waves")
+    b.expect_line(b"guest-3 * waves")
     c.say(b"/me")
     c.expect_line(b"* usage: /me ACTION")
     c.say(b"/dance")
@@ -749,7 +749,7 @@ def test_room_help_and_usage_errors():
     p = Forkchat("room", "--help", stdin="devnull")
     assert p.wait() == 0
     out = p.out_text()
-    usage = "forkchat room [<port>] [--bind <address>] [--max-clients <n>] [--log-size <MiB>] [--stall <seconds>] [--trace]"
+    usage = "forkchat room [<port>] [--bind <address>] [--max-clients <n>] [--log-size <MiB>] [--stall <seconds>] [--max-per-host <n>] [--silent <seconds>] [--dead-peer <seconds>] [--trace]"
     for section in ("OVERVIEW:", f"USAGE: {usage}", "ARGUMENTS:", "OPTIONS:", "--max-clients <n>", "--log-size <MiB>",
                     "--stall <seconds>", "(default: 60)", "-h, --help", "commands: /nick NAME, /who, /me ACTION, /quit, /help."):
         assert section in out, out

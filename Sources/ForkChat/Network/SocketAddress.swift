@@ -102,7 +102,8 @@ public enum AddressFamily: Sendable, Equatable {
   }
 }
 
-/// Resolves `host` (a name or numeric address; nil for the wildcard) and
+/// Resolves `host` (a name or numeric address, an IPv6 literal in brackets
+/// too, "[::1]", as URLs, ssh and socat write it; nil for the wildcard) and
 /// `port` into stream socket addresses, in the order getaddrinfo(3) gives.
 /// Throws a `Failure` with gai_strerror's text, naming the host, and the
 /// port unless it is 0 (any port: only the host matters, as for --allow).
@@ -115,7 +116,11 @@ public func resolve(
   hints.ai_protocol = CInt(IPPROTO_TCP)
   hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0)
   var list: UnsafeMutablePointer<addrinfo>?
-  let status = getaddrinfo(host, String(port), &hints, &list)
+  var name = host
+  if let host, host.hasPrefix("["), host.hasSuffix("]"), host.contains(":") {
+    name = String(host.dropFirst().dropLast())
+  }
+  let status = getaddrinfo(name, String(port), &hints, &list)
   guard status == 0 else {
     let text = status == EAI_SYSTEM ? Errno.current.description : String(cString: gai_strerror(status))
     throw Failure("getaddrinfo for \(host ?? "*")\(port == 0 ? "" : " port \(port)"): \(text)")

@@ -21,6 +21,18 @@ public struct RoomOptions: Equatable, Sendable {
   public var logMiB = RoomLimits.defaultLogMiB
   /// Seconds a client may take nothing while lines wait for it.
   public var stallSeconds = RoomLimits.defaultStallSeconds
+  /// Seconds after which a client that stopped answering (its machine
+  /// asleep, its Wi-Fi gone) is dropped, idle or busy: TCP keepalive and
+  /// TCP_USER_TIMEOUT on its socket, as the two-party chat's --dead-peer;
+  /// 0: never (the kernel's own limits).
+  public var deadPeerSeconds = SessionOptions.defaultDeadPeer
+  /// Places one address may hold (a whole class behind one NAT must fit);
+  /// nil: `RoomLimits.defaultMaxPerHost`, for other hosts only (the room's
+  /// own machine, loopback, is not limited unless this is given).
+  public var maxPerHost: Int? = nil
+  /// When the room is full, a client that has sent nothing since it came
+  /// for this long gives its place to the newcomer.
+  public var silentSeconds = RoomLimits.defaultSilentSeconds
   public init() {}
 
   /// The burst each client may send at once (flood control): its share

@@ -21,7 +21,7 @@ public struct RoomCommand: Sendable {
       summary: "take a name: letters, digits, '-', '_', '.', at most \(RoomLimits.nameBytes) bytes",
       action: .nick),
     RoomCommand(name: "/who", argument: "", summary: "who is here", action: .who),
-    RoomCommand(name: "/me", argument: "ACTION", summary: "\"* NAME ACTION\" to everyone else", action: .me),
+    RoomCommand(name: "/me", argument: "ACTION", summary: "\"NAME * ACTION\" to everyone else", action: .me),
     RoomCommand(
       name: "/quit", argument: "", summary: "leave the room (closing the connection does too)", action: .quit),
     RoomCommand(name: "/help", argument: "", summary: "this list", action: .help),
@@ -83,7 +83,9 @@ extension RoomHub {
       if argument.isEmpty {
         reply("* usage: /me ACTION\n", to: member)
       } else {
-        broadcast(Array("* \(member.name) ".utf8) + argument + [10], from: member)
+        // Never "* NAME ACTION": a line starting with "* " is the room's
+        // own (docs/room.md), and "/me left" must not read as a leave notice.
+        broadcast(Array("\(member.name) * ".utf8) + argument + [10], from: member)
       }
     case .quit:
       reply("* bye, \(member.name)\n", to: member)

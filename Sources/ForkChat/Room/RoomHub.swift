@@ -141,9 +141,24 @@ final class RoomHub {
         return
       }
       Trace.event(.room, "accept", "fd=\(socket.rawValue) \(peer)")
-      if members.presentCount >= options.maxClients {
-        refuse(socket, peer, "the room is full (\(options.maxClients) clients); try again later")
+      let loopback = peer.host == "127.0.0.1" || peer.host == "::1" || peer.host.hasPrefix("127.")
+      if let most = options.maxPerHost ?? (loopback ? nil : RoomLimits.defaultMaxPerHost),
+        members.placesTaken(from: peer) >= most
+      {
+        refuse(socket, peer, "too many connections from \(peer.host) (\(most)); try again later")
         continue
+      }
+      if members.placesTaken >= options.maxClients {
+        // A connection that has said nothing for a while gives its place:
+        // idle sockets cannot keep a class out, and nobody loses a place
+        // while there are free ones.
+        let silence = options.silentSeconds
+        guard let silent = members.longestSilent(atLeast: Double(silence), now: Clock.now) else {
+          refuse(socket, peer, "the room is full (\(options.maxClients) clients); try again later")
+          continue
+        }
+        notice("\(silent.name) (\(silent.peer)) dropped: said nothing in \(silence) s, and the room was full")
+        leave(silent, .silent(seconds: silence))
       }
       join(socket, peer)
     }
@@ -167,6 +182,15 @@ final class RoomHub {
     // buffer, so that the kernel holds little for a client that stops reading.
     try? socket.setOption(CInt(IPPROTO_TCP), TCP_NODELAY, 1)
     try? socket.setOption(SOL_SOCKET, SO_SNDBUF, CInt(RoomLimits.socketBufferBytes))
+    // A client that vanishes without a word (lid closed, Wi-Fi gone) would
+    // otherwise hold its name, its reader and its place for ever while the
+    // room is quiet (no timer runs on an idle TCP connection), or ~15 min
+    // while lines go to it. The error (ETIMEDOUT) ends its reader's read(2).
+    do {
+      try socket.detectDeadPeer(after: options.deadPeerSeconds)
+    } catch {
+      notice("\(error) for \(peer)")
+    }
     do {
       // The spawner gets a descriptor of its own for the socket; the hub
       // keeps this one, to write to the client.
@@ -178,14 +202,30 @@ final class RoomHub {
     }
     nextId += 1
     Trace.event(.room, "sendmsg", "client=\(id) fd=\(socket.rawValue) to the spawner")
-    let member = Member(id: id, socket: socket, peer: peer, cursor: log.end)
-    members.add(member)
-    notice("\(member.name) joined from \(peer)")
+    // Welcomed once its reader runs (its "start" record), not before.
+    members.add(Member(id: id, socket: socket, peer: peer, cursor: log.end))
+  }
+
+  /// Its reader runs: the client is in the room.
+  func welcome(_ member: Member) {
+    member.state = .present
+    member.cursor = log.end
+    notice("\(member.name) joined from \(member.peer)")
     let others = members.presentCount - 1
     reply(
       "* welcome to the room, \(member.name)! \(others == 1 ? "1 other" : "\(others) others") here."
         + " /help lists the commands.\n", to: member)
     broadcast("* \(member.name) joined\n", from: member)
+  }
+
+  /// Its reader could not be forked (or died before it started): the
+  /// client is told why, on its connection, and closed; nobody else heard
+  /// of it.
+  func turnAway(_ member: Member, _ how: String) {
+    let why = "the room cannot take more clients now; try again later"
+    notice("refused \(member.peer): its reader process \(how)")
+    _ = Array("* \(why)\n".utf8).withUnsafeBytes { try? member.socket.send($0, flags: Self.withoutWaiting) }
+    closeSocket(member, reset: false)
   }
 
   // MARK: The room pipe
@@ -236,6 +276,16 @@ final class RoomHub {
       notice("room pipe: unreadable record")
       return
     }
+    if let member = members[record.client], member.isJoining {
+      switch record {
+      case .start: welcome(member)
+      case .gone(_, let how):
+        Trace.event(.room, "gone", "client=\(member.id) \(how)")
+        turnAway(member, how)
+      default: notice("room pipe: a record of client \(member.id) before its start")
+      }
+      return
+    }
     // Records of a client who has left (its reader is being stopped) are
     // dropped: nothing it sends after its leave notice reaches anyone.
     guard let member = members[record.client], member.isPresent else {
@@ -244,9 +294,11 @@ final class RoomHub {
     }
     switch record {
     case .say(_, let line):
+      member.spoke = true
       if line.cut { reply(RoomLimits.cutNotice, to: member) }
       handleLine(line.text, from: member)
       Trace.event(.room, "line", "client=\(member.id) bytes=\(line.text.count)")
+    case .start: break  // once only, while joining
     case .slow:
       reply(
         "* slow down: past \(options.floodBurst / 1024) KiB at once, the room takes"
@@ -259,6 +311,8 @@ final class RoomHub {
       switch reason {
       case "eof": leave(member, .closed)
       case "reset": leave(member, .reset)
+      case "timeout": leave(member, .vanished(.timedOut))
+      case "unreachable": leave(member, .vanished(.unreachable))
       default: leave(member, .error(reason))
       }
     case .gone(_, let how):

@@ -10,17 +10,24 @@ final class Member {
   var name: String
   /// The next byte of the log for this client.
   var cursor: LogPosition
-  var state = State.present
+  var state = State.joining
   /// Its socket took less than it was given: wait for POLLOUT.
   var socketFull = false
   /// Since when lines have waited for it without its socket taking a byte.
   var waitingSince: Double? = nil
+  /// When it was accepted (Clock.now).
+  let since = Clock.now
+  /// It has sent a line (a command included): it is no silent connection.
+  var spoke = false
   /// The reader said bye, or the spawner reported its end.
   var readerDone = false
   /// A send failed (the client is gone): nothing more is sent to it.
   var outputBroken = false
 
   enum State {
+    /// Accepted, its socket handed to the spawner; waiting for its reader's
+    /// first record ("start") to be welcomed. Holds a place; gets nothing.
+    case joining
     /// In the room: gets every line.
     case present
     /// Has left; it still gets the log's lines up to `until` (its goodbye,
@@ -41,6 +48,11 @@ final class Member {
   var isPresent: Bool {
     if case .present = state { true } else { false }
   }
+  var isJoining: Bool {
+    if case .joining = state { true } else { false }
+  }
+  /// Present or joining: it counts against --max-clients and --max-per-host.
+  var holdsPlace: Bool { isPresent || isJoining }
   var socketOpen: Bool {
     if case .closed = state { false } else { true }
   }
@@ -53,6 +65,13 @@ final class Member {
 /// Why a client left, for the notice everyone gets.
 enum Leaving {
   case closed, reset, error(String), quit, died(String)
+  /// Its machine stopped answering: keepalive probes or data went
+  /// unacknowledged for --dead-peer seconds (timedOut), or a router said
+  /// it cannot be reached (ICMP: unreachable).
+  case vanished(Vanished)
+  /// Gave its place to a newcomer: the room was full, and it had sent
+  /// nothing for `seconds` since it came.
+  case silent(seconds: Int)
   /// Dropped: its socket took nothing for `seconds` while lines waited.
   case stalled(seconds: Int)
   /// Dropped: the log had to let go of lines it had not received yet.
@@ -64,6 +83,9 @@ enum Leaving {
     case .reset: " (connection reset)"
     case .error(let text): " (\(text))"
     case .died(let how): " (its reader process \(how))"
+    case .vanished(.timedOut): " (timed out: its machine stopped answering)"
+    case .vanished(.unreachable): " (unreachable: the network says its machine cannot be reached)"
+    case .silent(let seconds): " (dropped: said nothing in \(seconds) s, and the room was full)"
     case .stalled(let seconds): " (dropped: took nothing for \(seconds) s)"
     case .behind(let mib): " (dropped: a whole log, \(mib) MiB, behind)"
     }
@@ -78,6 +100,8 @@ enum Leaving {
     }
   }
 }
+
+enum Vanished { case timedOut, unreachable }
 
 /// The clients the hub knows, present or leaving, in the order they joined,
 /// which is the order of their numbers: one list, and views of it.
@@ -103,6 +127,21 @@ struct Members {
   var present: [Member] { list.filter(\.isPresent) }
 
   var presentCount: Int { list.reduce(0) { $0 + ($1.isPresent ? 1 : 0) } }
+
+  /// The places taken: the clients present and the ones joining.
+  var placesTaken: Int { list.reduce(0) { $0 + ($1.holdsPlace ? 1 : 0) } }
+
+  /// The places taken by clients from `peer`'s address.
+  func placesTaken(from peer: SocketAddress) -> Int {
+    let host = peer.host
+    return list.reduce(0) { $0 + ($1.holdsPlace && $1.peer.host == host ? 1 : 0) }
+  }
+
+  /// The present client that has sent nothing for the longest time, at
+  /// least `seconds` since it came.
+  func longestSilent(atLeast seconds: Double, now: Double) -> Member? {
+    list.first { $0.isPresent && !$0.spoke && now - $0.since >= seconds }  // in the order they came
+  }
 
   /// The present client called `name`, whatever the case ("Ana" is "ana").
   func named(_ name: String) -> Member? {

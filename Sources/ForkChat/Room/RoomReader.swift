@@ -14,7 +14,7 @@ import Glibc
 // back here, by TCP itself: while its reader sleeps, nobody reads its
 // socket, its window closes and its sends block; nobody else waits.
 //
-// It ends by writing "ID bye REASON" and _exit(0). The spawner may also end
+// It starts by writing "ID start" and ends by writing "ID bye REASON" and _exit(0). The spawner may also end
 // it with SIGTERM when the hub asks (the client typed /quit, or was
 // dropped), or the kernel with SIGKILL if the spawner dies
 // (PR_SET_PDEATHSIG).
@@ -37,6 +37,10 @@ struct RoomReader {
   /// client closes or resets the connection. Never returns.
   func run() -> Never {
     Trace.event(.reader, "start", "client=\(client) fd=\(socket.rawValue)")
+    // The hub welcomes the client only once its reader runs: a client
+    // whose reader could not be forked is told so, never welcomed first.
+    // Written by the reader itself, so that it comes before its lines.
+    write(.start(client: client))
     var framer = LineFramer()
     var bucket = TokenBucket(capacity: floodBurst, rate: RoomLimits.floodRate, now: Clock.now)
     var held = false
@@ -85,9 +89,16 @@ struct RoomReader {
       } catch {
         // A reset in the middle of a line: the half line is not delivered.
         framer.discardPartial()
-        end(error == .connectionReset ? "reset" : error.description)
+        end(Self.reason(error))
       }
       if count == 0 {
+        // The kernel reports a socket's error once, to one call: if the
+        // hub's send took the ETIMEDOUT of a vanished client, this read
+        // sees a mere end of file. TCP_INFO tells the two apart.
+        if socket.kernelGaveUpOnPeer {
+          framer.discardPartial()
+          end("timeout")
+        }
         // An orderly close (FIN): what came without a newline is a line.
         if let line = framer.flushPartial() { hand(.line(line)) }
         end("eof")
@@ -111,7 +122,19 @@ struct RoomReader {
       let ready = (try? poll(&waiting, timeout: CInt(left * 1000) + 1)) ?? 0
       guard ready > 0 else { continue }
       let error = (try? socket.pendingError()) ?? nil
-      end(error == nil || error == .connectionReset ? "reset" : error!.description)
+      end(error.map(Self.reason) ?? (socket.kernelGaveUpOnPeer ? "timeout" : "reset"))
+    }
+  }
+
+  /// The bye reason for a failed read: "reset", "timeout" (keepalive or
+  /// TCP_USER_TIMEOUT gave up: the client vanished), "unreachable" (ICMP),
+  /// or the error's text.
+  static func reason(_ error: Errno) -> String {
+    switch error.rawValue {
+    case ECONNRESET: "reset"
+    case ETIMEDOUT: "timeout"
+    case EHOSTUNREACH, ENETUNREACH, EHOSTDOWN, ENETDOWN: "unreachable"
+    default: error.description
     }
   }
 

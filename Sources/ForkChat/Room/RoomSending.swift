@@ -25,7 +25,7 @@ extension RoomHub {
   /// whose cursor was in it is a whole log behind, and is dropped.
   func append(_ bytes: [UInt8], for audience: Audience) {
     guard log.append(bytes, for: audience) else { return }
-    for member in members.all where member.socketOpen && member.cursor < log.start {
+    for member in members.all where member.socketOpen && !member.isJoining && member.cursor < log.start {
       if member.isPresent {
         notice("\(member.name) (\(member.peer)) dropped: a whole log (\(options.logMiB) MiB) behind")
         leave(member, .behind(logMiB: options.logMiB))
@@ -38,7 +38,9 @@ extension RoomHub {
   /// Frees the log's blocks that every client has received.
   func trimLog() {
     var oldest = log.end
-    for member in members.all where member.socketOpen { oldest = min(oldest, member.cursor) }
+    for member in members.all where member.socketOpen && !member.isJoining {
+      oldest = min(oldest, member.cursor)
+    }
     log.trim(before: oldest)
   }
 
@@ -49,7 +51,8 @@ extension RoomHub {
     let start = Trace.isOn ? Clock.now : 0
     let log = self.log  // read-only here: a copy shares the blocks, and spares an access check per call
     var clients = 0
-    for member in members.all where member.socketOpen && !member.socketFull && !member.outputBroken {
+    for member in members.all
+    where member.socketOpen && !member.isJoining && !member.socketFull && !member.outputBroken {
       if send(member, from: log) { clients += 1 }
     }
     if Trace.isOn && clients > 0 {
@@ -136,7 +139,7 @@ extension RoomHub {
     member.state = .leaving(until: log.end, deadline: Clock.now + RoomLimits.closeWait)
     Trace.event(.room, "leave", "client=\(member.id) \(member.name)\(how.suffix)")
     switch how {
-    case .stalled, .behind: break  // the drop notice said it
+    case .stalled, .behind, .silent: break  // the drop notice said it
     default: notice("\(member.name) left\(how.suffix)")
     }
     broadcast("* \(member.name) left\(how.suffix)\n")
@@ -166,7 +169,7 @@ extension RoomHub {
   func closeSocket(_ member: Member, reset: Bool) {
     guard member.socketOpen else { return }
     if reset {
-      try? member.socket.setResetOnClose()
+      try? member.socket.resetOnClose()
     } else {
       try? member.socket.shutdown(CInt(SHUT_WR))
     }

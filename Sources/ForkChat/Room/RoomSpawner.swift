@@ -124,6 +124,7 @@ struct RoomSpawner {
     framer.discardPartial()
     _ = RoomRecord.bye(client: 1, reason: "eof").bytes
     _ = RoomRecord.slow(client: 1).bytes
+    _ = RoomRecord.start(client: 1).bytes
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: RoomReader.bufferBytes, alignment: 16)
     buffer.deallocate()
   }

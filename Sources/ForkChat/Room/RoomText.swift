@@ -23,6 +23,14 @@ public enum RoomLimits {
   /// Seconds a client may take nothing while lines wait for it, unless
   /// `--stall` says otherwise; then it is dropped.
   public static let defaultStallSeconds = 60
+  /// Places one address may hold unless `--max-per-host` says otherwise:
+  /// a class of 35 behind one school NAT with a laptop and a phone each,
+  /// and a second class beside it.
+  public static let defaultMaxPerHost = 150
+  /// Seconds after which a client that has sent nothing (not a byte) may
+  /// lose its place to a newcomer when the room is full, unless
+  /// `--silent` says otherwise.
+  public static let defaultSilentSeconds = 30
   /// SO_SNDBUF of each client socket (the kernel doubles it, socket(7)), so
   /// that the kernel holds kilobytes for a client that does not read, not
   /// the megabytes TCP autotuning would let it hold.
@@ -268,7 +276,7 @@ public func cutAtCharacter(_ bytes: [UInt8], _ limit: Int) -> [UInt8] {
 
 /// Why a name was refused, as the client is told.
 public enum NameProblem: Error, Equatable, Sendable {
-  case empty, tooLong, badCharacter, reserved
+  case empty, tooLong, badCharacter, reserved, mixedScripts, compatibility, invisible
 
   public var description: String {
     switch self {
@@ -276,6 +284,9 @@ public enum NameProblem: Error, Equatable, Sendable {
     case .tooLong: "a name holds at most \(RoomLimits.nameBytes) bytes"
     case .badCharacter: "a name holds only letters, digits, '-', '_' and '.'"
     case .reserved: "names guest-N are given by the room"
+    case .mixedScripts: "a name is written in one script (Latin, Greek, Cyrillic ...), not several"
+    case .compatibility: "a name holds no compatibility form (fullwidth letters, ligatures): write it plainly"
+    case .invisible: "a name holds no invisible character"
     }
   }
 }
@@ -284,7 +295,8 @@ public enum NameProblem: Error, Equatable, Sendable {
 /// `RoomLimits.nameBytes` bytes of letters (any script), digits, "-", "_"
 /// and "."; no space, punctuation or symbol, so that a name is always
 /// printable and can never look like a notice ("* ...") or a prefix
-/// ("name: "). "guest-N" names are the room's.
+/// ("name: "); none that could pass for another (`lookalikeProblem`,
+/// RoomNames.swift). "guest-N" names are the room's.
 public func validateName(_ bytes: [UInt8]) -> Result<String, NameProblem> {
   if bytes.isEmpty { return .failure(.empty) }
   if bytes.count > RoomLimits.nameBytes { return .failure(.tooLong) }
@@ -297,6 +309,7 @@ public func validateName(_ bytes: [UInt8]) -> Result<String, NameProblem> {
       : scalar.properties.isAlphabetic && scalar.value != 0xFFFD
     if !allowed { return .failure(.badCharacter) }
   }
+  if let problem = lookalikeProblem(name) { return .failure(problem) }
   if isGuestName(name) { return .failure(.reserved) }
   return .success(name)
 }
@@ -317,6 +330,7 @@ public func nameKey(_ name: String) -> String { name.lowercased() }
 /// What a reader process tells the hub, one record per write(2) into the
 /// room pipe: a line of text, readable in `strace -f -e write`:
 ///
+///     17 start                   reader 17 runs: the hub may welcome its client
 ///     17 say hello everyone      a line from client 17
 ///     17 cut xxxxxxxx...         a line that was cut at the limit
 ///     17 slow                    client 17 is being held back (flood control)
@@ -328,6 +342,7 @@ public func nameKey(_ name: String) -> String { name.lowercased() }
 /// A record is at most 4016 bytes, under PIPE_BUF (4096): the kernel writes
 /// it into the pipe in one piece, never mixed with another reader's.
 public enum RoomRecord: Equatable, Sendable {
+  case start(client: Int)
   case say(client: Int, RoomLine)
   case slow(client: Int)
   case telnet(client: Int, TelnetReply)
@@ -336,7 +351,8 @@ public enum RoomRecord: Equatable, Sendable {
 
   public var client: Int {
     switch self {
-    case .say(let client, _), .slow(let client), .telnet(let client, _), .bye(let client, _),
+    case .start(let client), .say(let client, _), .slow(let client), .telnet(let client, _),
+      .bye(let client, _),
       .gone(let client, _):
       client
     }
@@ -347,6 +363,7 @@ public enum RoomRecord: Equatable, Sendable {
     switch self {
     case .say(let client, let line):
       Array("\(client) \(line.cut ? "cut" : "say") ".utf8) + line.text + [10]
+    case .start(let client): Array("\(client) start\n".utf8)
     case .slow(let client): Array("\(client) slow\n".utf8)
     case .telnet(let client, let reply):
       Array("\(client) telnet \(reply.verb.rawValue) \(reply.option)\n".utf8)
@@ -368,6 +385,7 @@ public enum RoomRecord: Equatable, Sendable {
     switch kind {
     case "say": self = .say(client: client, RoomLine(text: text))
     case "cut": self = .say(client: client, RoomLine(text: text, cut: true))
+    case "start": self = .start(client: client)
     case "slow": self = .slow(client: client)
     case "telnet":
       let words = String(decoding: text, as: UTF8.self).split(separator: " ")
