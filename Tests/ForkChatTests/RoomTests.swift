@@ -209,7 +209,8 @@ struct RoomArgumentsTests {
     #expect(try parse(["room", "--help"]) == .help(ForkChatCommand.help(for: .room)))
     #expect(try parse(["help", "room"]) == .help(ForkChatCommand.help(for: .room)))
     #expect(mainHelp().contains("room "))
-    #expect(ForkChatCommand.help(for: .room).contains("commands: /nick NAME, /who, /me ACTION, /quit, /help."))
+    let roomHelp = ForkChatCommand.help(for: .room)
+    #expect(roomHelp.contains("commands: /nick NAME, /who, /me ACTION, /quit, /help."))
     #expect(UsageError(reason: "x", subcommand: .room).text.contains("forkchat room --help"))
   }
 }
