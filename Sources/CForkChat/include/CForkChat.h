@@ -60,4 +60,9 @@ int forkchat_window_size(int fd, unsigned short *rows, unsigned short *columns);
 int forkchat_argument_count(void);
 char *const *forkchat_arguments(void);
 
+/* clone(SIGCHLD): fork(2) without glibc's wrapper and its lock writes, for
+   the room's readers only (RoomFork.c says why). Returns the child's pid in
+   the parent, 0 in the child, -1 with errno set on failure. */
+int forkchat_fork_system_call(void);
+
 #endif

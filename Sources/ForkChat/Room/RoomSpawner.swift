@@ -1,3 +1,4 @@
+import CForkChat
 import Glibc
 
 // The spawner: the process that forks the readers, and reaps them.
@@ -136,7 +137,7 @@ struct RoomSpawner {
   ) -> pid_t? {
     let pid: pid_t
     do {
-      pid = try forkChild(signals: signals, parentRole: .spawner, closing: [])
+      pid = try forkReader(signals)
     } catch {
       notice("spawner: fork: \(error)")
       record(.gone(client: client, how: "fork failed: \(error)"))
@@ -150,6 +151,35 @@ struct RoomSpawner {
       RoomReader(client: client, socket: socket, room: room, floodBurst: floodBurst, readBuffer: readBuffer)
         .run()
     }
+    return pid
+  }
+
+  /// fork(2) for a reader, as `forkChild` does it but with the system call
+  /// itself (RoomFork.c): glibc's fork() writes four pages of its own locks
+  /// that every reader would then own a copy of. The spawner's signals stay
+  /// blocked across the call, so that the child never runs the spawner's
+  /// handler; the child takes the default actions back before unblocking.
+  /// It leaves the handler's global alone (signalPipeWriteEnd): only the
+  /// handler reads it, and writing it would cost the reader one more page.
+  /// The trace line "fork" is the spawner's "reader" line. Returns the
+  /// child's pid, or 0 in the child.
+  private func forkReader(_ signals: SignalPipe) throws(Errno) -> pid_t {
+    let parentPid = getpid()
+    let oldMask = SignalSet(signals.signals).block()
+    let pid: pid_t
+    do {
+      pid = try valueOrErrno(retryOnInterrupt: false) { forkchat_fork_system_call() }
+    } catch {
+      oldMask.setAsMask()
+      throw error
+    }
+    if pid == 0 {
+      restoreDefaultActions(signals.signals)
+      oldMask.setAsMask()
+      guard dieWithParent(parentPid: parentPid) else { _exit(1) }
+      return 0
+    }
+    oldMask.setAsMask()
     return pid
   }
 
