@@ -49,9 +49,7 @@ struct RoomSpawner {
     warmUp()
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(
       byteCount: RoomReader.bufferBytes, alignment: 4096)
-    // Reserved once, so that a join writes one slot, not a new table.
-    var readers: [pid_t: Int] = [:]
-    readers.reserveCapacity(maxClients * 2)
+    var readers = ReaderTable(capacity: maxClients)
     while true {
       var waiting = [
         pollfd(fd: signals.readEnd.rawValue, events: Int16(POLLIN), revents: 0),
@@ -82,7 +80,7 @@ struct RoomSpawner {
         {
           // The client has left the room (/quit, dropped): its reader may
           // be asleep (flood control) or blocked; it has nothing to finish.
-          if let pid = readers.first(where: { $0.value == client })?.key {
+          if let pid = readers.pid(ofClient: client) {
             Trace.event(.spawner, "kill", "\(pid) SIGTERM client=\(client)")
             try? kill(pid: pid, signal: SIGTERM)
             try? kill(pid: pid, signal: SIGCONT)
@@ -95,7 +93,7 @@ struct RoomSpawner {
           continue
         }
         if let pid = spawn(client, socket, signals, readBuffer) {
-          readers[pid] = client
+          readers.insert(pid, client: client)
           Trace.event(.spawner, "reader", "\(pid) client=\(client)")
         }
         socket.closeIgnoringErrors()  // the reader has it; the hub keeps its own
@@ -184,7 +182,7 @@ struct RoomSpawner {
   }
 
   /// Reaps every reader that has ended, and tells the hub.
-  private func reap(_ readers: inout [pid_t: Int]) {
+  private func reap(_ readers: inout ReaderTable) {
     for (pid, status) in reapEndedChildren(role: .spawner) {
       if let client = readers.removeValue(forKey: pid) {
         record(.gone(client: client, how: status.traceDescription))
@@ -203,12 +201,60 @@ struct RoomSpawner {
   /// Stops and reaps every reader, then dies of `signal`, or exits with
   /// `status` (0: the hub has gone away; 1: a call failed, reported).
   private func stop(
-    _ readers: inout [pid_t: Int], _ signals: SignalPipe, _ signal: CInt?, status: CInt = 0
+    _ readers: inout ReaderTable, _ signals: SignalPipe, _ signal: CInt?, status: CInt = 0
   ) -> Never {
-    stopAndReap(Array(readers.keys), role: .spawner)
+    stopAndReap(readers.pids, role: .spawner)
     if let signal { signals.die(of: signal, role: .spawner) }
     _ = signals.uninstall()
     Trace.event(.spawner, "exit", "\(status)")
     _exit(status)
   }
+}
+
+/// The spawner's table of its readers: pid and client, one slot each, in
+/// memory that fork(2) does not copy (madvise(2) MADV_DONTFORK). Every join
+/// writes a slot; in memory a reader shares, each such write after a fork
+/// would leave that reader alone with the old copy of the page: with a
+/// Dictionary (its bitmap, keys and values spread over twelve pages), 11
+/// KiB of every reader's memory was its spawner's table as it was at the
+/// fork. A reader never reads the table, so it need not have it at all.
+struct ReaderTable {
+  private let slots: UnsafeMutableBufferPointer<(pid: pid_t, client: Int32)>
+
+  /// Maps the table; a reader forked later does not have it. If mmap
+  /// fails, the table lives on the heap (readers then cost more).
+  init(capacity: Int) {
+    let bytes = (max(1, capacity) * MemoryLayout<(pid: pid_t, client: Int32)>.stride + 4095) & ~4095
+    let count = bytes / MemoryLayout<(pid: pid_t, client: Int32)>.stride
+    let mapped = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    if let mapped, mapped != MAP_FAILED {
+      _ = madvise(mapped, bytes, MADV_DONTFORK)
+      slots = UnsafeMutableBufferPointer(start: mapped.assumingMemoryBound(to: (pid: pid_t, client: Int32).self), count: count)
+    } else {
+      slots = .allocate(capacity: count)
+    }
+    slots.initialize(repeating: (pid: 0, client: 0))
+  }
+
+  /// Records the reader `pid` of `client` (a pid is never 0).
+  mutating func insert(_ pid: pid_t, client: Int) {
+    if let free = slots.firstIndex(where: { $0.pid == 0 }) {
+      slots[free] = (pid: pid, client: Int32(client))
+    }
+  }
+
+  func pid(ofClient client: Int) -> pid_t? {
+    slots.first(where: { $0.pid != 0 && $0.client == Int32(client) })?.pid
+  }
+
+  /// Forgets `pid`; returns its client, or nil if it was not a reader.
+  mutating func removeValue(forKey pid: pid_t) -> Int? {
+    guard let index = slots.firstIndex(where: { $0.pid == pid }) else { return nil }
+    let client = Int(slots[index].client)
+    slots[index] = (pid: 0, client: 0)
+    return client
+  }
+
+  /// Every reader's pid.
+  var pids: [pid_t] { slots.filter { $0.pid != 0 }.map(\.pid) }
 }
