@@ -159,11 +159,11 @@ struct RoomSpawner {
   /// handler; the child takes the default actions back before unblocking.
   /// It leaves the handler's global alone (signalPipeWriteEnd): only the
   /// handler reads it, and writing it would cost the reader one more page.
-  /// The trace line "fork" is the spawner's "reader" line. Returns the
-  /// child's pid, or 0 in the child.
+  /// Returns the child's pid, or 0 in the child.
   private func forkReader(_ signals: SignalPipe) throws(Errno) -> pid_t {
     let parentPid = getpid()
     let oldMask = SignalSet(signals.signals).block()
+    let forkTime = Trace.isOn ? Clock.now : 0
     let pid: pid_t
     do {
       pid = try valueOrErrno(retryOnInterrupt: false) { forkchat_fork_system_call() }
@@ -177,6 +177,7 @@ struct RoomSpawner {
       guard dieWithParent(parentPid: parentPid) else { _exit(1) }
       return 0
     }
+    if Trace.isOn { Trace.event(.spawner, "fork", "child=\(pid)", at: forkTime) }
     oldMask.setAsMask()
     return pid
   }
