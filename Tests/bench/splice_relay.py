@@ -18,12 +18,18 @@ Usage: splice_relay.py listen PORT | splice_relay.py connect PORT
 (127.0.0.1 only; sends FIN at the end of its input, exits at the peer's).
 """
 
+import fcntl
 import os
 import socket
 import stat
 import sys
 
-CHUNK = 1 << 16  # a default pipe's capacity
+# As much as one call may move: a pipe holds what its capacity says (64 KiB
+# by default, 1 MiB where the harness or we set it), and splice(2) moves up
+# to that; asking for less would only mean more calls.
+CHUNK = 1 << 20
+FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_MORE
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 def is_pipe(fd):
@@ -46,18 +52,22 @@ def move(source, target):
         ends = None
     else:
         ends = os.pipe()
+        try:
+            fcntl.fcntl(ends[1], F_SETPIPE_SZ, CHUNK)
+        except OSError:
+            pass  # over /proc/sys/fs/pipe-max-size: the default will do
     try:
         while True:
             if ends is None:
-                moved = os.splice(source, target, CHUNK)
+                moved = os.splice(source, target, CHUNK, flags=FLAGS)
                 if not moved:
                     return
                 continue
-            moved = os.splice(source, ends[1], CHUNK)
+            moved = os.splice(source, ends[1], CHUNK, flags=FLAGS)
             if not moved:
                 return
             while moved:
-                moved -= os.splice(ends[0], target, moved)
+                moved -= os.splice(ends[0], target, moved, flags=FLAGS)
     except OSError as error:
         if error.errno != 22:  # EINVAL: a terminal; anything else is real
             raise
