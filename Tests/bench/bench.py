@@ -26,6 +26,7 @@ import tempfile
 import termios
 import threading
 import time
+import tty
 
 GiB = 1 << 30
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
@@ -220,6 +221,99 @@ def bulk(tool, up, down, memory):
         raise RuntimeError(f"{name} delivered {server_side.received} and {client_side.received} bytes, "
                            f"not {up} and {down}")
     memory.append(max(peaks.values()) if peaks else 0)
+    return elapsed
+
+
+PLUMBINGS = ("pipe → pipe", "file → file", "pipe → /dev/null", "pipe → terminal")
+
+
+def plumbing_bulk(tool, plumbing, size, workdir):
+    """`size` bytes client → server through the plumbing a user has: the
+    client's stdin a pipe from `head -c` or a file, the server's stdout a
+    pipe (counted), a file (its size checked), /dev/null or a terminal (a
+    pty in raw mode, its master drained). The server's stdin is /dev/null:
+    it half-closes at once and receives to the end. Returns seconds from the
+    client's start to both ends' exit."""
+    listen, connect = tool
+    port = free_port()
+    source_kind, sink_kind = (part.strip() for part in plumbing.split("→"))
+    opened, threads, counted = [], [], [0]
+    if sink_kind == "pipe":
+        read_end, sink = os.pipe()
+        opened.append(sink)
+
+        def drain():
+            null = os.open(os.devnull, os.O_WRONLY)
+            while True:
+                moved = os.splice(read_end, null, MiB)
+                if not moved:
+                    break
+                counted[0] += moved
+            os.close(null)
+            os.close(read_end)
+        threads.append(threading.Thread(target=drain))
+    elif sink_kind == "file":
+        sink = os.open(os.path.join(workdir, "received"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        opened.append(sink)
+    elif sink_kind == "/dev/null":
+        sink = os.open(os.devnull, os.O_WRONLY)
+        opened.append(sink)
+    else:
+        master, sink = pty.openpty()
+        tty.setraw(sink)
+        opened.append(sink)
+
+        def drain_pty():
+            while True:
+                try:
+                    data = os.read(master, MiB)
+                except OSError:  # EIO: every slave descriptor is closed
+                    break
+                if not data:
+                    break
+                counted[0] += len(data)
+            os.close(master)
+        threads.append(threading.Thread(target=drain_pty))
+    null_in = os.open(os.devnull, os.O_RDONLY)
+    server = subprocess.Popen(listen(port), stdin=null_in, stdout=sink, stderr=subprocess.DEVNULL)
+    for fd in opened:
+        os.close(fd)
+    for t in threads:
+        t.start()
+    wait_listening(port)
+    start = time.perf_counter()
+    if source_kind == "file":
+        source = open(os.path.join(workdir, "source"), "rb")
+        client = subprocess.Popen(connect(port), stdin=source, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        feeder = None
+    else:
+        feeder = subprocess.Popen(["head", "-c", str(size), "/dev/zero"], stdout=subprocess.PIPE)
+        client = subprocess.Popen(connect(port), stdin=feeder.stdout, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        feeder.stdout.close()
+        source = None
+    watchdog = threading.Timer(120, lambda: [p.kill() for p in (client, server)])
+    watchdog.start()
+    try:
+        codes = (client.wait(), server.wait())
+        elapsed = time.perf_counter() - start
+    finally:
+        watchdog.cancel()
+        os.close(null_in)
+        if source:
+            source.close()
+        if feeder:
+            feeder.wait()
+        for t in threads:
+            t.join(30)
+    name = os.path.basename(listen(port)[-2 if listen(port)[0] == sys.executable else 0])
+    if codes != (0, 0):
+        raise RuntimeError(f"{name} exited {codes} ({plumbing})")
+    if sink_kind == "file":
+        counted[0] = os.path.getsize(os.path.join(workdir, "received"))
+    if sink_kind in ("pipe", "file") and counted[0] != size:
+        raise RuntimeError(f"{name} delivered {counted[0]} of {size} bytes ({plumbing})")
     return elapsed
 
 
@@ -430,6 +524,28 @@ def main():
             except RuntimeError as error:
                 print(f"  {title} round {r + 1} splice relay: {error}", flush=True)
 
+    # One direction, client → server, through each plumbing a user has,
+    # the splice relay beside the tools in the same rounds.
+    plumbing_size = size // 4
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as workdir:
+        with open(os.path.join(workdir, "source"), "wb") as f:
+            f.truncate(plumbing_size)  # a sparse file: zeros from the page cache
+        for plumbing in PLUMBINGS:
+            metric = f"bulk {plumbing}, {plumbing_size // MiB} MiB, MB/s"
+            for r in range(rounds):
+                for name in names:
+                    seconds = plumbing_bulk(all_tools[name], plumbing, plumbing_size, workdir)
+                    record(metric, name, plumbing_size / seconds / 1e6)
+                try:
+                    seconds = plumbing_bulk(CEILING, plumbing, plumbing_size, workdir)
+                    ceiling.setdefault(metric, []).append(plumbing_size / seconds / 1e6)
+                except RuntimeError as error:
+                    print(f"  {plumbing} splice relay: {error}", flush=True)
+                print(f"  {plumbing} round {r + 1}: "
+                      + ", ".join(f"{n} {rows[metric][n][-1]:.0f}" for n in names)
+                      + (f", splice {ceiling[metric][-1]:.0f}" if ceiling.get(metric) else "") + " MB/s",
+                      flush=True)
+
     for r in range(3):
         for name in names:
             there, back = latency(all_tools[name], lines // 3)
@@ -540,6 +656,13 @@ better for MB/s, lower for µs, ms and MB).
   `socat -t 60 TCP-LISTEN:P,bind=127.0.0.1,reuseaddr STDIO` / `socat -t 60 STDIO TCP:127.0.0.1:P`.
 - line latency: a 50-byte line written to one side's stdin until it is read
   from the other's stdout (pipes), {lines} lines each way per tool.
+- bulk through a plumbing: {size // 4 // MiB} MiB client → server only, the client's
+  stdin a pipe from `head -c` or a (sparse) file, the server's stdin
+  /dev/null (it half-closes at once) and its stdout a pipe (counted), a file
+  (its size checked), /dev/null or a pseudo-terminal in raw mode; {rounds} rounds,
+  the splice relay in the same rounds. The bytes are zeros: on a terminal,
+  forkchat shows each NUL as the peer text sanitizer's visible mark (more
+  bytes written than received), where nc, socat and the relay pass it on.
 - splice relay: `Tests/bench/splice_relay.py`, forkchat's shape (fork, one
   process per direction) moving the bytes with splice(2) only, no copy
   through user space: the ceiling column of the bulk rows, measured in the
