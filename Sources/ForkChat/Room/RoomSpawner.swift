@@ -230,7 +230,8 @@ struct ReaderTable {
     let mapped = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
     if let mapped, mapped != MAP_FAILED {
       _ = madvise(mapped, bytes, MADV_DONTFORK)
-      slots = UnsafeMutableBufferPointer(start: mapped.assumingMemoryBound(to: (pid: pid_t, client: Int32).self), count: count)
+      let start = mapped.assumingMemoryBound(to: (pid: pid_t, client: Int32).self)
+      slots = UnsafeMutableBufferPointer(start: start, count: count)
     } else {
       slots = .allocate(capacity: count)
     }
