@@ -4,7 +4,7 @@ exec to exit, for the stripped binary of `make deb`, the unstripped one of
 /dev/null). Warm page cache (no cache is dropped on a shared machine).
 
 As a test: the stripped binary starts and ends within bounds that a
-regression would break. As a script (docs/benchmarks.md, "Package"):
+regression would break. As a script (docs/package.md):
     python3 Tests/e2e/test_package_start.py .build/release/forkchat [RUNS]
 prints the table.
 """
@@ -113,7 +113,7 @@ def test_stripped_binary_starts_quickly():
     # Every page is in the page cache: no read from disk at start.
     assert stripped["majflt"] == 0
     # Generous bounds for a loaded 2-core machine; about 2 ms and 300 faults
-    # when quiet (docs/benchmarks.md).
+    # when quiet (docs/package.md).
     assert stripped["p50_ms"] < 100
     assert stripped["minflt"] < 2000
 

@@ -103,10 +103,14 @@ int forkchat_set_child_subreaper(void);
    terminal 80 columns by 24 rows. Returns 0, or -1 with errno set. */
 int forkchat_open_terminal(int *controller, int *terminal);
 
-
 /* forkchat check: ioctl(fd, TIOCSCTTY, 0): the terminal `fd` becomes the
    controlling terminal of the calling session leader (ioctl is variadic).
    Returns 0, or -1 with errno set. */
 int forkchat_set_controlling_terminal(int fd);
+
+/* clone(SIGCHLD): fork(2) without glibc's wrapper and its lock writes, for
+   the room's readers only (RoomFork.c says why). Returns the child's pid in
+   the parent, 0 in the child, -1 with errno set on failure. */
+int forkchat_fork_system_call(void);
 
 #endif

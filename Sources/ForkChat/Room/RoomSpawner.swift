@@ -1,3 +1,4 @@
+import CForkChat
 import Glibc
 
 // The spawner: the process that forks the readers, and reaps them.
@@ -48,9 +49,7 @@ struct RoomSpawner {
     warmUp()
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(
       byteCount: RoomReader.bufferBytes, alignment: 4096)
-    // Reserved once, so that a join writes one slot, not a new table.
-    var readers: [pid_t: Int] = [:]
-    readers.reserveCapacity(maxClients * 2)
+    var readers = ReaderTable(capacity: maxClients)
     while true {
       var waiting = [
         pollfd(fd: signals.readEnd.rawValue, events: Int16(POLLIN), revents: 0),
@@ -81,7 +80,7 @@ struct RoomSpawner {
         {
           // The client has left the room (/quit, dropped): its reader may
           // be asleep (flood control) or blocked; it has nothing to finish.
-          if let pid = readers.first(where: { $0.value == client })?.key {
+          if let pid = readers.pid(ofClient: client) {
             Trace.event(.spawner, "kill", "\(pid) SIGTERM client=\(client)")
             try? kill(pid: pid, signal: SIGTERM)
             try? kill(pid: pid, signal: SIGCONT)
@@ -94,7 +93,7 @@ struct RoomSpawner {
           continue
         }
         if let pid = spawn(client, socket, signals, readBuffer) {
-          readers[pid] = client
+          readers.insert(pid, client: client)
           Trace.event(.spawner, "reader", "\(pid) client=\(client)")
         }
         socket.closeIgnoringErrors()  // the reader has it; the hub keeps its own
@@ -137,7 +136,7 @@ struct RoomSpawner {
   ) -> pid_t? {
     let pid: pid_t
     do {
-      pid = try forkChild(signals: signals, parentRole: .spawner, closing: [])
+      pid = try forkReader(signals)
     } catch {
       notice("spawner: fork: \(error)")
       record(.gone(client: client, how: "fork failed: \(error)"))
@@ -154,8 +153,38 @@ struct RoomSpawner {
     return pid
   }
 
+  /// fork(2) for a reader, as `forkChild` does it but with the system call
+  /// itself (RoomFork.c): glibc's fork() writes four pages of its own locks
+  /// that every reader would then own a copy of. The spawner's signals stay
+  /// blocked across the call, so that the child never runs the spawner's
+  /// handler; the child takes the default actions back before unblocking.
+  /// It leaves the handler's global alone (signalPipeWriteEnd): only the
+  /// handler reads it, and writing it would cost the reader one more page.
+  /// Returns the child's pid, or 0 in the child.
+  private func forkReader(_ signals: SignalPipe) throws(Errno) -> pid_t {
+    let parentPid = getpid()
+    let oldMask = SignalSet(signals.signals).block()
+    let forkTime = Trace.isOn ? Clock.now : 0
+    let pid: pid_t
+    do {
+      pid = try valueOrErrno(retryOnInterrupt: false) { forkchat_fork_system_call() }
+    } catch {
+      oldMask.setAsMask()
+      throw error
+    }
+    if pid == 0 {
+      restoreDefaultActions(signals.signals)
+      oldMask.setAsMask()
+      guard dieWithParent(parentPid: parentPid) else { _exit(1) }
+      return 0
+    }
+    if Trace.isOn { Trace.event(.spawner, "fork", "child=\(pid)", at: forkTime) }
+    oldMask.setAsMask()
+    return pid
+  }
+
   /// Reaps every reader that has ended, and tells the hub.
-  private func reap(_ readers: inout [pid_t: Int]) {
+  private func reap(_ readers: inout ReaderTable) {
     for (pid, status) in reapEndedChildren(role: .spawner) {
       if let client = readers.removeValue(forKey: pid) {
         record(.gone(client: client, how: status.traceDescription))
@@ -174,12 +203,61 @@ struct RoomSpawner {
   /// Stops and reaps every reader, then dies of `signal`, or exits with
   /// `status` (0: the hub has gone away; 1: a call failed, reported).
   private func stop(
-    _ readers: inout [pid_t: Int], _ signals: SignalPipe, _ signal: CInt?, status: CInt = 0
+    _ readers: inout ReaderTable, _ signals: SignalPipe, _ signal: CInt?, status: CInt = 0
   ) -> Never {
-    stopAndReap(Array(readers.keys), role: .spawner)
+    stopAndReap(readers.pids, role: .spawner)
     if let signal { signals.die(of: signal, role: .spawner) }
     _ = signals.uninstall()
     Trace.event(.spawner, "exit", "\(status)")
     _exit(status)
   }
+}
+
+/// The spawner's table of its readers: pid and client, one slot each, in
+/// memory that fork(2) does not copy (madvise(2) MADV_DONTFORK). Every join
+/// writes a slot; in memory a reader shares, each such write after a fork
+/// would leave that reader alone with the old copy of the page: with a
+/// Dictionary (its bitmap, keys and values spread over twelve pages), 11
+/// KiB of every reader's memory was its spawner's table as it was at the
+/// fork. A reader never reads the table, so it need not have it at all.
+struct ReaderTable {
+  private let slots: UnsafeMutableBufferPointer<(pid: pid_t, client: Int32)>
+
+  /// Maps the table; a reader forked later does not have it. If mmap
+  /// fails, the table lives on the heap (readers then cost more).
+  init(capacity: Int) {
+    let bytes = (max(1, capacity) * MemoryLayout<(pid: pid_t, client: Int32)>.stride + 4095) & ~4095
+    let count = bytes / MemoryLayout<(pid: pid_t, client: Int32)>.stride
+    let mapped = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    if let mapped, mapped != MAP_FAILED {
+      _ = madvise(mapped, bytes, MADV_DONTFORK)
+      let start = mapped.assumingMemoryBound(to: (pid: pid_t, client: Int32).self)
+      slots = UnsafeMutableBufferPointer(start: start, count: count)
+    } else {
+      slots = .allocate(capacity: count)
+    }
+    slots.initialize(repeating: (pid: 0, client: 0))
+  }
+
+  /// Records the reader `pid` of `client` (a pid is never 0).
+  mutating func insert(_ pid: pid_t, client: Int) {
+    if let free = slots.firstIndex(where: { $0.pid == 0 }) {
+      slots[free] = (pid: pid, client: Int32(client))
+    }
+  }
+
+  func pid(ofClient client: Int) -> pid_t? {
+    slots.first(where: { $0.pid != 0 && $0.client == Int32(client) })?.pid
+  }
+
+  /// Forgets `pid`; returns its client, or nil if it was not a reader.
+  mutating func removeValue(forKey pid: pid_t) -> Int? {
+    guard let index = slots.firstIndex(where: { $0.pid == pid }) else { return nil }
+    let client = Int(slots[index].client)
+    slots[index] = (pid: 0, client: 0)
+    return client
+  }
+
+  /// Every reader's pid.
+  var pids: [pid_t] { slots.filter { $0.pid != 0 }.map(\.pid) }
 }
