@@ -157,7 +157,7 @@ struct RoomSpawner {
   /// itself (RoomFork.c): glibc's fork() writes four pages of its own locks
   /// that every reader would then own a copy of. The spawner's signals stay
   /// blocked across the call, so that the child never runs the spawner's
-  /// handler; the child takes the default actions back before unblocking.
+  /// handler; the child takes the actions of the program's start back (SIG_DFL, or SIG_IGN for a signal ignored at start) before unblocking.
   /// It leaves the handler's global alone (signalPipeWriteEnd): only the
   /// handler reads it, and writing it would cost the reader one more page.
   /// Returns the child's pid, or 0 in the child.
@@ -173,7 +173,7 @@ struct RoomSpawner {
       throw error
     }
     if pid == 0 {
-      restoreDefaultActions(signals.signals)
+      restoreStartActions(signals.signals)
       oldMask.setAsMask()
       guard dieWithParent(parentPid: parentPid) else { _exit(1) }
       return 0
