@@ -25,8 +25,9 @@ from harness import FORKCHAT, WAIT, in_sessions, require_tool, wait_until
 
 
 class Terminal:
-    def __init__(self, columns=80, rows=24, env=None):
+    def __init__(self, columns=80, rows=24, env=None, shell="bash --norc --noprofile -i"):
         self.tmux = require_tool("tmux")
+        require_tool(shell.split()[0])
         self.dir = tempfile.mkdtemp(prefix="forkchat-tmux-")
         self.socket = os.path.join(self.dir, "tmux.sock")
         self.columns, self.rows = columns, rows
@@ -40,11 +41,11 @@ class Terminal:
         }
         shell_env.update(env or {})
         command = "env -i " + " ".join(f"{k}='{v}'" for k, v in shell_env.items())
-        command += " bash --norc --noprofile -i"
+        command += " " + shell
         self._tmux("-f", "/dev/null", "new-session", "-d", "-x", str(columns), "-y", str(rows), "-s", "t", command)
         self._tmux("set-option", "-g", "status", "off")
         self.shell_pid = int(self._tmux("display-message", "-p", "-t", "t", "#{pane_pid}").strip())
-        self.wait_screen(r"^\$$", what="the shell's prompt")
+        self.wait_screen(r"^\$", what="the shell's prompt")
 
     def _tmux(self, *args) -> str:
         run = subprocess.run(

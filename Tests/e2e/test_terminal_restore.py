@@ -13,11 +13,10 @@ is echoed, and its output scrolls the whole window."""
 import os
 import re
 import signal
-import tempfile
 
 import pytest
 
-from harness import FORKCHAT, require_tool, wait_until
+from harness import wait_until
 from terminal import Terminal
 from test_screen import connect  # the chat started in the window, `stty -g` saved
 
@@ -27,33 +26,9 @@ SHELLS = {
 }
 
 
-class ShellTerminal(Terminal):
-    """terminal.Terminal, with the interactive shell of our choice."""
-
-    def __init__(self, shell, columns=80, rows=24):
-        self.tmux = require_tool("tmux")
-        require_tool(shell.split()[0])
-        self.dir = tempfile.mkdtemp(prefix="forkchat-tmux-")
-        self.socket = os.path.join(self.dir, "tmux.sock")
-        self.columns, self.rows = columns, rows
-        shell_env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": self.dir,
-            "LANG": "C.UTF-8",
-            "PS1": "$ ",
-            "TERM": "screen",
-            "FORKCHAT": FORKCHAT,
-        }
-        command = "env -i " + " ".join(f"{k}='{v}'" for k, v in shell_env.items()) + " " + shell
-        self._tmux("-f", "/dev/null", "new-session", "-d", "-x", str(columns), "-y", str(rows), "-s", "t", command)
-        self._tmux("set-option", "-g", "status", "off")
-        self.shell_pid = int(self._tmux("display-message", "-p", "-t", "t", "#{pane_pid}").strip())
-        self.wait_screen(r"^\$", what="the shell's prompt")
-
-
 @pytest.fixture(params=sorted(SHELLS))
 def term(request):
-    t = ShellTerminal(SHELLS[request.param])
+    t = Terminal(shell=SHELLS[request.param])
     try:
         yield t
     finally:
