@@ -104,7 +104,8 @@ struct RoomTextTests {
   }
 
   @Test func roomAndChatShowALineAlike() {
-    let line: [UInt8] = Array("a".utf8) + [0x1B, 0x9B, 0xC2, 0x9B, 0xE2, 0x80, 0xAE, 0xF0, 0x9F, 0x98, 0x80, 0xFF, 9]
+    let line: [UInt8] =
+      Array("a".utf8) + [0x1B, 0x9B, 0xC2, 0x9B, 0xE2, 0x80, 0xAE, 0xF0, 0x9F, 0x98, 0x80, 0xFF, 9]
     var chat = PeerText()
     #expect(chat.feed(line + [10]) == [sanitizeLine(line)])
     #expect(sanitizeLine(line) == Array("a^[<9B><U+009B><U+202E>😀<FF>\t".utf8))
