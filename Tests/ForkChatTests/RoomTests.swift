@@ -83,21 +83,32 @@ struct RoomTextTests {
         RoomLine(text: Array("whole".utf8))
       ])
     let (found, _) = lines([Array("a".utf8) + [255, 243] + Array("b".utf8) + [255, 255] + [10]])
-    #expect(found == [RoomLine(text: Array("b\u{FFFD}".utf8))])
+    #expect(found == [RoomLine(text: Array("b<FF>".utf8))])
   }
 
   @Test func sanitizeControlsAndInvalidUTF8() {
-    let replacement: [UInt8] = [0xEF, 0xBF, 0xBD]
-    #expect(sanitizeLine([0x1B] + Array("[2J".utf8)) == Array("^[[2J".utf8))
-    #expect(sanitizeLine([0, 9, 0x7F]) == Array("^@\t^?".utf8))
-    #expect(sanitizeLine(Array("café ✓ 😀".utf8)) == Array("café ✓ 😀".utf8))
-    #expect(sanitizeLine([0xFF]) == replacement)
-    #expect(sanitizeLine([0xC3]) == replacement)  // truncated sequence
-    #expect(sanitizeLine([0xC0, 0xAF]) == replacement + replacement)  // overlong "/"
-    #expect(sanitizeLine([0xED, 0xA0, 0x80]) == replacement + replacement + replacement)  // surrogate
-    #expect(sanitizeLine([0xE2, 0x82, 0x41]) == replacement + [0x41])
-    #expect(sanitizeLine([0xC2, 0x9B]) == replacement)  // C1 CSI
-    #expect(sanitizeLine([0xE2, 0x80, 0xAE]) == replacement)  // RIGHT-TO-LEFT OVERRIDE
+    // The two-party chat's convention (PeerText): ^X, <U+XXXX>, <XX>.
+    func shown(_ bytes: [UInt8]) -> String { String(decoding: sanitizeLine(bytes), as: UTF8.self) }
+    #expect(shown([0x1B] + Array("[2J".utf8)) == "^[[2J")
+    #expect(shown([0, 9, 0x7F, 13, 10]) == "^@\t^?^M^J")
+    #expect(shown(Array("café ✓ 😀".utf8)) == "café ✓ 😀")
+    #expect(shown([0xFF]) == "<FF>")
+    #expect(shown([0xC3]) == "<C3>")  // truncated sequence
+    #expect(shown([0xE6, 0xBC]) == "<E6><BC>")  // truncated at the end of the line
+    #expect(shown([0xC0, 0xAF]) == "<C0><AF>")  // overlong "/"
+    #expect(shown([0xED, 0xA0, 0x80]) == "<ED><A0><80>")  // surrogate
+    #expect(shown([0xE2, 0x82, 0x41]) == "<E2><82>A")
+    #expect(shown([0xC2, 0x9B]) == "<U+009B>")  // C1 CSI
+    #expect(shown([0xE2, 0x80, 0xAE]) == "<U+202E>")  // RIGHT-TO-LEFT OVERRIDE
+    #expect(shown([0xE2, 0x81, 0xA6]) == "<U+2066>")
+  }
+
+  @Test func roomAndChatShowALineAlike() {
+    let line: [UInt8] =
+      Array("a".utf8) + [0x1B, 0x9B, 0xC2, 0x9B, 0xE2, 0x80, 0xAE, 0xF0, 0x9F, 0x98, 0x80, 0xFF, 9]
+    var chat = PeerText()
+    #expect(chat.feed(line + [10]) == [sanitizeLine(line)])
+    #expect(sanitizeLine(line) == Array("a^[<9B><U+009B><U+202E>😀<FF>\t".utf8))
   }
 
   @Test func cutNeverSplitsACharacter() {

@@ -1,5 +1,6 @@
 // What travels in the room, as bytes: the limits, how a client's bytes
-// become safe lines (LineFramer, sanitizeLine), what a name may be, and the
+// become safe lines (LineFramer; each line made visible by sanitizeLine,
+// Text/PeerText.swift, as the two-party chat shows its peer), what a name may be, and the
 // records a reader process writes into the room pipe for the hub.
 //
 // Everything here is pure (no system call), so the unit tests can drive it
@@ -172,94 +173,6 @@ public struct LineFramer: Sendable {
     let cut = text.count > RoomLimits.lineBytes
     if cut { text = cutAtCharacter(text, RoomLimits.lineBytes) }
     return RoomLine(text: text, cut: cut)
-  }
-}
-
-/// Makes bytes safe to show on anyone's terminal, as one line:
-/// - invalid UTF-8 becomes U+FFFD, one per maximal invalid sequence (the
-///   Unicode recommendation), so a NUL, a lone byte 0xFF or a truncated
-///   sequence cannot upset a terminal's decoder;
-/// - C0 control characters and DEL are shown as ^X, as `cat -v` does (the
-///   two-party chat's TerminalPrinter does the same): a peer cannot clear
-///   the screen or move the cursor with ESC sequences; tab is kept;
-/// - C1 controls (U+0080 to U+009F, which some terminals obey like ESC [)
-///   and the bidirectional overrides (U+202A to U+202E, U+2066 to U+2069,
-///   which reorder what follows on the line) become U+FFFD.
-public func sanitizeLine(_ bytes: [UInt8]) -> [UInt8] {
-  let replacement: [UInt8] = [0xEF, 0xBF, 0xBD]
-  var output: [UInt8] = []
-  output.reserveCapacity(bytes.count)
-  var index = 0
-  while index < bytes.count {
-    let lead = bytes[index]
-    if lead < 0x80 {
-      if (lead < 0x20 && lead != 9) || lead == 0x7F {
-        output += [UInt8(ascii: "^"), lead ^ 0x40]
-      } else {
-        output.append(lead)
-      }
-      index += 1
-      continue
-    }
-    // The length of the sequence, and the range of its second byte
-    // (Unicode Table 3-7: no overlong form, no surrogate, nothing past U+10FFFF).
-    let length: Int
-    var second: ClosedRange<UInt8> = 0x80...0xBF
-    switch lead {
-    case 0xC2...0xDF: length = 2
-    case 0xE0:
-      length = 3
-      second = 0xA0...0xBF
-    case 0xE1...0xEC, 0xEE...0xEF: length = 3
-    case 0xED:
-      length = 3
-      second = 0x80...0x9F
-    case 0xF0:
-      length = 4
-      second = 0x90...0xBF
-    case 0xF1...0xF3: length = 4
-    case 0xF4:
-      length = 4
-      second = 0x80...0x8F
-    default:
-      output += replacement
-      index += 1
-      continue
-    }
-    var valid = 1
-    while valid < length, index + valid < bytes.count {
-      let byte = bytes[index + valid]
-      let range = valid == 1 ? second : 0x80...0xBF
-      guard range.contains(byte) else { break }
-      valid += 1
-    }
-    if valid < length {
-      output += replacement
-      index += valid
-      continue
-    }
-    let sequence = bytes[index..<index + length]
-    if isForbiddenScalar(sequence) {
-      output += replacement
-    } else {
-      output += sequence
-    }
-    index += length
-  }
-  return output
-}
-
-/// C1 controls (C2 80 to C2 9F) and bidirectional overrides (E2 80 AA to
-/// E2 80 AE, E2 81 A6 to E2 81 A9), given one valid UTF-8 sequence.
-private func isForbiddenScalar(_ sequence: ArraySlice<UInt8>) -> Bool {
-  let bytes = Array(sequence)
-  switch bytes.count {
-  case 2: return bytes[0] == 0xC2 && bytes[1] <= 0x9F
-  case 3:
-    return bytes[0] == 0xE2
-      && ((bytes[1] == 0x80 && (0xAA...0xAE).contains(bytes[2]))
-        || (bytes[1] == 0x81 && (0xA6...0xA9).contains(bytes[2])))
-  default: return false
   }
 }
 

@@ -1,7 +1,8 @@
 // The peer's bytes as a person may see them: lines of visible text that
 // cannot act on the terminal. Used by the --plain renderer
 // (Session/TerminalPrinter.swift) and the chat screen's conversation
-// (Screen/Conversation.swift), so both show the same thing.
+// (Screen/Conversation.swift), so both show the same thing; the room shows
+// each client's line with `sanitizeLine` below, the same way.
 //
 // Pure: no system call, so the unit tests can feed it byte by byte.
 
@@ -62,25 +63,12 @@ public struct PeerText: Sendable {
       case 13:
         returnSeen = true
         index += 1
-      case 9, 32..<127:  // a run of printable ASCII, as it is
-        var end = index + 1
-        while end < data.count, data[end] == 9 || (32..<127).contains(data[end]) { end += 1 }
-        line += data[index..<end]
-        index = end
-      case 0..<32, 127:
-        line += [UInt8(ascii: "^"), byte ^ 0x40]
-        index += 1
       default:
-        let length = UTF8Sequence.validLength(data, at: index)
-        if length > 0 {
-          appendScalar(data[index..<index + length], to: &line)
-          index += length
-        } else if UTF8Sequence.isCutShort(data, at: index) {
+        if byte >= 0x80 && UTF8Sequence.isCutShort(data, at: index) {
           cutSequence = Array(data[index...])
           index = data.count
         } else {
-          line += hexByte(byte)
-          index += 1
+          index += appendVisible(data, at: index, to: &line)
         }
       }
     }
@@ -104,8 +92,44 @@ public struct PeerText: Sendable {
     defer { cutSequence.removeAll() }
     return cutSequence.isEmpty ? [] : [cutSequence.flatMap(hexByte)]
   }
+}
 
-  private func appendScalar(_ sequence: ArraySlice<UInt8>, to line: inout [UInt8]) {
+/// One line of a peer's bytes made visible, the way `PeerText` shows a
+/// line: the room's `LineFramer` (Room/RoomText.swift) uses it for each
+/// client's line, so the chat and the room show bad bytes alike. Every byte
+/// is text here ("\n" and "\r" are ^J and ^M); a UTF-8 sequence the end of
+/// `bytes` cuts short is shown byte by byte (<E6><BC>). The result is
+/// valid UTF-8 that holds no control character but tab.
+public func sanitizeLine(_ bytes: [UInt8]) -> [UInt8] {
+  var line: [UInt8] = []
+  line.reserveCapacity(bytes.count + 16)
+  var index = 0
+  while index < bytes.count { index += appendVisible(bytes, at: index, to: &line) }
+  return line
+}
+
+/// Appends to `line` the visible form of what starts at `index` of `data`
+/// (a run of printable ASCII, one control byte, one UTF-8 sequence or one
+/// invalid byte); returns how many bytes of `data` it took (at least 1).
+/// Line ends are not special here: the caller handles them.
+func appendVisible(_ data: [UInt8], at index: Int, to line: inout [UInt8]) -> Int {
+  let byte = data[index]
+  switch byte {
+  case 9, 32..<127:  // a run of printable ASCII, as it is
+    var end = index + 1
+    while end < data.count, data[end] == 9 || (32..<127).contains(data[end]) { end += 1 }
+    line += data[index..<end]
+    return end - index
+  case 0..<32, 127:
+    line += [UInt8(ascii: "^"), byte ^ 0x40]
+    return 1
+  default:
+    let length = UTF8Sequence.validLength(data, at: index)
+    guard length > 0 else {
+      line += hexByte(byte)
+      return 1
+    }
+    let sequence = data[index..<index + length]
     let scalar = UTF8Sequence.decode(sequence)
     if (0x80...0x9F).contains(scalar) || (0x202A...0x202E).contains(scalar)
       || (0x2066...0x2069).contains(scalar)
@@ -114,10 +138,12 @@ public struct PeerText: Sendable {
     } else {
       line += sequence
     }
+    return length
   }
-
-  private func hexByte(_ byte: UInt8) -> [UInt8] { Array("<\(hex(UInt32(byte), digits: 2))>".utf8) }
 }
+
+/// A byte that is not part of valid UTF-8, as <9B>.
+func hexByte(_ byte: UInt8) -> [UInt8] { Array("<\(hex(UInt32(byte), digits: 2))>".utf8) }
 
 /// `value` in upper-case hexadecimal, at least `digits` digits.
 func hex(_ value: UInt32, digits: Int) -> String {
