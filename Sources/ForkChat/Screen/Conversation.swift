@@ -10,9 +10,11 @@
 //   row rows-1     status
 //   row rows       input line (the sending side's: ScreenInput)
 //
-// Every update leaves the cursor where the sending side put it: it starts
-// with DECSC (save the cursor) and ends with DECRC (restore it), in the
-// same write(2), so the sending side's cursor is never seen elsewhere.
+// Every update leaves the cursor where the sending side put it: each
+// update of the sending side ends with DECSC (save the cursor), each of
+// this side ends with DECRC (restore it), so the sending side's cursor is
+// never seen elsewhere, even when one update was cut by a SIGSTOP and
+// the other side drew in between (its later DECSC is the one restored).
 
 /// What the status row says.
 enum ChatState: Equatable {
@@ -74,6 +76,7 @@ final class Conversation {
     update.move(row: inputRow)
     update.clearRow()
     update.raw(prompt)
+    update.saveCursor()  // where this side's DECRC brings the cursor back until the input line is drawn
     try update.write(by: role, "layout")
   }
 
@@ -104,7 +107,6 @@ final class Conversation {
   func setState(_ state: ChatState) throws(Errno) {
     self.state = state
     var update = Update()
-    update.saveCursor()
     drawStatus(&update)
     if case .inputEnded = state {
       // The sending side is gone: its row is ours to clear.
@@ -130,14 +132,20 @@ final class Conversation {
     if entries.count > 2 * Self.kept { entries.removeFirst(entries.count - Self.kept) }
     let rows = new.flatMap { self.rows(of: $0) }
     var update = Update()
-    update.saveCursor()
     update.move(row: conversationRows.upperBound)
+    var bottom = Update()
+    bottom.move(row: conversationRows.upperBound)
+    let backToBottom = Array(bottom.bytes.dropFirst())  // without its CAN
     for row in rows {
       // IND (ESC D) at the region's bottom row: the region scrolls up one
       // row. Not "\n": the terminal driver's output processing (ONLCR)
       // would hand the update to the terminal in pieces, split at each
       // "\n", and the line's text would arrive in a later piece.
+      // Checkpoints on both sides of it: a write cut by SIGSTOP goes on
+      // from the bottom row, the scroll done once (`writeUpdate`).
+      update.checkpoint(resume: backToBottom)
       update.raw([0x1B, UInt8(ascii: "D")])
+      update.checkpoint(resume: backToBottom)
       update.raw(row)
       update.raw([13])
     }
@@ -150,7 +158,6 @@ final class Conversation {
   func redraw() throws(Errno) {
     size = WindowSize.current()
     var update = Update()
-    update.saveCursor()
     update.scrollRegion(conversationRows)
     var rows: [[UInt8]] = []
     for entry in entries.suffix(Self.kept).reversed() {

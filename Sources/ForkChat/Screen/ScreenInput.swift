@@ -78,6 +78,7 @@ struct ScreenInput {
     update.raw(promptBytes)
     update.text(view.text)
     update.move(row: size.rows, column: 1 + displayWidth(Self.prompt) + view.cursorColumn)
+    update.saveCursor()  // where the receiving side's updates bring the cursor back (DECRC)
     try update.write(by: role, "input")
   }
 
@@ -86,6 +87,7 @@ struct ScreenInput {
     var update = Update()
     update.move(row: size.rows)
     update.clearRow()
+    update.saveCursor()
     try update.write(by: role, "input")
   }
 }

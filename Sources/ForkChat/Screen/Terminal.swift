@@ -132,19 +132,51 @@ struct WindowSize: Equatable {
 /// second write, and the other process could draw in between. With every
 /// signal blocked, none can: only SIGKILL (the process is gone; the
 /// survivor redraws or restores, each update starting with CAN, which ends
-/// a cut escape sequence) and SIGSTOP cannot be blocked. `writeAll` still
-/// loops, so a SIGSTOP delays the rest of the update, never loses it.
+/// a cut escape sequence) and SIGSTOP cannot be blocked. A SIGSTOP in the
+/// middle of an update (`kill -STOP`) lets the other process draw in
+/// between, and the cursor is then where that one left it: the rest of
+/// the update is not written as it is, but from the update's last
+/// checkpoint at or before the cut (`Update.checkpoint`), after that
+/// checkpoint's resume bytes (CAN, and the cursor put back where the
+/// update had it). The bytes from a checkpoint on draw the same cells
+/// whether written once or again, so the part written before the stop
+/// is drawn over, never shifted.
 ///
 /// With --trace, each update is one line once it is written: `draw PART
 /// bytes=N` by `role`, the process or thread that wrote it (`part`: which
 /// part of the screen; docs/design.md lists them).
-func writeUpdate(_ bytes: [UInt8], by role: Role, part: String) throws(Errno) {
+func writeUpdate(
+  _ bytes: [UInt8], checkpoints: [Update.Checkpoint] = [], by role: Role, part: String
+) throws(Errno) {
   do {
     let previous = SignalSet.all.block()
     defer { previous.setAsMask() }
-    try FileDescriptor.standardOutput.writeAll(bytes)
+    var from = 0  // the update's bytes still to write start here, after `resume`
+    var resume: [UInt8] = []
+    while true {
+      let chunk = resume + bytes[from...]
+      let written = try chunk.withBytes { buffer throws(Errno) in try writeSome(buffer) }
+      if written == chunk.count { break }
+      // Cut (SIGSTOP): go on from the last checkpoint the terminal reached.
+      let reached = from + max(0, written - resume.count)
+      let checkpoint = checkpoints.last { $0.offset <= reached } ?? Update.Checkpoint(offset: 0, resume: [])
+      from = checkpoint.offset
+      resume = [0x18] + checkpoint.resume
+    }
   }
   if Trace.isOn { Trace.event(role, "draw", "\(part) bytes=\(bytes.count)") }
+}
+
+/// One write(2) to standard output: EINTR retried, EAGAIN (a descriptor
+/// made non-blocking by another process) waits for room with poll(2).
+private func writeSome(_ buffer: UnsafeRawBufferPointer) throws(Errno) -> Int {
+  while true {
+    do {
+      return try FileDescriptor.standardOutput.write(buffer)
+    } catch .wouldBlock {
+      try FileDescriptor.standardOutput.waitUntilReady(for: Int16(POLLOUT), onInterrupt: {})
+    }
+  }
 }
 
 /// Control sequences (ECMA-48, as xterm and tmux understand them), built
@@ -152,9 +184,26 @@ func writeUpdate(_ bytes: [UInt8], by role: Role, part: String) throws(Errno) {
 struct Update {
   var bytes: [UInt8]
 
+  /// A place in the update from which its bytes can be written again
+  /// after `resume` (and a CAN) if a SIGSTOP cuts the write there or
+  /// later: the cells they draw come out the same (`writeUpdate`).
+  struct Checkpoint {
+    let offset: Int
+    let resume: [UInt8]
+  }
+  /// The start, and each cursor move: what follows a move draws at a
+  /// place it names itself.
+  private(set) var checkpoints: [Checkpoint] = []
+
   init() {
     bytes = [0x18]  // CAN: ends any sequence a cut update left open
     bytes.reserveCapacity(256)
+  }
+
+  /// Marks a checkpoint here: from here on, the bytes draw the same after
+  /// `resume` as after what came before.
+  mutating func checkpoint(resume: [UInt8] = []) {
+    checkpoints.append(Checkpoint(offset: bytes.count, resume: resume))
   }
 
   mutating func text(_ text: String) { bytes += Array(text.utf8) }
@@ -163,6 +212,7 @@ struct Update {
 
   /// CUP: the cursor to `row`, `column` (from 1).
   mutating func move(row: Int, column: Int = 1) {
+    checkpoint()
     bytes += [0x1B, UInt8(ascii: "[")]
     number(row)
     bytes.append(UInt8(ascii: ";"))
@@ -187,5 +237,7 @@ struct Update {
   mutating func style(_ parameters: String) { control("[\(parameters)m") }
 
   /// Writes the update (`writeUpdate`): `part` of the screen, by `role`.
-  func write(by role: Role, _ part: String) throws(Errno) { try writeUpdate(bytes, by: role, part: part) }
+  func write(by role: Role, _ part: String) throws(Errno) {
+    try writeUpdate(bytes, checkpoints: checkpoints, by: role, part: part)
+  }
 }
