@@ -12,7 +12,7 @@ import re
 import signal
 import time
 
-from harness import LISTEN_RE, Forkchat, Peer, free_port
+from harness import LISTEN_RE, Forkchat, Peer, free_port, wait_until
 
 
 def trapped_term(*args, **kwargs) -> Forkchat:
@@ -48,9 +48,11 @@ def test_the_standard_descriptors_given_up_after_fork_name_dev_null():
     fc.wait_err(LISTEN_RE % port)
     peer = Peer.connect("127.0.0.1", port)
     child = fc.child_pid()
-    # The parent never reads stdin, the child never writes stdout.
-    assert os.readlink(f"/proc/{fc.pid}/fd/0") == "/dev/null"
-    assert os.readlink(f"/proc/{child}/fd/1") == "/dev/null"
+    # The parent never reads stdin, the child never writes stdout: each
+    # gives it up just after fork (wait for that moment, it follows the fork).
+    wait_until(lambda: os.readlink(f"/proc/{fc.pid}/fd/0") == "/dev/null"
+               and os.readlink(f"/proc/{child}/fd/1") == "/dev/null",
+               what="stdin of the parent and stdout of the child on /dev/null")
     assert os.readlink(f"/proc/{child}/fd/0").startswith("pipe:")
     assert os.readlink(f"/proc/{fc.pid}/fd/1").startswith("pipe:")
     peer.send(b"hello\n")
