@@ -105,3 +105,30 @@ def test_the_sheet_and_the_book_show_the_french_diagrams():
     for path in (PAIRS["sheet"]["fr"], PAIRS["book"]["fr"]):
         shown = set(re.findall(r"\]\(diagrams/([a-z-]+)\.svg\)", path.read_text()))
         assert names <= shown, f"{path.name}: no diagram {sorted(names - shown)}"
+
+
+ESCAPES = ("\x1b", "\\x1b", "\\33", "\\033", "\\e[", "\\u001b", "\\x9b")
+
+
+def fenced(path):
+    """(info string, lines) of every fenced block, the indented ones (in a
+    list) included, their indent taken off."""
+    found = []
+    for indent, info, body in re.findall(r"^( *)```([^\n]*)\n(.*?)^ *```", path.read_text(), re.M | re.S):
+        found.append((info.strip(), [l[len(indent):] if l.startswith(indent) else l for l in body.splitlines()]))
+    return found
+
+
+@pytest.mark.parametrize("lang", list(GUIDES))
+def test_every_block_of_the_guides_fits_a_projector(lang):
+    # at most 80 columns (a longer output is cut, marked …); no escape codes
+    # in what a block shows the machine print (strace -s 0 or NO_COLOR=1
+    # keep them out); a program's source (```python) may write them.
+    blocks = fenced(GUIDES[lang])
+    assert len(blocks) >= 100, f"only {len(blocks)} blocks found: the extraction is broken"
+    assert any(info == "python" for info, _ in blocks)
+    for info, lines in blocks:
+        for line in lines:
+            assert len(line) <= 80, f"{lang}: {len(line)} columns: {line}"
+            if info != "python":
+                assert not any(e in line for e in ESCAPES), f"{lang}: escape code in {line}"
