@@ -2,6 +2,7 @@
 the man page and the README, and every option the man page documents is one
 the program knows. The man page renders without warnings."""
 
+import glob
 import os
 import re
 import subprocess
@@ -69,3 +70,20 @@ def test_man_page_renders_cleanly():
     groff = require_tool("groff")  # (apt-get install groff-base)
     run = subprocess.run([groff, "-man", "-ww", "-z", MAN_PAGE], capture_output=True, text=True, timeout=30)
     assert run.returncode == 0 and run.stderr == "", run.stderr
+
+
+def test_every_code_block_of_docs_fits_80_columns():
+    # A projector, a terminal: what docs/ shows in a code block (commands,
+    # outputs, diagrams) is at most 80 characters wide. Characters, not
+    # bytes: "é", "…" and box-drawing characters take one column each.
+    paths = glob.glob(os.path.join(ROOT, "docs", "*.md")) + glob.glob(os.path.join(ROOT, "docs", "fr", "*.md"))
+    assert len(paths) >= 10
+    wide = []
+    for path in paths:
+        inside = False
+        for number, line in enumerate(open(path, encoding="utf-8").read().split("\n"), 1):
+            if re.match(r"^\s*(```|~~~)", line):
+                inside = not inside
+            elif inside and len(line) > 80:
+                wide.append(f"{os.path.relpath(path, ROOT)}:{number}: {len(line)} columns")
+    assert not wide, "\n".join(wide)
