@@ -130,8 +130,7 @@ final class CheckedProgram {
     execPipe.read.closeIgnoringErrors()
     if pidCount != MemoryLayout<pid_t>.size || count == MemoryLayout<CInt>.size {
       holdPipe.write.closeIgnoringErrors()
-      var status: CInt = 0
-      while waitpid(leader, &status, 0) == -1 && errno == EINTR {}
+      _ = try? waitForChild(leader)
       screen.closeIgnoringErrors()
       errorPipe.read.closeIgnoringErrors()
       reportPipe.read.closeIgnoringErrors()
@@ -160,10 +159,10 @@ final class CheckedProgram {
     setsid()
     _ = forkchat_set_controlling_terminal(terminal.rawValue)
     // Our copies of the write ends first: else their end of file never comes.
-    close(go.write.rawValue)
-    close(hold.write.rawValue)
+    go.write.closeIgnoringErrors()
+    hold.write.closeIgnoringErrors()
     var byte: UInt8 = 0
-    while read(go.read.rawValue, &byte, 1) == -1 && errno == EINTR {}
+    _ = withUnsafeMutableBytes(of: &byte) { try? go.read.read(into: $0) }
     let program = fork()
     if program == 0 {
       // Its own process group, in the foreground of the terminal, as a
@@ -187,20 +186,20 @@ final class CheckedProgram {
       arguments.withUnsafeBufferPointer { pointers in
         _ = execvp(pointers[0]!, pointers.baseAddress!)
       }
-      var failure = errno
-      _ = write(exec.write.rawValue, &failure, MemoryLayout<CInt>.size)
+      let failure = errno
+      withUnsafeBytes(of: failure) { try? exec.write.writeAll($0) }
       _exit(127)
     }
-    close(exec.write.rawValue)
-    var pid = program
-    _ = write(reports.rawValue, &pid, MemoryLayout<pid_t>.size)
+    exec.write.closeIgnoringErrors()
+    withUnsafeBytes(of: program) { try? reports.writeAll($0) }
     if program > 0 {
       setpgid(program, program)
+      // The raw status: forkchat decodes it (WaitStatus(rawValue:)).
       var status: CInt = 0
       while waitpid(program, &status, 0) == -1 && errno == EINTR {}
-      _ = write(reports.rawValue, &status, MemoryLayout<CInt>.size)
+      withUnsafeBytes(of: status) { try? reports.writeAll($0) }
     }
-    while read(hold.read.rawValue, &byte, 1) == -1 && errno == EINTR {}
+    _ = withUnsafeMutableBytes(of: &byte) { try? hold.read.read(into: $0) }
     _exit(0)
   }
 
@@ -359,8 +358,7 @@ final class CheckedProgram {
     }
     hold?.closeIgnoringErrors()
     hold = nil
-    var status: CInt = 0
-    while waitpid(leader, &status, 0) == -1 && errno == EINTR {}
+    _ = try? waitForChild(leader)
     reap()
     drain(&screen, into: &output)
     drain(&errors, into: &errorOutput)
