@@ -17,7 +17,6 @@ loop once its client has gone, and the corrected copies' answers.
 import re
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -170,13 +169,12 @@ def test_the_sheet_server_loops_once_its_client_has_gone(tmp_path):
     client.type(b"\x04")  # Ctrl-D
     client.assert_exit(1)
     assert client.err_text().rstrip().endswith("EOFError"), client.describe()
-    start = time.monotonic()
-    server.wait_out(r"(\[Client\] \n){2000}", timeout=10)
-    looping = time.monotonic() - start
+    # 2000 empty messages and still running: recv() returns b"" in a loop
+    # (no bound on how fast: a loaded machine is slower, the loop the same).
+    server.wait_out(r"(\[Client\] \n){2000}", timeout=30)
     server.assert_running("(the sheet's server never stops)")
     server.signal(signal.SIGTERM)
     server.assert_signaled(signal.SIGTERM)
-    assert looping < 5, f"2000 empty messages took {looping:.1f} s"
 
 
 def test_the_fixed_server_stops_at_exit_with_a_newline_and_at_the_close():
