@@ -5,19 +5,22 @@ it; the exit status, --json, French messages, usage errors; and nothing of
 the student's program is left behind, whatever it did (a fork bomb too).
 """
 
+import glob
 import json
 import os
+import re
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 
-from harness import free_port, run_forkchat
+from harness import Forkchat, free_port, run_forkchat
 
 PROGRAMS = Path(__file__).resolve().parent.parent / "course" / "check"
 ALL_CLIENT = ["starts", "exchange", "full-duplex", "half-close", "quit-word", "no-zombie", "peer-ends",
               "no-newline", "large-message"]
-ALL_SERVER = ALL_CLIENT[:7] + ["restart"] + ALL_CLIENT[7:]
+ALL_SERVER = ALL_CLIENT + ["restart"]
 
 
 def leftovers(port):
@@ -263,3 +266,26 @@ def leftovers_of(directory):
             except OSError:
                 pass
     return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_stopped_midway_it_says_how_far_and_leaves_nothing(sig):
+    """A student who presses Ctrl-C while the checks run: the results so
+    far are on the screen already (one entry as each check ends), the
+    program under check and all it started are gone, the cgroup made for
+    the run too, and forkchat ends by the signal, as a shell expects."""
+    port = free_port()
+    p = Forkchat("check", "server", "--port", str(port), "--",
+                 sys.executable, str(PROGRAMS / "serveur_fork.py"), str(port))
+    p.wait_out(r"ok +exchange: ")  # before the later checks have run
+    assert "peer-ends" not in p.out_text(), p.describe()
+    cgroups = glob.glob(f"/sys/fs/cgroup/**/forkchat-check-{p.pid}", recursive=True)
+    assert cgroups or os.geteuid() != 0, "no cgroup for the run"
+    p.signal(sig)
+    p.assert_signaled(sig)
+    name = signal.Signals(sig).name
+    assert re.search(rf"forkchat: check stopped by {name} after \d of 9 checks\n$", p.err_text()), p.describe()
+    assert "checks passed" not in p.out_text(), p.describe()
+    assert leftovers(port) == [], "processes left behind"
+    for path in cgroups:
+        assert not os.path.exists(path), f"{path} left behind"

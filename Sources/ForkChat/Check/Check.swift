@@ -57,21 +57,71 @@ struct CheckResult {
   var skipped = false
 }
 
-/// Runs every check on `options.command`, prints the results; returns the
-/// exit status: 0 all passed, 1 one failed.
+/// Runs every check on `options.command`, prints the results (the text
+/// report a check at a time, as each ends; JSON at the end); returns the
+/// exit status: 0 all passed, 1 one failed. Ctrl-C (or SIGTERM, SIGHUP)
+/// stops the program under check, removes the cgroup, says how far it
+/// got, and ends forkchat by that signal.
 public func runCheck(_ options: CheckOptions) -> CInt {
   let words = CheckWords(french: localeIsFrench())
   // Orphans of the program's processes come to us, not to init: found in
   // its session and reaped (prctl(2), PR_SET_CHILD_SUBREAPER).
   _ = forkchat_set_child_subreaper()
+  let interruption = CheckInterruption()
   let bound = ProcessBound.make()
-  defer { bound.remove() }
-  var checker = Checker(options: options, words: words, bound: bound)
-  let results = checker.runAll()
-  let report =
-    options.json ? jsonReport(results, options: options, bound: bound) : textReport(results, words: words)
-  try? FileDescriptor.standardOutput.writeAll(Array(report.utf8))
+  var checker = Checker(options: options, words: words, bound: bound, interruption: interruption)
+  let output = FileDescriptor.standardOutput
+  let results = checker.runAll { result in
+    if !options.json { try? output.writeAll(Array(textEntry(result, words: words).utf8)) }
+  }
+  bound.remove()
+  if let signal = interruption.signal {
+    let count = checker.names().count
+    notice(
+      words.t(
+        "check stopped by \(signalAbbreviation(signal)) after \(results.count) of \(count) checks",
+        "vérification arrêtée par \(signalAbbreviation(signal)) après \(results.count) sur \(count)"))
+    interruption.end(by: signal)
+  }
+  interruption.finish()
+  let report = options.json ? jsonReport(results, options: options, bound: bound) : textSummary(results, words: words)
+  try? output.writeAll(Array(report.utf8))
   return results.allSatisfy(\.passed) ? ExitStatus.success : ExitStatus.failure
+}
+
+/// Ctrl-C, SIGTERM or SIGHUP while a check runs: the self-pipe's handler
+/// (Process/Signals.swift) writes the signal's number; `pump` watches the
+/// pipe and gives up its wait, the check at hand ends at once, and no
+/// other starts. (A signal ignored at start, as under nohup, stays
+/// ignored.)
+final class CheckInterruption {
+  private let pipe: SignalPipe?
+  /// The stop signal that came, if one did.
+  private(set) var signal: CInt? = nil
+
+  init() { pipe = try? SignalPipe.install(stopSignals) }
+
+  /// The pipe's reading end, for poll(2) (-1: none).
+  var descriptor: CInt { pipe?.readEnd.rawValue ?? -1 }
+
+  /// Whether a stop signal has come (reads the pipe).
+  func arrived() -> Bool {
+    if signal == nil, let first = pipe?.drain().first { signal = first }
+    return signal != nil
+  }
+
+  /// In a child after fork(): not our handlers, not our pipe.
+  func releaseInChild() { pipe?.releaseInChild() }
+
+  /// Ends forkchat by `signal`, as the shell expects of a job it stopped.
+  func end(by signal: CInt) -> Never {
+    guard let pipe else { exit(128 + signal) }
+    pipe.die(of: signal, role: .main)
+  }
+
+  /// The checks are over: the default actions back; a stop signal that
+  /// came during the last moments still ends forkchat.
+  func finish() { pipe?.finish(role: .main) }
 }
 
 /// French when the locale that chooses messages (LC_ALL, then LC_MESSAGES,

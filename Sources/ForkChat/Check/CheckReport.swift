@@ -80,28 +80,28 @@ struct CheckWords {
   }
 }
 
-/// One entry per check, wrapped at 80 columns:
+/// The text report: one entry per check, wrapped at 80 columns:
 ///   ok      starts: it connected to forkchat (pid 1234)
 ///   FAILED  full-duplex: a line sent by forkchat ... only after Enter.
 ///           Likely cause: ... Sheet: ...
-func textReport(_ results: [CheckResult], words: CheckWords) -> String {
-  var text = ""
-  for result in results {
-    var body = "\(result.name): \(result.detail)"
-    if let cause = result.cause { body += words.t(". Likely cause: ", ". Cause probable : ") + cause }
-    if let question = result.question { body += words.t(". See ", ". Voir ") + question }
-    body += "."
-    let mark = result.passed ? words.t("ok", "réussi") : result.skipped ? "-" : words.t("FAILED", "ÉCHEC")
-    text += wrapped(mark.padding(8) + body, indent: 8)
-  }
+/// (`runCheck` writes each as its check ends, then `textSummary`.)
+func textEntry(_ result: CheckResult, words: CheckWords) -> String {
+  var body = "\(result.name): \(result.detail)"
+  if let cause = result.cause { body += words.t(". Likely cause: ", ". Cause probable : ") + cause }
+  if let question = result.question { body += words.t(". See ", ". Voir ") + question }
+  body += "."
+  let mark = result.passed ? words.t("ok", "réussi") : result.skipped ? "-" : words.t("FAILED", "ÉCHEC")
+  return wrapped(mark.padding(8) + body, indent: 8)
+}
+
+/// The text report's last line: "All 9 checks passed." or "7 of 9 …".
+func textSummary(_ results: [CheckResult], words: CheckWords) -> String {
   let passed = results.filter(\.passed).count
-  text +=
-    passed == results.count
+  return passed == results.count
     ? words.t("All \(passed) checks passed.\n", "Les \(passed) vérifications sont réussies.\n")
     : words.t(
       "\(passed) of \(results.count) checks passed.\n",
       "\(passed) vérifications réussies sur \(results.count).\n")
-  return text
 }
 
 extension String {

@@ -26,6 +26,7 @@ final class CheckedProgram {
   /// The session leader, forkchat's child: the session is numbered by it.
   let leader: pid_t
   let bound: ProcessBound
+  let interruption: CheckInterruption
   private var screen: FileDescriptor?
   private var errors: FileDescriptor?
   /// The leader's reports: the program's wait status.
@@ -49,12 +50,13 @@ final class CheckedProgram {
   private var outgoing: [UInt8] = []
 
   private init(
-    pid: pid_t, leader: pid_t, bound: ProcessBound, screen: FileDescriptor, errors: FileDescriptor,
-    reports: FileDescriptor, hold: FileDescriptor
+    pid: pid_t, leader: pid_t, bound: ProcessBound, interruption: CheckInterruption, screen: FileDescriptor,
+    errors: FileDescriptor, reports: FileDescriptor, hold: FileDescriptor
   ) {
     self.pid = pid
     self.leader = leader
     self.bound = bound
+    self.interruption = interruption
     self.screen = screen
     self.errors = errors
     self.reports = reports
@@ -68,7 +70,9 @@ final class CheckedProgram {
   }
 
   /// Starts `command` (looked up in PATH, as a shell would).
-  static func start(_ command: [String], bound: ProcessBound) throws(StartFailure) -> CheckedProgram {
+  static func start(
+    _ command: [String], bound: ProcessBound, interruption: CheckInterruption
+  ) throws(StartFailure) -> CheckedProgram {
     var controller: CInt = -1
     var terminal: CInt = -1
     guard forkchat_open_terminal(&controller, &terminal) == 0 else {
@@ -101,6 +105,9 @@ final class CheckedProgram {
     defer { for argument in arguments { free(argument) } }
     let leader = fork()
     if leader == 0 {
+      // Not forkchat check's handlers: the leader's SIGHUP (the terminal
+      // closed at the end of a check) must not read as a Ctrl-C.
+      interruption.releaseInChild()
       lead(
         terminal: terminalSide, errors: errorPipe.write, go: goPipe, exec: execPipe,
         reports: reportPipe.write,
@@ -141,7 +148,8 @@ final class CheckedProgram {
     try? errorPipe.read.setNonBlocking()
     try? reportPipe.read.setNonBlocking()
     return CheckedProgram(
-      pid: pid, leader: leader, bound: bound, screen: screen, errors: errorPipe.read,
+      pid: pid, leader: leader, bound: bound, interruption: interruption, screen: screen,
+      errors: errorPipe.read,
       reports: reportPipe.read,
       hold: holdPipe.write)
   }
@@ -216,15 +224,18 @@ final class CheckedProgram {
   func send(_ bytes: [UInt8]) { outgoing += bytes }
 
   /// Waits at most `seconds` (reading everything meanwhile) until
-  /// `condition` holds; returns whether it did.
+  /// `condition` holds; returns whether it did. Returns false at once
+  /// after a stop signal (`interruption`), unless not `interruptible`.
   @discardableResult
-  func pump(for seconds: Double, until condition: (CheckedProgram) -> Bool = { _ in false }) -> Bool {
+  func pump(
+    for seconds: Double, interruptible: Bool = true, until condition: (CheckedProgram) -> Bool = { _ in false }
+  ) -> Bool {
     let deadline = Clock.now + seconds
     while true {
       reap()
       if condition(self) { return true }
       let now = Clock.now
-      if now >= deadline { return false }
+      if now >= deadline || (interruptible && interruption.arrived()) { return false }
       var entries: [pollfd] = []
       for descriptor in [screen, errors, reports] {
         entries.append(pollfd(fd: descriptor?.rawValue ?? -1, events: Int16(POLLIN), revents: 0))
@@ -232,6 +243,7 @@ final class CheckedProgram {
       var socketEvents = peerClosed ? 0 : POLLIN
       if !outgoing.isEmpty { socketEvents |= POLLOUT }
       entries.append(pollfd(fd: socket?.rawValue ?? -1, events: Int16(socketEvents), revents: 0))
+      entries.append(pollfd(fd: interruption.descriptor, events: Int16(POLLIN), revents: 0))
       // 20 ms at most: the end of the program is seen by waitpid, not poll.
       _ = try? poll(&entries, timeout: CInt(min(20, max(1, (deadline - now) * 1000))))
       if entries[0].revents != 0 { drain(&screen, into: &output) }
@@ -354,7 +366,7 @@ final class CheckedProgram {
       kill(-pid, signalNumber)
       for process in left { kill(process.pid, signalNumber) }
       if Clock.now - started > 10 { break }
-      pump(for: 0.02)
+      pump(for: 0.02, interruptible: false)
     }
     hold?.closeIgnoringErrors()
     hold = nil

@@ -14,9 +14,11 @@ enum CheckName: String, CaseIterable {
   case quitWord = "quit-word"
   case noZombie = "no-zombie"
   case peerEnds = "peer-ends"
-  case restart
   case noNewline = "no-newline"
   case largeMessage = "large-message"
+  /// Last: a server without SO_REUSEADDR cannot start again for a minute
+  /// after it.
+  case restart
 }
 
 /// How long forkchat waits for what a working program does at once.
@@ -31,6 +33,8 @@ struct Checker {
   let options: CheckOptions
   let words: CheckWords
   let bound: ProcessBound
+  /// Ctrl-C and the other stop signals (`CheckInterruption`).
+  let interruption: CheckInterruption
 
   private var alternate: Bool { options.exercise == .alternate }
   /// full-duplex found that the program, handed in as fork or threads,
@@ -53,22 +57,23 @@ struct Checker {
     }
   }
 
-  /// Runs the checks; restart runs last (a server without SO_REUSEADDR
-  /// cannot start again for a minute after it), and is reported in its
-  /// place.
-  mutating func runAll() -> [CheckResult] {
-    let order = names().filter { $0 != .restart } + names().filter { $0 == .restart }
-    var results: [CheckName: CheckResult] = [:]
-    for name in order {
-      if let first = results[.starts], !first.passed {
-        results[name] = CheckResult(name: name.rawValue, passed: false, detail: words.notRun, skipped: true)
-        continue
+  /// Runs the checks in order, handing each result to `done` as soon as
+  /// it is known; stops early when a stop signal came (`interruption`):
+  /// the check it cut short is not among the results.
+  mutating func runAll(_ done: (CheckResult) -> Void) -> [CheckResult] {
+    var results: [CheckResult] = []
+    for name in names() {
+      if let first = results.first, !first.passed {
+        results.append(CheckResult(name: name.rawValue, passed: false, detail: words.notRun, skipped: true))
+      } else {
+        let result = run(name)
+        if interruption.signal != nil { break }
+        if name == .fullDuplex && !alternate && !result.passed { takesTurns = true }
+        results.append(result)
       }
-      let result = run(name)
-      if name == .fullDuplex && !alternate && !result.passed { takesTurns = true }
-      results[name] = result
+      done(results.last!)
     }
-    return names().map { results[$0]! }
+    return results
   }
 
   private func run(_ name: CheckName) -> CheckResult {
@@ -134,7 +139,7 @@ struct Checker {
     defer { listener?.socket.closeIgnoringErrors() }
     let program: CheckedProgram
     do {
-      program = try CheckedProgram.start(options.command, bound: bound)
+      program = try CheckedProgram.start(options.command, bound: bound, interruption: interruption)
     } catch {
       return .failure(
         StartProblem(
