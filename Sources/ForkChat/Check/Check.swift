@@ -84,7 +84,8 @@ public func runCheck(_ options: CheckOptions) -> CInt {
     interruption.end(by: signal)
   }
   interruption.finish()
-  let report = options.json ? jsonReport(results, options: options, bound: bound) : textSummary(results, words: words)
+  let report =
+    options.json ? jsonReport(results, options: options, bound: bound) : textSummary(results, words: words)
   try? output.writeAll(Array(report.utf8))
   return results.allSatisfy(\.passed) ? ExitStatus.success : ExitStatus.failure
 }

@@ -228,7 +228,8 @@ final class CheckedProgram {
   /// after a stop signal (`interruption`), unless not `interruptible`.
   @discardableResult
   func pump(
-    for seconds: Double, interruptible: Bool = true, until condition: (CheckedProgram) -> Bool = { _ in false }
+    for seconds: Double, interruptible: Bool = true,
+    until condition: (CheckedProgram) -> Bool = { _ in false }
   ) -> Bool {
     let deadline = Clock.now + seconds
     while true {
