@@ -9,13 +9,13 @@ PYTHON ?= python3
 # built with; `make` builds on the machine that runs it. STATIC= (empty)
 # links the Swift runtime dynamically instead.
 STATIC ?= -Xswiftc -static-executable -Xswiftc -use-ld=lld $(ORDER)
-# lld puts the functions a chat runs (forkchat.order, from `make
+# lld puts the functions a chat runs (Tests/bench/forkchat.order, from `make
 # order-file`) first in .text: the kernel maps text 64 kB around each page
 # it faults in, and the code a chat runs, scattered through 6 MB, kept 4 MB
 # of it resident (docs/package.md). A function missing from the binary is
 # no error (--no-warn-symbol-ordering): the order is a layout, not a list
 # to check.
-ORDER = -Xlinker --symbol-ordering-file=$(CURDIR)/forkchat.order -Xlinker --no-warn-symbol-ordering
+ORDER = -Xlinker --symbol-ordering-file=$(CURDIR)/Tests/bench/forkchat.order -Xlinker --no-warn-symbol-ordering
 RELEASE_FLAGS = -c release $(STATIC)
 BIN = .build/release/forkchat
 
@@ -72,13 +72,13 @@ compare: build
 	@command -v strace >/dev/null || (apt-get update -qq && apt-get install -y -qq strace)
 	$(PYTHON) Tests/bench/compare.py $(BIN)
 
-# forkchat.order: the functions both ends of a chat run, recorded by
+# Tests/bench/forkchat.order: the functions both ends of a chat run, recorded by
 # valgrind's callgrind (Tests/bench/order_file.py) and where lld put them
 # (its -Map), then the build again with them first. Rerun it when the code a chat runs changes.
 order-file: build
 	@command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind)
 	$(SWIFT) build $(RELEASE_FLAGS) -Xlinker -Map=$(CURDIR)/.build/forkchat.map
-	$(PYTHON) Tests/bench/order_file.py $(BIN) .build/forkchat.map forkchat.order
+	$(PYTHON) Tests/bench/order_file.py $(BIN) .build/forkchat.map Tests/bench/forkchat.order
 	$(SWIFT) build $(RELEASE_FLAGS)
 
 demo: build

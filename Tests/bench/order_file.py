@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make order-file: writes forkchat.order, the functions a real chat runs,
+"""make order-file: writes Tests/bench/forkchat.order, the functions a real chat runs,
 for lld's --symbol-ordering-file (the Makefile's build line).
 
 Why: the static executable's text is 6 MB, and the code one chat runs,
