@@ -130,7 +130,7 @@ public struct Session {
     defer { buffers.free() }
     if inputIsTerminal {
       let quit = options.quitWord.map { " or a line \"\(String(decoding: $0, as: UTF8.self))\"" } ?? ""
-      notice("type a line and press Enter to send it; Ctrl-D\(quit) ends the chat")
+      notice("type a line, Enter sends it; Ctrl-D\(quit) ends the chat")
     }
     // A line is sent the moment it is typed: no Nagle delay (tcp(7)),
     // which would hold a small segment back until the last one is acked.
