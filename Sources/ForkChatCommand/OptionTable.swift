@@ -50,8 +50,8 @@ enum Subcommand: String, CaseIterable {
       Runs <command> (the student's client, or server) on a pseudo-terminal, \
       each check on a fresh start, and types into it as a person would: \
       starts, exchange, full-duplex, half-close, quit-word (with --quit), \
-      no-zombie, peer-ends, restart (server), no-newline, large-message. One \
-      line per check: passed, or what happened, the likely cause and the \
+      no-zombie, peer-ends, no-newline, large-message, restart (server). One \
+      line per check, as each ends: passed, or what happened, the likely cause and the \
       sheet question. Exit status 0 when all passed, 1 otherwise. French with \
       LANG=fr_FR.UTF-8.
       """
