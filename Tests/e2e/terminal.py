@@ -25,7 +25,9 @@ from harness import FORKCHAT, WAIT, in_sessions, require_tool, wait_until
 
 
 class Terminal:
-    def __init__(self, columns=80, rows=24, env=None, shell="bash --norc --noprofile -i"):
+    def __init__(self, columns=80, rows=24, env=None, shell="bash --norc --noprofile -i", history=None):
+        """history: the window's scrollback in lines (tmux's history-limit;
+        None: tmux's default, 2000)."""
         self.tmux = require_tool("tmux")
         require_tool(shell.split()[0])
         self.dir = tempfile.mkdtemp(prefix="forkchat-tmux-")
@@ -42,7 +44,12 @@ class Terminal:
         shell_env.update(env or {})
         command = "env -i " + " ".join(f"{k}='{v}'" for k, v in shell_env.items())
         command += " " + shell
-        self._tmux("-f", "/dev/null", "new-session", "-d", "-x", str(columns), "-y", str(rows), "-s", "t", command)
+        config = "/dev/null"
+        if history is not None:
+            config = os.path.join(self.dir, "tmux.conf")
+            with open(config, "w") as file:
+                file.write(f"set-option -g history-limit {history}\n")
+        self._tmux("-f", config, "new-session", "-d", "-x", str(columns), "-y", str(rows), "-s", "t", command)
         self._tmux("set-option", "-g", "status", "off")
         self.shell_pid = int(self._tmux("display-message", "-p", "-t", "t", "#{pane_pid}").strip())
         self.wait_screen(r"^\$", what="the shell's prompt")
@@ -101,6 +108,12 @@ class Terminal:
         """Every row the window has shown, its scrollback first (what a
         person reads by scrolling back)."""
         text = self._tmux("capture-pane", "-p", "-S", "-", "-t", "t")
+        return [row.rstrip() for row in text.split("\n")]
+
+    def joined_history(self) -> list[str]:
+        """Like history(), with the rows tmux wrapped at the window's width
+        joined back into the lines that were written (capture-pane -J)."""
+        text = self._tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t")
         return [row.rstrip() for row in text.split("\n")]
 
     def show(self) -> str:

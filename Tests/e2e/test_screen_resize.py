@@ -1,0 +1,81 @@
+"""Issue 19, item 7: a window resized during a burst. The peer sends
+3000 numbered lines while the window is made taller, shorter, wider and
+narrower (never narrower than the lines); afterwards the terminal's
+scrollback and screen, read as a person scrolls back through them
+(capture-pane -J -S -), hold every line exactly once, in order."""
+
+import collections
+import os
+import re
+import time
+
+import pytest
+
+from harness import Peer, free_port, listen_socket, mode_args
+from terminal import Terminal
+
+LINES = 3000
+LINE = re.compile(r"^127\.0\.0\.1: line (\d{5})$")
+# Taller, shorter, the same, much shorter and narrower, wider, back.
+SIZES = [(80, 30), (80, 18), (80, 26), (60, 14), (90, 24), (80, 24)]
+
+
+def send_paced(peer, data, pieces, gap):
+    """Sends data in `pieces` sendall calls, `gap` seconds apart (a thread)."""
+    import threading
+
+    def send():
+        size = -(-len(data) // pieces)
+        for i in range(0, len(data), size):
+            peer.send(data[i : i + size])
+            time.sleep(gap)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
+
+
+def burst_with_resizes(mode, sizes=SIZES, pause=float(os.environ.get("RESIZE_PAUSE", "0.3")), pieces=int(os.environ.get("RESIZE_PIECES", "60")), gap=float(os.environ.get("RESIZE_GAP", "0.03"))):
+    """One trial: the counts of numbered lines seen twice and never, and
+    whether those seen come in order."""
+    term = Terminal(columns=80, rows=24, history=10000)
+    try:
+        port = free_port()
+        server = listen_socket(port)
+        term.type(f'"$FORKCHAT" connect 127.0.0.1 {port} {" ".join(mode_args(mode))}')
+        term.keys("Enter")
+        peer = Peer.accept(server)
+        server.close()
+        term.wait_screen(r"· connected", what="the status row")
+        start = time.monotonic()
+        sending = send_paced(peer, b"".join(b"line %05d\n" % i for i in range(1, LINES + 1)), pieces, gap)
+        for columns, rows in sizes:
+            time.sleep(pause)
+            term.resize(columns, rows)
+        term.wait_screen(r"^127\.0\.0\.1: line %05d$" % LINES, timeout=30, what="the burst's last line")
+        took = time.monotonic() - start
+        sending.join()
+        # The last resize's redraw is done once the status row is back at
+        # the new size's second row from the bottom.
+        term.wait_screen(lambda rows: "· connected" in rows[-2] and rows[-3].endswith("%05d" % LINES))
+        seen = [int(m.group(1)) for row in term.joined_history() if (m := LINE.match(row))]
+        counts = collections.Counter(seen)
+        twice = sum(n - 1 for n in counts.values() if n > 1)
+        never = LINES - len(counts)
+        in_order = all(a < b for a, b in zip(seen, seen[1:]))
+        print(f"resize trial ({mode}): twice={twice} never={never} in_order={in_order} took={took:.2f}s")
+        peer.close()
+        term.wait_screen(r"^\$", what="the shell's prompt")
+        return twice, never, in_order
+    finally:
+        term.close()
+
+
+TRIALS = int(os.environ.get("RESIZE_TRIALS", "1"))
+
+
+@pytest.mark.parametrize("trial", range(TRIALS))
+@pytest.mark.parametrize("mode", ["default"])
+def test_resize_during_burst(mode, trial):
+    twice, never, in_order = burst_with_resizes(mode)
+    assert (twice, never, in_order) == (0, 0, True)
