@@ -17,7 +17,7 @@ from terminal import Terminal
 LINES = 3000
 LINE = re.compile(r"^127\.0\.0\.1: line (\d{5})$")
 # Taller, shorter, the same, much shorter and narrower, wider, back.
-SIZES = [(80, 30), (80, 18), (80, 26), (60, 14), (90, 24), (80, 24)]
+SIZES = [(80, 30), (80, 18), (80, 26), (64, 14), (90, 24), (80, 24)]
 
 
 def send_paced(peer, data, pieces, gap):
@@ -58,7 +58,11 @@ def burst_with_resizes(mode, sizes=SIZES, pause=float(os.environ.get("RESIZE_PAU
         # The last resize's redraw is done once the status row is back at
         # the new size's second row from the bottom.
         term.wait_screen(lambda rows: "· connected" in rows[-2] and rows[-3].endswith("%05d" % LINES))
-        seen = [int(m.group(1)) for row in term.joined_history() if (m := LINE.match(row))]
+        history = term.joined_history()
+        if os.environ.get("RESIZE_DUMP"):
+            with open(os.environ["RESIZE_DUMP"], "w") as dump:
+                dump.write("\n".join(history))
+        seen = [int(m.group(1)) for row in history if (m := LINE.match(row))]
         counts = collections.Counter(seen)
         twice = sum(n - 1 for n in counts.values() if n > 1)
         never = LINES - len(counts)

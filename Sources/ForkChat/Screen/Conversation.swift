@@ -71,7 +71,7 @@ final class Conversation {
   func start(prompt: [UInt8]) throws(Errno) {
     var update = Update()
     update.text("\r\n\r\n")
-    update.scrollRegion(conversationRows)
+    update.scrollRegion(nil)
     drawStatus(&update)
     update.move(row: inputRow)
     update.clearRow()
@@ -132,33 +132,36 @@ final class Conversation {
     if entries.count > 2 * Self.kept { entries.removeFirst(entries.count - Self.kept) }
     let rows = new.flatMap { self.rows(of: $0) }
     var update = Update()
-    update.move(row: conversationRows.upperBound)
-    var bottom = Update()
-    bottom.move(row: conversationRows.upperBound)
-    let backToBottom = Array(bottom.bytes.dropFirst())  // without its CAN
     for row in rows {
-      // IND (ESC D) at the region's bottom row: the region scrolls up one
-      // row. Not "\n": the terminal driver's output processing (ONLCR)
-      // would hand the update to the terminal in pieces, split at each
-      // "\n", and the line's text would arrive in a later piece.
-      // Checkpoints on both sides of it: a write cut by SIGSTOP goes on
-      // from the bottom row, the scroll done once (`writeUpdate`).
-      update.checkpoint(resume: backToBottom)
+      // Size-independent: to the bottom row (CUD 999 stops there), IND
+      // (the whole screen scrolls up one row, its top row into the
+      // scrollback; status and input rows move up), up two rows (the old
+      // status row), IL (a blank row there: status and input rows move
+      // back down, the bottom row goes).
+      update.raw(Self.toBottom)
+      update.checkpoint(resume: Self.toBottom)
       update.raw([0x1B, UInt8(ascii: "D")])
-      update.checkpoint(resume: backToBottom)
-      update.raw(row)
+      update.checkpoint(resume: Self.toBottom)
+      update.raw([0x1B, UInt8(ascii: "["), UInt8(ascii: "2"), UInt8(ascii: "A")])
+      update.raw([0x1B, UInt8(ascii: "["), UInt8(ascii: "L")])
+      update.checkpoint(resume: Self.toBottom + [0x1B, UInt8(ascii: "["), UInt8(ascii: "2"), UInt8(ascii: "A")])
       update.raw([13])
+      update.raw(row)
     }
     update.restoreCursor()
+    update.raw(Self.toBottom)
     try update.write(by: role, "conversation")
   }
+
+  /// CUD 999: the cursor down to the bottom row, whatever the size.
+  static let toBottom: [UInt8] = Array("\u{1b}[999B".utf8)
 
   /// Draws everything but the input row again, for the current size:
   /// after SIGWINCH, after Ctrl-Z and fg, on Ctrl-L.
   func redraw() throws(Errno) {
     size = WindowSize.current()
     var update = Update()
-    update.scrollRegion(conversationRows)
+    update.scrollRegion(nil)
     var rows: [[UInt8]] = []
     for entry in entries.suffix(Self.kept).reversed() {
       rows.insert(contentsOf: self.rows(of: entry), at: 0)
@@ -212,8 +215,14 @@ final class Conversation {
       row.append(character)
       columns += width
     }
-    update.text(row + String(repeating: " ", count: size.columns - columns))
+    // Only as wide as its text: the rest of the row is erased (EL), not
+    // filled with blanks. A terminal that re-wraps rows on a narrower
+    // window (tmux, VTE) would otherwise cut a full-width status row in
+    // two, and the extra row would push a conversation row into the
+    // scrollback that the redraw then draws again.
+    update.text(row)
     update.style("0")
+    update.control("[K")
   }
 
   /// An entry cut into screen rows: "NAME: text", where NAME is the peer's
