@@ -5,10 +5,14 @@
 // and draw them again after a resize or Ctrl-Z.
 //
 //   row 1        ┐
-//   …            │ conversation: scroll region (DECSTBM 1;rows-2)
+//   …            │ conversation
 //   row rows-2   ┘
 //   row rows-1     status
 //   row rows       input line (the sending side's: ScreenInput)
+//
+// No scroll region (DECSTBM): the whole screen scrolls, and a new row is
+// made by bytes that name no row number (`add`), so bytes written for
+// one size and read by the terminal after a resize still land right.
 //
 // Every update leaves the cursor where the sending side put it: each
 // update of the sending side ends with DECSC (save the cursor), each of
@@ -66,8 +70,9 @@ final class Conversation {
   var inputRow: Int { size.rows }
 
   /// The first drawing: two rows are made free at the bottom (the text
-  /// already on the screen scrolls up, if it must), the region above them
-  /// scrolls from now on, the status row and an empty input line.
+  /// already on the screen scrolls up, if it must), any scroll region a
+  /// program left is reset (the whole screen scrolls), the status row and
+  /// an empty input line.
   func start(prompt: [UInt8]) throws(Errno) {
     var update = Update()
     update.text("\r\n\r\n")
@@ -123,9 +128,9 @@ final class Conversation {
 
   /// Adds entries and draws their rows at the bottom of the conversation,
   /// scrolling it up: one write(2). Every row is written, even when more
-  /// come at once than the region shows: a row scrolled out at its top
-  /// goes into the terminal's scrollback (the region starts at the top
-  /// row), where a person scrolls back to read a burst.
+  /// come at once than the conversation shows: a row scrolled out at the
+  /// top goes into the terminal's scrollback, where a person scrolls back
+  /// to read a burst.
   private func add(_ new: [Entry]) throws(Errno) {
     guard !new.isEmpty else { return }
     entries += new
