@@ -83,3 +83,42 @@ TRIALS = int(os.environ.get("RESIZE_TRIALS", "1"))
 def test_resize_during_burst(mode, trial):
     twice, never, in_order = burst_with_resizes(mode)
     assert (twice, never, in_order) == (0, 0, True)
+
+
+# The known limit (README, forkchat(1) BUGS): a window made narrower than
+# the status row's text. tmux re-wraps the old status row in two on the
+# resize, before forkchat hears of it, and the extra row pushes one more
+# conversation row into the scrollback, which the redraw then draws again.
+# The screen itself is right: the status row cut to the new width.
+@pytest.mark.parametrize("columns", [62, 40])
+def test_narrower_than_the_status_row(columns):
+    term = Terminal(columns=80, rows=24, history=10000)
+    try:
+        port = free_port()
+        server = listen_socket(port)
+        term.type(f'"$FORKCHAT" connect 127.0.0.1 {port}')
+        term.keys("Enter")
+        peer = Peer.accept(server)
+        server.close()
+        status = term.wait_screen(r"· connected", what="the status row")[-2]
+        peer.send(b"".join(b"line %05d\n" % i for i in range(1, 101)))
+        term.wait_screen(r"^127\.0\.0\.1: line 00100$", what="the last line")
+        term.resize(columns, 24)
+        # The status row, cut to fit: a space and as much text as fits.
+        cut = status[:columns].rstrip()
+        screen = term.wait_screen(
+            lambda rows: rows[-2] == cut and rows[-3] == "127.0.0.1: line 00100" and rows[-1] == ">",
+            what=f"the layout at {columns} columns",
+        )
+        assert sum("· connected" in row for row in screen) == 1, term.show()
+        seen = [int(m.group(1)) for row in term.joined_history() if (m := LINE.match(row))]
+        counts = collections.Counter(seen)
+        twice = sum(n - 1 for n in counts.values() if n > 1)
+        print(f"narrower ({columns} columns, status {len(status)}): twice={twice} never={100 - len(counts)}")
+        assert len(counts) == 100
+        # Once each while the status row fits; one line twice when tmux cut it in two.
+        assert twice == (0 if len(status) <= columns else 1)
+        peer.close()
+        term.wait_screen(r"^\$", what="the shell's prompt")
+    finally:
+        term.close()
