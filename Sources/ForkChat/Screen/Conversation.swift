@@ -142,14 +142,19 @@ final class Conversation {
       // (the whole screen scrolls up one row, its top row into the
       // scrollback; status and input rows move up), up two rows (the old
       // status row), IL (a blank row there: status and input rows move
-      // back down, the bottom row goes).
+      // back down, the bottom row goes). IND, not "\n": the terminal
+      // driver's output processing (ONLCR) would hand the update to the
+      // terminal in pieces, split at each "\n". Checkpoints after CUD,
+      // after IND and after IL: a write cut by SIGSTOP goes on from the
+      // last one reached, each scroll and insertion done once
+      // (`writeUpdate`).
       update.raw(Self.toBottom)
       update.checkpoint(resume: Self.toBottom)
-      update.raw([0x1B, UInt8(ascii: "D")])
+      update.raw(Self.index)
       update.checkpoint(resume: Self.toBottom)
-      update.raw([0x1B, UInt8(ascii: "["), UInt8(ascii: "2"), UInt8(ascii: "A")])
-      update.raw([0x1B, UInt8(ascii: "["), UInt8(ascii: "L")])
-      update.checkpoint(resume: Self.toBottom + [0x1B, UInt8(ascii: "["), UInt8(ascii: "2"), UInt8(ascii: "A")])
+      update.raw(Self.upTwo)
+      update.raw(Self.insertLine)
+      update.checkpoint(resume: Self.toBottom + Self.upTwo)
       update.raw([13])
       update.raw(row)
     }
@@ -160,6 +165,12 @@ final class Conversation {
 
   /// CUD 999: the cursor down to the bottom row, whatever the size.
   static let toBottom: [UInt8] = Array("\u{1b}[999B".utf8)
+  /// IND: the cursor down one row; on the bottom row, the screen scrolls.
+  static let index: [UInt8] = Array("\u{1b}D".utf8)
+  /// CUU 2: the cursor up two rows.
+  static let upTwo: [UInt8] = Array("\u{1b}[2A".utf8)
+  /// IL: a blank row at the cursor's, the rows under it down one.
+  static let insertLine: [UInt8] = Array("\u{1b}[L".utf8)
 
   /// Draws everything but the input row again, for the current size:
   /// after SIGWINCH, after Ctrl-Z and fg, on Ctrl-L.
