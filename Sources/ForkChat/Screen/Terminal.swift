@@ -74,9 +74,10 @@ final class TerminalMode {
   /// In the fork session's child, right after fork(): when the parent
   /// dies, whatever killed it (SIGKILL too, which it cannot catch), this
   /// process puts the terminal back before it ends: pending input
-  /// discarded, the saved modes, the whole screen scrolling again (the
-  /// chat screen's scroll region reset, the cursor kept where it is, since
-  /// the shell may have drawn its prompt there already). Without it, under
+  /// discarded, the saved modes, the whole screen scrolling (any scroll
+  /// region reset: the chat screen sets none, but a program run before it
+  /// may have; the cursor kept where it is, since the shell may have drawn
+  /// its prompt there already). Without it, under
   /// a shell that does not restore the modes itself (dash), the terminal
   /// stayed without echo and without Enter. The work is done by a C signal
   /// handler (SIGUSR1, sent by the kernel: prctl PR_SET_PDEATHSIG) with
