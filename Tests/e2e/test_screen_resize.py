@@ -79,7 +79,7 @@ TRIALS = int(os.environ.get("RESIZE_TRIALS", "1"))
 
 
 @pytest.mark.parametrize("trial", range(TRIALS))
-@pytest.mark.parametrize("mode", ["default"])
+@pytest.mark.parametrize("mode", ["default", "threads", "poll"])
 def test_resize_during_burst(mode, trial):
     twice, never, in_order = burst_with_resizes(mode)
     assert (twice, never, in_order) == (0, 0, True)
