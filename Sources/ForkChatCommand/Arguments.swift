@@ -55,7 +55,12 @@ func parse(_ words: [String]) throws(UsageError) -> Command {
 func parse(_ subcommand: Subcommand, _ words: [String]) throws(UsageError) -> Command {
   func fail(_ reason: String) -> UsageError { UsageError(reason: reason, subcommand: subcommand) }
   var settings = Options()
-  var given: Set<String> = []
+  // An array, not a Set: a Set<String>'s storage is the first generic type
+  // the runtime instantiates by name, and checking String: Hashable there
+  // scans every protocol conformance of the static binary (1910 records,
+  // the pages of .rodata they point into): 128 kB of a chat's resident
+  // memory (docs/package.md). A dozen names at most: a linear search is free.
+  var given: [String] = []
   var positionals: [String] = []
   var index = 0
   var optionsEnded = false
@@ -100,7 +105,7 @@ func parse(_ subcommand: Subcommand, _ words: [String]) throws(UsageError) -> Co
         throw fail("Cannot use \(members.joined(separator: " and ")) together.")
       }
     }
-    given.insert(name)
+    given.append(name)
     do {
       try option.apply(&settings, value ?? "")
     } catch {
