@@ -120,7 +120,7 @@ public func resolve(
   if let host, host.hasPrefix("["), host.hasSuffix("]"), host.contains(":") {
     name = String(host.dropFirst().dropLast())
   }
-  let status = getaddrinfo(name, String(port), &hints, &list)
+  let status = getaddrinfo(name, "\(port)", &hints, &list)  // "\(port)": System/Decimal.swift
   guard status == 0 else {
     let text = status == EAI_SYSTEM ? Errno.current.description : String(cString: gai_strerror(status))
     throw Failure("getaddrinfo for \(host ?? "*")\(port == 0 ? "" : " port \(port)"): \(text)")

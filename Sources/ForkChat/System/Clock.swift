@@ -5,7 +5,7 @@ import Glibc
 
 /// Seconds as the user wrote them: "2", "0.5".
 public func formatSeconds(_ seconds: Double) -> String {
-  seconds == seconds.rounded() && seconds < 1e15 ? String(Int(seconds)) : String(seconds)
+  seconds == seconds.rounded() && seconds < 1e15 ? "\(Int(seconds))" : String(seconds)  // System/Decimal.swift
 }
 
 /// The monotonic clock (CLOCK_MONOTONIC), in seconds: never jumps when the
