@@ -69,8 +69,11 @@ func parse(_ subcommand: Subcommand, _ words: [String]) throws(UsageError) -> Co
     index += 1
     // "-1" is no option (-4 and -6 are): a negative number, which the
     // argument then refuses with its range ("-1" as a port).
+    // Its bytes: a minus and ASCII digits (String.count would run code of
+    // the standard library no other step of a chat runs, docs/package.md).
+    let digits = word.utf8.dropFirst()
     let negativeNumber =
-      word.count > 1 && word.dropFirst().allSatisfy(\.isASCII) && word.dropFirst().allSatisfy(\.isNumber)
+      !digits.isEmpty && digits.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
       && !options.contains { $0.name == word }
     if optionsEnded || !word.hasPrefix("-") || word == "-" || negativeNumber {
       positionals.append(word)
