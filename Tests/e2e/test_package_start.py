@@ -166,10 +166,10 @@ def test_chat_peak_memory_within_one_and_a_half_nc():
     # dynamically, and its libraries take more.
     binary = os.environ.get("FORKCHAT")
     nc = shutil.which("nc")
-    if not binary or not nc:
+    if not binary or not nc or shutil.which("readelf") is None:
         import pytest
 
-        pytest.skip("needs FORKCHAT and nc")
+        pytest.skip("needs FORKCHAT, nc and readelf")
     dynamic = subprocess.run(["readelf", "-d", binary], capture_output=True, text=True).stdout
     if "NEEDED" in dynamic:
         import pytest
