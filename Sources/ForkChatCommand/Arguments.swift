@@ -75,7 +75,8 @@ func parse(_ subcommand: Subcommand, _ words: [String]) throws(UsageError) -> Co
     let negativeNumber =
       !digits.isEmpty && digits.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
       && !options.contains { $0.name == word }
-    if optionsEnded || !word.hasPrefix("-") || word == "-" || negativeNumber {
+    // hasASCIIPrefix: String.hasPrefix without its slow path (System/TextPrefix.swift).
+    if optionsEnded || !word.hasASCIIPrefix("-") || word == "-" || negativeNumber {
       positionals.append(word)
       continue
     }
@@ -88,7 +89,7 @@ func parse(_ subcommand: Subcommand, _ words: [String]) throws(UsageError) -> Co
     // "--name=value" or "--name value"
     var name = word
     var value: String? = nil
-    if word.hasPrefix("--"), let equals = word.firstIndex(of: "=") {
+    if word.hasASCIIPrefix("--"), let equals = word.firstIndex(of: "=") {
       name = String(word[..<equals])
       value = String(word[word.index(after: equals)...])
     }
