@@ -8,7 +8,7 @@ PYTHON ?= python3
 # modules other than "files" and "dns" at run time, from the glibc it was
 # built with; `make` builds on the machine that runs it. STATIC= (empty)
 # links the Swift runtime dynamically instead.
-STATIC ?= -Xswiftc -static-executable -Xswiftc -use-ld=lld $(ORDER)
+STATIC ?= -Xswiftc -static-executable -Xswiftc -use-ld=lld $(ORDER) $(NO_EH_FRAME_HDR)
 # lld puts the functions a chat runs (Tests/bench/forkchat.order, from `make
 # order-file`) first in .text: the kernel maps text 64 kB around each page
 # it faults in, and the code a chat runs, scattered through 6 MB, kept 4 MB
@@ -16,6 +16,12 @@ STATIC ?= -Xswiftc -static-executable -Xswiftc -use-ld=lld $(ORDER)
 # no error (--no-warn-symbol-ordering): the order is a layout, not a list
 # to check.
 ORDER = -Xlinker --symbol-ordering-file=$(CURDIR)/Tests/bench/forkchat.order -Xlinker --no-warn-symbol-ordering
+# No .eh_frame_hdr: its 170 kB lay between the metadata the runtime reads
+# and .eh_frame, whose first word crtbeginT.o's frame_dummy reads at start
+# (__register_frame_info), a 64 kB window of its own. That registration is
+# how a static executable's unwinder finds its frames without the header:
+# backtrace(3), a C++ throw and pthread_exit(3) still unwind (docs/package.md).
+NO_EH_FRAME_HDR = -Xlinker --no-eh-frame-hdr
 RELEASE_FLAGS = -c release $(STATIC)
 BIN = .build/release/forkchat
 

@@ -55,7 +55,12 @@ func parse(_ words: [String]) throws(UsageError) -> Command {
 func parse(_ subcommand: Subcommand, _ words: [String]) throws(UsageError) -> Command {
   func fail(_ reason: String) -> UsageError { UsageError(reason: reason, subcommand: subcommand) }
   var settings = Options()
-  var given: Set<String> = []
+  // An array, not a Set: a Set<String>'s storage is the first generic type
+  // the runtime instantiates by name, and checking String: Hashable there
+  // scans every protocol conformance of the static binary (1910 records,
+  // the pages of .rodata they point into): 128 kB of a chat's resident
+  // memory (docs/package.md). A dozen names at most: a linear search is free.
+  var given: [String] = []
   var positionals: [String] = []
   var index = 0
   var optionsEnded = false
@@ -64,10 +69,14 @@ func parse(_ subcommand: Subcommand, _ words: [String]) throws(UsageError) -> Co
     index += 1
     // "-1" is no option (-4 and -6 are): a negative number, which the
     // argument then refuses with its range ("-1" as a port).
+    // Its bytes: a minus and ASCII digits (String.count would run code of
+    // the standard library no other step of a chat runs, docs/package.md).
+    let digits = word.utf8.dropFirst()
     let negativeNumber =
-      word.count > 1 && word.dropFirst().allSatisfy(\.isASCII) && word.dropFirst().allSatisfy(\.isNumber)
+      !digits.isEmpty && digits.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
       && !options.contains { $0.name == word }
-    if optionsEnded || !word.hasPrefix("-") || word == "-" || negativeNumber {
+    // hasASCIIPrefix: String.hasPrefix without its slow path (System/TextPrefix.swift).
+    if optionsEnded || !word.hasASCIIPrefix("-") || word == "-" || negativeNumber {
       positionals.append(word)
       continue
     }
@@ -80,7 +89,7 @@ func parse(_ subcommand: Subcommand, _ words: [String]) throws(UsageError) -> Co
     // "--name=value" or "--name value"
     var name = word
     var value: String? = nil
-    if word.hasPrefix("--"), let equals = word.firstIndex(of: "=") {
+    if word.hasASCIIPrefix("--"), let equals = word.firstIndex(of: "=") {
       name = String(word[..<equals])
       value = String(word[word.index(after: equals)...])
     }
@@ -100,7 +109,7 @@ func parse(_ subcommand: Subcommand, _ words: [String]) throws(UsageError) -> Co
         throw fail("Cannot use \(members.joined(separator: " and ")) together.")
       }
     }
-    given.insert(name)
+    given.append(name)
     do {
       try option.apply(&settings, value ?? "")
     } catch {

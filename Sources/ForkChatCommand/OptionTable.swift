@@ -289,7 +289,7 @@ let options: [Option] = [
 
 /// Rules between options, checked once all of them are read: the reason
 /// for a usage error, or nil. `given` holds the options written.
-func checkRules(_ options: Options, given: Set<String>) -> String? {
+func checkRules(_ options: Options, given: [String]) -> String? {
   // The echo server sends back what it receives, one fork per client with
   // --keep: nothing of the chat applies to it.
   if options.echo && options.session.mode != .fork { return "Cannot use --echo with --mode." }

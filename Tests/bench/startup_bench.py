@@ -7,7 +7,8 @@ the counts that load cannot change, then alternated timings.
 - system calls of the same run (strace -f -c);
 - peak resident memory per process (VmHWM of each process of a bulk run,
   sampled as make bench samples it), and where the largest one's pages are
-  (/proc/PID/smaps, by mapping) near the end of the transfer;
+  near the end of the transfer: by mapping (/proc/PID/smaps), and the
+  executable's by section (/proc/PID/pagemap against readelf -S);
 - connect, send a line, exit: bench.py's connect_send_exit against its
   Sink, forkchat and nc in turn, RUNS rounds, median and quartiles.
 
@@ -19,6 +20,7 @@ import os
 import re
 import resource
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -67,6 +69,47 @@ def smaps_by_mapping(pid):
     return rows
 
 
+def sections_of(binary):
+    """[(start, end, name)] of the sections a binary loads (readelf -S)."""
+    out = subprocess.run(["readelf", "-SW", binary], capture_output=True, text=True).stdout
+    rows = []
+    for m in re.finditer(r"^\s*\[\s*\d+\]\s+(\S+)\s+\S+\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)", out, re.M):
+        start, size = int(m.group(2), 16), int(m.group(3), 16)
+        if start and size:
+            rows.append((start, start + size, m.group(1)))
+    return sorted(rows)
+
+
+def pages_by_section(pid, sections):
+    """{section: [resident pages, of them written (a private copy)]} of the
+    executable's file mappings of a process: /proc/PID/pagemap, bit 63
+    present, bit 61 clear for a page that is no longer the file's. A page
+    two sections share counts for the first one it holds."""
+    counts = {}
+    try:
+        with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/pagemap", "rb") as pagemap:
+            exe = os.readlink(f"/proc/{pid}/exe")
+            for line in maps:
+                fields = line.split()
+                if len(fields) < 6 or fields[5] != exe:
+                    continue
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                pagemap.seek(start // 4096 * 8)
+                entries = pagemap.read((end - start) // 4096 * 8)
+                for i in range(len(entries) // 8):
+                    (entry,) = struct.unpack_from("<Q", entries, i * 8)
+                    if not entry >> 63 & 1:
+                        continue
+                    page = start + i * 4096
+                    name = next((n for a, b, n in sections if b > page and a < page + 4096), "(headers)")
+                    row = counts.setdefault(name, [0, 0])
+                    row[0] += 1
+                    row[1] += not entry >> 61 & 1
+    except OSError:
+        pass
+    return counts
+
+
 def bulk_memory(tool, size):
     """Peak VmHWM of each process of one bulk run (client → server), as
     bench.bulk samples it, and the smaps of the largest one, read while the
@@ -74,6 +117,8 @@ def bulk_memory(tool, size):
     memory = []
     snapshot = {}
     done = threading.Event()
+    listen, _ = tool
+    sections = sections_of(listen(0)[0]) if os.path.basename(listen(0)[0]) == "forkchat" else None
 
     def watch():
         # This script's descendants (the two ends and their children), read
@@ -89,7 +134,8 @@ def bulk_memory(tool, size):
                 if hwm and hwm >= snapshot.get("hwm", 0):
                     rows = smaps_by_mapping(pid)
                     if rows:
-                        snapshot.update(hwm=hwm, pid=pid, rows=rows)
+                        snapshot.update(hwm=hwm, pid=pid, rows=rows,
+                                        pages=pages_by_section(pid, sections) if sections else {})
             done.wait(0.05)
 
     watcher = threading.Thread(target=watch)
@@ -149,6 +195,10 @@ def main():
             for mapping, rss in s["rows"]:
                 if rss:
                     print(f"  {mapping:60} {rss:6d} kB")
+            if s.get("pages"):
+                print(f"  the executable's pages by section (resident kB, of them written):")
+                for name, (resident, written) in sorted(s["pages"].items(), key=lambda x: -x[1][0]):
+                    print(f"    {name:40} {resident * 4:6d} kB {written * 4:6d} kB")
 
 
 if __name__ == "__main__":

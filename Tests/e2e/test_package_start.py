@@ -4,7 +4,8 @@ exec to exit, for the stripped binary of `make deb`, the unstripped one of
 /dev/null). Warm page cache (no cache is dropped on a shared machine).
 
 As a test: the stripped binary starts and ends within bounds that a
-regression would break. As a script (docs/package.md):
+regression would break, and a chat's largest process holds at most 1.5
+times what nc's does (issue 20). As a script (docs/package.md):
     python3 Tests/e2e/test_package_start.py .build/release/forkchat [RUNS]
 prints the table.
 """
@@ -116,6 +117,73 @@ def test_stripped_binary_starts_quickly():
     # when quiet (docs/package.md).
     assert stripped["p50_ms"] < 100
     assert stripped["minflt"] < 2000
+
+
+def chat_peak_kib(listen, connect):
+    """The largest VmHWM, KiB, of the processes of a chat over loopback (both
+    ends and whatever they fork), a line each way, read while they all still
+    run, before the ends of input."""
+    import harness
+
+    port = harness.free_port()
+    pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    listener = subprocess.Popen(listen(port), **pipes)
+    client = None
+    try:
+        harness.wait_until(lambda: listening(port), what=f"a listener on port {port}")
+        client = subprocess.Popen(connect(port), **pipes)
+        client.stdin.write(b"hello from the client\n")
+        client.stdin.flush()
+        assert listener.stdout.readline() == b"hello from the client\n"
+        listener.stdin.write(b"hello from the listener\n")
+        listener.stdin.flush()
+        assert client.stdout.readline() == b"hello from the listener\n"
+        peak = 0
+        for top in (listener.pid, client.pid):
+            for pid in [top] + harness.proc_children(top):
+                with open(f"/proc/{pid}/status") as f:
+                    peak = max([peak] + [int(line.split()[1]) for line in f if line.startswith("VmHWM:")])
+        return peak
+    finally:
+        for p in (client, listener):
+            if p:
+                p.stdin.close()
+        for p in (client, listener):
+            if p:
+                p.wait(10)
+                p.stdout.close()
+
+
+def listening(port):
+    with open("/proc/net/tcp") as f:
+        return any(line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A" for line in f.readlines()[1:])
+
+
+def test_chat_peak_memory_within_one_and_a_half_nc():
+    # Issue 20: the peak resident memory of a chat's largest process at
+    # most 1.5 times nc's, in the same run (docs/package.md: 1.15x in a
+    # 1 GiB transfer). A static build only: STATIC= links the Swift runtime
+    # dynamically, and its libraries take more.
+    binary = os.environ.get("FORKCHAT")
+    nc = shutil.which("nc")
+    if not binary or not nc or shutil.which("readelf") is None:
+        import pytest
+
+        pytest.skip("needs FORKCHAT, nc and readelf")
+    dynamic = subprocess.run(["readelf", "-d", binary], capture_output=True, text=True).stdout
+    if "NEEDED" in dynamic:
+        import pytest
+
+        pytest.skip("FORKCHAT is dynamically linked (STATIC=)")
+    forkchat_ends = (lambda p: [binary, "listen", "--bind", "127.0.0.1", str(p)],
+                     lambda p: [binary, "connect", "127.0.0.1", str(p)])
+    nc_ends = (lambda p: [nc, "-N", "-l", "127.0.0.1", str(p)], lambda p: [nc, "-N", "127.0.0.1", str(p)])
+    forkchat, netcat = [], []
+    for _ in range(3):  # in turn, so that the page cache is alike for both
+        forkchat.append(chat_peak_kib(*forkchat_ends))
+        netcat.append(chat_peak_kib(*nc_ends))
+    ratio = statistics.median(forkchat) / statistics.median(netcat)
+    assert ratio <= 1.5, f"forkchat {forkchat} KiB, nc {netcat} KiB: {ratio:.2f}x"
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
     guard status == 0 else { return "?" }
     let host = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     let mapped = "::ffff:"
-    if host.hasPrefix(mapped), host.contains(".") { return String(host.dropFirst(mapped.count)) }
+    if host.hasASCIIPrefix("::ffff:"), host.contains(".") { return String(host.dropFirst(mapped.count)) }
     return host
   }
 
@@ -117,10 +117,10 @@ public func resolve(
   hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0)
   var list: UnsafeMutablePointer<addrinfo>?
   var name = host
-  if let host, host.hasPrefix("["), host.hasSuffix("]"), host.contains(":") {
+  if let host, host.hasASCIIPrefix("["), host.hasSuffix("]"), host.contains(":") {  // System/TextPrefix.swift
     name = String(host.dropFirst().dropLast())
   }
-  let status = getaddrinfo(name, String(port), &hints, &list)
+  let status = getaddrinfo(name, "\(port)", &hints, &list)  // "\(port)": System/Decimal.swift
   guard status == 0 else {
     let text = status == EAI_SYSTEM ? Errno.current.description : String(cString: gai_strerror(status))
     throw Failure("getaddrinfo for \(host ?? "*")\(port == 0 ? "" : " port \(port)"): \(text)")

@@ -5,7 +5,8 @@ import Glibc
 
 /// Seconds as the user wrote them: "2", "0.5".
 public func formatSeconds(_ seconds: Double) -> String {
-  seconds == seconds.rounded() && seconds < 1e15 ? String(Int(seconds)) : String(seconds)
+  // "\(Int(seconds))": System/Decimal.swift's digits.
+  seconds == seconds.rounded() && seconds < 1e15 ? "\(Int(seconds))" : String(seconds)
 }
 
 /// The monotonic clock (CLOCK_MONOTONIC), in seconds: never jumps when the

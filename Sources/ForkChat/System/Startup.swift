@@ -31,5 +31,13 @@ public func openMissingStandardDescriptors() throws(Errno) {
 /// reads /proc and finds no argument at all under `prlimit --nofile=3`.
 public func commandLineArguments() -> [String] {
   guard let arguments = forkchat_arguments() else { return CommandLine.arguments }
-  return (0..<Int(forkchat_argument_count())).map { String(cString: arguments[$0]!) }
+  // String(decoding:as:), not String(cString:): the same text (ill-formed
+  // UTF-8 repaired alike), by the code every other string a chat makes
+  // runs; String(cString:) sat in a 64 kB window of libswiftCore's text
+  // of its own (docs/package.md).
+  return (0..<Int(forkchat_argument_count())).map {
+    let argument = arguments[$0]!
+    let bytes = UnsafeRawPointer(argument).assumingMemoryBound(to: UInt8.self)
+    return String(decoding: UnsafeBufferPointer(start: bytes, count: strlen(argument)), as: UTF8.self)
+  }
 }
