@@ -29,7 +29,10 @@ BIN = .build/release/forkchat
 
 all: build
 
+# SwiftPM does not relink when only the order file changed: a binary older
+# than it is removed first, so that the build links it again.
 build:
+	@if [ Tests/bench/forkchat.order -nt $(BIN) ]; then rm -f $(BIN); fi
 	$(SWIFT) build $(RELEASE_FLAGS)
 
 # Unit tests (Swift Testing), then the end-to-end suite against the release
@@ -85,6 +88,7 @@ order-file: build
 	@command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind)
 	$(SWIFT) build $(RELEASE_FLAGS) -Xlinker -Map=$(CURDIR)/.build/forkchat.map
 	$(PYTHON) Tests/bench/order_file.py $(BIN) .build/forkchat.map Tests/bench/forkchat.order
+	rm -f $(BIN)
 	$(SWIFT) build $(RELEASE_FLAGS)
 
 demo: build
