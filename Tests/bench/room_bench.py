@@ -227,9 +227,11 @@ def drain(clients, quiet=0.3, limit=60.0):
     return reading.data
 
 
-def fan_out(server, clients, rounds, offset=0):
+def fan_out(server, clients, rounds, offset=0, acknowledge=True):
     """Latencies (s) of `rounds` fan-outs: the time from one client's send
-    until every other client has read the line."""
+    until every other client has read the line. `acknowledge`: every
+    client acknowledges at once between rounds (TCP_QUICKACK); else the
+    kernel's delayed ACKs run as they do for a person's client."""
     fds = [s.fileno() for s in clients]
     samples = []
     read = os.read
@@ -249,8 +251,9 @@ def fan_out(server, clients, rounds, offset=0):
         # Nagle's algorithm on (ngircd) would otherwise hold the next line
         # to each client until the client's delayed ACK of this one, up to
         # 40 ms, which a line every 2 ms makes the rule.
-        for s in clients:
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        if acknowledge:
+            for s in clients:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         time.sleep(0.002)
     return samples
 
@@ -264,18 +267,70 @@ def percentile(samples, p):
 # Measures
 
 
-def run_pass(kind, forkchat, count, rounds, offset):
+def reader_pids(server):
+    """forkchat's reader processes: the spawner's children."""
+    tree = process_tree(server.pid)
+    return [p for p in tree if p != server.pid and parent_pid(p) != server.pid]
+
+
+def parent_pid(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
+def private_pages(pid):
+    """{mapping: private KiB} of one process, from /proc/PID/smaps: the
+    pages it maps alone (Private_Dirty + Private_Clean), by mapping (the
+    binary's sections by permissions, [heap], [stack], anonymous)."""
+    found = {}
+    name = None
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                fields = line.split()
+                if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                    path = fields[5] if len(fields) > 5 else "anonymous"
+                    name = f"{os.path.basename(path)} {fields[1]}" if path.startswith("/") else path
+                elif fields[0] in ("Private_Dirty:", "Private_Clean:"):
+                    found[name] = found.get(name, 0) + int(fields[1])
+    except OSError:
+        pass
+    return {k: v for k, v in found.items() if v}
+
+
+def reader_pages(server):
+    """The median private KiB per mapping over every reader, and the median
+    of their totals."""
+    tables = [private_pages(p) for p in reader_pids(server)]
+    tables = [t for t in tables if t]
+    if not tables:
+        return {}
+    names = sorted({k for t in tables for k in t})
+    medians = {k: statistics.median(t.get(k, 0) for t in tables) for k in names}
+    medians["total"] = statistics.median(sum(t.values()) for t in tables)
+    return {"readers": len(tables), "pages": medians}
+
+
+def run_pass(kind, forkchat, count, rounds, offset, acknowledge=True):
     server = Server(kind, forkchat)
     try:
         clients = connect_all(server, count)
         drain(clients)
         pss = pss_kib(server.pid)
         kernel = kernel_kib() - server.base_kernel
-        samples = fan_out(server, clients, rounds, offset)
+        idle = reader_pages(server) if kind == "forkchat" else {}
+        samples = fan_out(server, clients, rounds, offset, acknowledge)
+        drain(clients, quiet=0.1)
+        spoke = reader_pages(server) if kind == "forkchat" else {}
+        spoke_pss = pss_kib(server.pid)
         for s in clients:
             s.close()
         return {"samples": samples, "pss": pss, "per_client": (pss - server.base_pss) / count,
-                "kernel_per_client": kernel / count}
+                "kernel_per_client": kernel / count, "idle": idle, "spoke": spoke,
+                "per_client_after": (spoke_pss - server.base_pss) / count}
     finally:
         server.stop()
 
@@ -366,7 +421,9 @@ def hold(kind, forkchat, count=1000, rounds=60):
             result["extra"] = "accepted (no limit)"
         extra.close()
         result["processes"] = len(process_tree(server.pid))
-        result["pss_mib"] = pss_kib(server.pid) / 1024
+        pss = pss_kib(server.pid)
+        result["pss_mib"] = pss / 1024
+        result["per_client"] = (pss - server.base_pss) / count
         samples = fan_out(server, clients, rounds)
         result["p50_ms"] = percentile(samples, 50) * 1000
         result["p99_ms"] = percentile(samples, 99) * 1000
@@ -421,26 +478,36 @@ def report(sizes, passes, rounds, results, memory_size, bursts, held):
         "",
         "One client sends a short line; the time until every other client has read it (the others",
         "are read one after the other, blocking: the last read returns right after the last client",
-        f"has the line). {', '.join(f'{rounds[n] * passes[n]} lines with {n} clients' for n in sizes)},",
-        "2 ms apart, from each client in turn. ngircd's clients are IRC operators with user mode +F",
+        f"has the line). {', '.join(f'{rounds[n] * passes[n]} lines with {n} clients' for n, _ in sizes)},",
+        "2 ms apart, from each client in turn. \"p99 spread\" is the lowest and highest p99 of single passes. ngircd's clients are IRC operators with user mode +F",
         "(relaxed flood control): otherwise, with 10 clients, each sending 50 lines a second would be",
         "held back a second at a time, and this would measure the penalty, not the relay.",
         "",
         "| clients | measure | " + " | ".join(NAMES[k] for k in KINDS) + " |",
         "|---|---|" + "---|" * len(KINDS),
     ]
-    for n in sizes:
+    def spread(k, case):
+        p99s = [percentile(r["samples"], 99) for r in results[(k, case)]["passes"]]
+        return f"{ms(min(p99s))}–{ms(max(p99s))}"
+
+    for case in sizes:
+        n, ack = case
+        who = f"{n}" if ack else f"{n}, not acknowledging"
         for p, label in ((50, "p50"), (99, "p99")):
-            lines.append(f"| {n} | fan-out {label}, ms | "
-                         + " | ".join(ms(percentile(results[(k, n)]["samples"], p)) for k in KINDS) + " |")
+            lines.append(f"| {who} | fan-out {label}, ms | "
+                         + " | ".join(ms(percentile(results[(k, case)]["samples"], p)) for k in KINDS) + " |")
+        lines.append(f"| {who} | p99 spread, ms | " + " | ".join(spread(k, case) for k in KINDS) + " |")
     lines += [
         "",
         "ngircd leaves Nagle's algorithm on (it sets no `TCP_NODELAY`): with a line every 2 ms, each of",
         "its writes to a client would wait for the client's delayed ACK of the one before; the clients",
         "here acknowledge at once between rounds (`TCP_QUICKACK`, untimed), so that this measures the",
-        "relay. The machine is shared with other work: passes differ, and the table pools them all.",
+        "relay. The rows \"not acknowledging\" leave the clients' kernels to acknowledge as they do for a",
+        "person's client (delayed ACKs): the same 999 clients, in the same run, pass for pass after the",
+        "acknowledging ones. The machine may be shared with other work: passes differ, and the table",
+        "pools them all (medians over every line of every pass).",
         "",
-        f"## Memory with {memory_size} clients",
+        f"## Memory with {memory_size[0]} clients",
         "",
         "PSS: proportional set size (`/proc/PID/smaps_rollup`) of all the server's processes",
         "(forkchat: hub, spawner and one reader process per client; Python: one process, a thread",
@@ -456,8 +523,41 @@ def report(sizes, passes, rounds, results, memory_size, bursts, held):
     med = lambda k, key: statistics.median(r[key] for r in results[(k, memory_size)]["passes"])  # noqa: E731
     lines.append("| PSS total, MiB | " + " | ".join(f"{med(k, 'pss') / 1024:.1f}" for k in KINDS) + " |")
     lines.append("| PSS per client, KiB | " + " | ".join(f"{med(k, 'per_client'):.1f}" for k in KINDS) + " |")
+    lines.append("| PSS per client after the fan-out, KiB | "
+                 + " | ".join(f"{med(k, 'per_client_after'):.1f}" for k in KINDS) + " |")
     lines.append("| kernel per client, KiB | " + " | ".join(f"{med(k, 'kernel_per_client'):.1f}" for k in KINDS)
                  + " |")
+    by_kind = {h["kind"]: h for h in held}
+    lines.append("| PSS per client with 1000 held, KiB | " + " | ".join(
+        f"{by_kind[k]['per_client']:.1f}" if by_kind.get(k, {}).get("ok") else "—" for k in KINDS) + " |")
+    lines += [
+        "",
+        "\"After the fan-out\": the same clients once the fan-out rounds have run, in which "
+        f"{rounds[memory_size[0]]} of",
+        "them each sent a line and every one received them all.",
+        "",
+        "### Where a forkchat reader's pages went",
+        "",
+        "Each reader's private memory (`Private_Dirty` + `Private_Clean` of `/proc/PID/smaps`: the",
+        "pages it maps alone, copied when it or its spawner wrote them after the fork), by mapping,",
+        f"median over the {memory_size[0]} readers of each pass, then over the passes: idle (joined, nothing sent)",
+        "and after the fan-out (some have sent a line, all have had one to frame or none). The binary",
+        "is static: `forkchat rw-p` is its .data and .bss (the C library's and the Swift runtime's",
+        "state), `[heap]` holds the main thread's TLS and malloc's tcache, then the chunks.",
+        "",
+        "| mapping | idle reader, KiB | after the fan-out, KiB |",
+        "|---|---|---|",
+    ]
+
+    def pages(key):
+        tables = [r[key]["pages"] for r in results[("forkchat", memory_size)]["passes"] if r[key]]
+        names = sorted({k for t in tables for k in t}, key=lambda k: (k == "total", k))
+        return {k: statistics.median(t.get(k, 0) for t in tables) for k in names}
+
+    idle, spoke = pages("idle"), pages("spoke")
+    for name in sorted(set(idle) | set(spoke), key=lambda k: (k == "total", k)):
+        lines.append(f"| {'**total**' if name == 'total' else '`' + name + '`'} | {idle.get(name, 0):g} | "
+                     f"{spoke.get(name, 0):g} |")
     lines += [
         "",
         "## A class pastes at once",
@@ -519,6 +619,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("forkchat")
     parser.add_argument("--quick", action="store_true", help="fewer passes and rounds")
+    parser.add_argument("--only", type=int, nargs="*", help="only these client counts, fan-out only (development)")
     parser.add_argument("--out", default=os.path.join(HERE, "..", "..", "docs", "room-benchmarks.md"))
     args = parser.parse_args()
     if not ngircd_server.available():
@@ -528,25 +629,37 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     signal.signal(signal.SIGALRM, on_alarm)
 
-    sizes = [10, 100, 500, 999]
-    memory_size = 500
+    # (clients, acknowledging at once): the 999 case both ways, in turn.
+    sizes = [(10, True), (100, True), (500, True), (999, True), (999, False)]
+    memory_size = (500, True)
     passes = {10: 2, 100: 2, 500: 2, 999: 1} if args.quick else {10: 3, 100: 3, 500: 3, 999: 2}
     rounds = ({10: 100, 100: 100, 500: 40, 999: 20} if args.quick
               else {10: 300, 100: 200, 500: 100, 999: 60})
-    results = {(k, n): {"samples": [], "passes": []} for k in KINDS for n in sizes}
-    for n in sizes:
-        for p in range(passes[n]):
+    if args.only:
+        sizes = [c for c in sizes if c[0] in args.only]
+        memory_size = sizes[0]
+    results = {(k, c): {"samples": [], "passes": []} for k in KINDS for c in sizes}
+    for p in range(max(passes[n] for n, _ in sizes)):
+        for case in sizes:
+            n, ack = case
+            if p >= passes[n]:
+                continue
             for kind in KINDS:
                 signal.alarm(600)
-                measured = run_pass(kind, forkchat, n, rounds[n], offset=p * rounds[n])
+                measured = run_pass(kind, forkchat, n, rounds[n], offset=p * rounds[n], acknowledge=ack)
                 signal.alarm(0)
-                r = results[(kind, n)]
+                r = results[(kind, case)]
                 r["samples"] += measured["samples"]
                 r["passes"].append(measured)
-                print(f"{kind:8} {n:4} clients pass {p + 1}: p50 {percentile(measured['samples'], 50) * 1000:.2f} ms, "
+                print(f"{kind:8} {n:4} clients{'' if ack else ' (no ack)'} pass {p + 1}: "
+                      f"p50 {percentile(measured['samples'], 50) * 1000:.2f} ms, "
                       f"p99 {percentile(measured['samples'], 99) * 1000:.2f} ms, PSS {measured['pss'] / 1024:.1f} MiB "
-                      f"({measured['per_client']:.0f} KiB per client, kernel {measured['kernel_per_client']:.0f})",
-                      flush=True)
+                      f"({measured['per_client']:.1f} KiB per client, {measured['per_client_after']:.1f} after "
+                      f"the lines, kernel {measured['kernel_per_client']:.0f})", flush=True)
+                if measured["idle"]:
+                    print(f"  reader pages idle {measured['idle']}\n  after a line {measured['spoke']}", flush=True)
+    if args.only:
+        return
     bursts = []
     for kind in KINDS:
         signal.alarm(300)
