@@ -36,7 +36,9 @@ struct RoomReader {
   /// Reads lines from the client and hands them to the hub, until the
   /// client closes or resets the connection. Never returns.
   func run() -> Never {
-    Trace.event(.reader, "start", "client=\(client) fd=\(socket.rawValue)")
+    // Trace's details are built only when tracing: a String built here
+    // would be a malloc, and the allocator's pages this reader's own.
+    if Trace.isOn { Trace.event(.reader, "start", "client=\(client) fd=\(socket.rawValue)") }
     // The hub welcomes the client only once its reader runs: a client
     // whose reader could not be forked is told so, never welcomed first.
     // Written by the reader itself, so that it comes before its lines.
@@ -66,7 +68,7 @@ struct RoomReader {
         if !held {
           held = true
           write(.slow(client: client))
-          Trace.event(.reader, "slow", "client=\(client) \(Int(wait * 1000)) ms")
+          if Trace.isOn { Trace.event(.reader, "slow", "client=\(client) \(Int(wait * 1000)) ms") }
         }
         sleepUnlessReset(wait)
       }
@@ -141,19 +143,61 @@ struct RoomReader {
   /// One record into the room pipe: a single write(2) of at most PIPE_BUF
   /// bytes, which the kernel makes atomic. If the hub is gone (EPIPE),
   /// there is nobody left to talk to.
+  ///
+  /// The record is built on the stack and written with writev(2) (pipe(7):
+  /// a writev of at most PIPE_BUF bytes is as atomic as a write): no
+  /// malloc, so no page of the allocator's becomes this reader's own.
   private func write(_ record: RoomRecord) {
     do {
-      try room.writeAll(record.bytes)
+      try record.withPieces { head, text, end throws(Errno) in
+        try Self.writeAll(room, head, text, end)
+      }
     } catch {
       Trace.event(.reader, "exit", "1 (room pipe: \(error))")
       _exit(1)
     }
   }
 
+  /// writev(2) of three pieces to `descriptor`, until every byte is written
+  /// (a short write, which a pipe makes only for more than PIPE_BUF bytes
+  /// or on a signal, goes on from where it stopped). EINTR is retried.
+  ///
+  /// The corresponding C function is `writev`.
+  static func writeAll(
+    _ descriptor: FileDescriptor, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer,
+    _ third: UnsafeRawBufferPointer
+  ) throws(Errno) {
+    func vector(_ piece: UnsafeRawBufferPointer) -> iovec {
+      iovec(iov_base: UnsafeMutableRawPointer(mutating: piece.baseAddress), iov_len: piece.count)
+    }
+    var vectors = (vector(first), vector(second), vector(third))
+    var left = first.count + second.count + third.count
+    var next = 0
+    while left > 0 {
+      let written = try withUnsafeMutableBytes(of: &vectors) { raw throws(Errno) -> Int in
+        let slots = raw.bindMemory(to: iovec.self)
+        return try valueOrErrno { Glibc.writev(descriptor.rawValue, slots.baseAddress! + next, CInt(3 - next)) }
+      }
+      left -= written
+      var skip = written
+      withUnsafeMutableBytes(of: &vectors) { raw in
+        let slots = raw.bindMemory(to: iovec.self)
+        while next < 3 && skip >= slots[next].iov_len {
+          skip -= slots[next].iov_len
+          next += 1
+        }
+        if next < 3 && skip > 0 {
+          slots[next].iov_base = slots[next].iov_base! + skip
+          slots[next].iov_len -= skip
+        }
+      }
+    }
+  }
+
   private func end(_ reason: String) -> Never {
-    Trace.event(.reader, "eof", "client=\(client) \(reason)")
+    if Trace.isOn { Trace.event(.reader, "eof", "client=\(client) \(reason)") }
     write(.bye(client: client, reason: reason))
-    Trace.event(.reader, "exit", "0")
+    if Trace.isOn { Trace.event(.reader, "exit", "0") }
     _exit(0)
   }
 }
