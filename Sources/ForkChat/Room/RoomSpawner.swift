@@ -46,6 +46,9 @@ struct RoomSpawner {
       _exit(1)
     }
     Trace.event(.spawner, "start", "control=\(control.rawValue) room=\(room.rawValue)")
+    // The kernel writes each thread's rseq area (RoomFork.c): the spawner
+    // gives it up, so that its readers never have it written.
+    if forkchat_unregister_rseq() != 0 { notice("spawner: rseq: \(Errno.current)") }
     warmUp()
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(
       byteCount: RoomReader.bufferBytes, alignment: 4096)
