@@ -8,25 +8,33 @@ Clients are sockets of this process on 127.0.0.1; with ngircd they speak
 IRC and join one channel (ngircd_server.py).
 
 - fan-out, with 10, 100, 500 and 999 clients: client r % N sends a short
-  line; the time until every other client has read it is one sample (the
-  other sockets are read one after the other, blocking, so the last read
+  line; the time until every other client has read it (the other
+  sockets are read one after the other, blocking, so the last read
   returns right after the last socket gets the line); rounds 2 ms apart,
-  every client acknowledging at once (TCP_QUICKACK) between rounds;
+  every client acknowledging at once (TCP_QUICKACK) between rounds; with
+  999 clients also without that (delayed ACKs, as a person's client),
+  pass for pass in the same run;
 - memory, with 500 clients: the proportional set size (PSS,
   /proc/PID/smaps_rollup) of every process of the server, minus the same
-  before any client, per client; and the kernel's own memory for the
-  server's processes (page tables and kernel stacks, /proc/meminfo), per
-  client;
+  before any client, per client, before and after the fan-out; the
+  kernel's own memory for the server's processes (page tables and kernel
+  stacks, /proc/meminfo), per client; and for forkchat, where a reader's
+  pages went: each reader's private KiB per mapping (/proc/PID/smaps);
 - the burst: 40 clients each send 80 lines of 450 bytes at the same moment,
   while reading what they receive, and one more client only reads: lines
   delivered, clients the server closed, time until every reader has every
   line (at most 60 s);
 - 1000 clients held: all connect and are in, one more is refused (forkchat),
-  and 60 lines are fanned out to the 999 others.
+  PSS per client, and 60 lines are fanned out to the 999 others; then,
+  untimed, the system calls of the server's main process per line
+  (strace -c).
 
 Writes docs/room-benchmarks.md.
 
-Usage: room_bench.py FORKCHAT_BINARY [--quick] [--out FILE]
+Usage: room_bench.py FORKCHAT_BINARY [--quick] [--only N ...] [--out FILE]
+
+--only N: only the fan-out passes with N clients, printed, no report
+(development).
 """
 
 import argparse
@@ -39,6 +47,7 @@ import select
 import signal
 import socket
 import statistics
+import textwrap
 import subprocess
 import sys
 import time
@@ -403,7 +412,7 @@ def hold(kind, forkchat, count=1000, rounds=60):
     """Connects `count` clients, checks that every one is in, tries one
     more, then fans out `rounds` lines."""
     server = Server(kind, forkchat, max_clients=count)
-    result = {"kind": kind}
+    result = {"kind": kind, "count": count}
     try:
         started = time.monotonic()
         clients = connect_all(server, count)
@@ -424,9 +433,14 @@ def hold(kind, forkchat, count=1000, rounds=60):
         pss = pss_kib(server.pid)
         result["pss_mib"] = pss / 1024
         result["per_client"] = (pss - server.base_pss) / count
+        result["pages"] = reader_pages(server) if kind == "forkchat" else {}
         samples = fan_out(server, clients, rounds)
         result["p50_ms"] = percentile(samples, 50) * 1000
         result["p99_ms"] = percentile(samples, 99) * 1000
+        # Then, untimed, the server's system calls for a few more lines
+        # (strace slows every call it sees: these lines are not in p99).
+        if kind != "python":
+            result["calls"] = syscalls_per_line(server, clients, offset=rounds)
         for s in clients:
             s.close()
         result["ok"] = True
@@ -436,6 +450,40 @@ def hold(kind, forkchat, count=1000, rounds=60):
     finally:
         server.stop()
     return result
+
+
+STRACE_LINES = 10
+
+
+def syscalls_per_line(server, clients, offset, lines=STRACE_LINES):
+    """{system call: calls per line} of the server's main process (the hub
+    for forkchat: its readers and spawner are not traced) while `lines`
+    lines are fanned out, from `strace -c`; {} if strace is missing."""
+    out = f"/tmp/room_bench_strace.{os.getpid()}"
+    try:
+        tracer = subprocess.Popen(["strace", "-c", "-o", out, "-p", str(server.pid)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return {}
+    try:
+        time.sleep(0.5)  # attached
+        fan_out(server, clients, lines, offset)
+        time.sleep(0.1)
+    finally:
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait()
+    calls = {}
+    try:
+        with open(out) as f:
+            for line in f:
+                fields = line.split()
+                # % time, seconds, usecs/call, calls, [errors], syscall
+                if len(fields) >= 5 and fields[3].isdigit() and fields[-1] != "total":
+                    calls[fields[-1]] = int(fields[3]) / lines
+        os.unlink(out)
+    except OSError:
+        pass
+    return calls
 
 
 # ---------------------------------------------------------------------------
@@ -461,6 +509,12 @@ def ngircd_version():
 
 def report(sizes, passes, rounds, results, memory_size, bursts, held):
     ms = lambda s: f"{s * 1000:.2f}"  # noqa: E731
+    by_kind = {h["kind"]: h for h in held}
+    held_count = next((h.get("count", 1000) for h in held), 1000)
+    counts = ", ".join(
+        f"{rounds[n] * passes[n]} lines with {n} clients"
+        + (" (acknowledging, and as many not)" if (n, False) in sizes else "")
+        for n in sorted({n for n, _ in sizes}))
     lines = [
         "# forkchat room: benchmarks",
         "",
@@ -476,12 +530,14 @@ def report(sizes, passes, rounds, results, memory_size, bursts, held):
         "",
         "## Fan-out",
         "",
-        "One client sends a short line; the time until every other client has read it (the others",
-        "are read one after the other, blocking: the last read returns right after the last client",
-        f"has the line). {', '.join(f'{rounds[n] * passes[n]} lines with {n} clients' for n, _ in sizes)},",
-        "2 ms apart, from each client in turn. \"p99 spread\" is the lowest and highest p99 of single passes. ngircd's clients are IRC operators with user mode +F",
-        "(relaxed flood control): otherwise, with 10 clients, each sending 50 lines a second would be",
-        "held back a second at a time, and this would measure the penalty, not the relay.",
+        *textwrap.wrap(
+            "One client sends a short line; the time until every other client has read it (the others "
+            "are read one after the other, blocking: the last read returns right after the last client "
+            f"has the line): {counts}, 2 ms apart, from each client in turn. \"p99 spread\" is the "
+            "lowest and highest p99 of single passes. ngircd's clients are IRC operators with user "
+            "mode +F (relaxed flood control): otherwise, with 10 clients, each sending 50 lines a "
+            "second would be held back a second at a time, and this would measure the penalty, not "
+            "the relay.", 96, break_on_hyphens=False),
         "",
         "| clients | measure | " + " | ".join(NAMES[k] for k in KINDS) + " |",
         "|---|---|" + "---|" * len(KINDS),
@@ -527,7 +583,6 @@ def report(sizes, passes, rounds, results, memory_size, bursts, held):
                  + " | ".join(f"{med(k, 'per_client_after'):.1f}" for k in KINDS) + " |")
     lines.append("| kernel per client, KiB | " + " | ".join(f"{med(k, 'kernel_per_client'):.1f}" for k in KINDS)
                  + " |")
-    by_kind = {h["kind"]: h for h in held}
     lines.append("| PSS per client with 1000 held, KiB | " + " | ".join(
         f"{by_kind[k]['per_client']:.1f}" if by_kind.get(k, {}).get("ok") else "—" for k in KINDS) + " |")
     lines += [
@@ -538,15 +593,18 @@ def report(sizes, passes, rounds, results, memory_size, bursts, held):
         "",
         "### Where a forkchat reader's pages went",
         "",
-        "Each reader's private memory (`Private_Dirty` + `Private_Clean` of `/proc/PID/smaps`: the",
-        "pages it maps alone, copied when it or its spawner wrote them after the fork), by mapping,",
-        f"median over the {memory_size[0]} readers of each pass, then over the passes: idle (joined, nothing sent)",
-        "and after the fan-out (some have sent a line, all have had one to frame or none). The binary",
-        "is static: `forkchat rw-p` is its .data and .bss (the C library's and the Swift runtime's",
-        "state), `[heap]` holds the main thread's TLS and malloc's tcache, then the chunks.",
+        *textwrap.wrap(
+            "Each reader's private memory (`Private_Dirty` + `Private_Clean` of `/proc/PID/smaps`: the "
+            "pages it maps alone, copied when it or its spawner wrote them after the fork), by mapping, "
+            f"median over the {memory_size[0]} readers of each pass, then over the passes: idle (joined, "
+            "nothing sent), after the fan-out (some have sent a line, all have had one) and idle with "
+            f"{held_count} held. The binary is static: `forkchat rw-p` is its .data and .bss (the C "
+            "library's and the Swift runtime's state); `[heap]` starts with the main thread's TLS and "
+            "control block (glibc's rseq area among it) and malloc's tcache, then the chunks; "
+            "`[stack]` is the stack the reader was forked on. A mapping not listed is shared whole.", 96, break_on_hyphens=False),
         "",
-        "| mapping | idle reader, KiB | after the fan-out, KiB |",
-        "|---|---|---|",
+        f"| mapping | idle reader, KiB | after the fan-out, KiB | idle, {held_count} held, KiB |",
+        "|---|---|---|---|",
     ]
 
     def pages(key):
@@ -555,9 +613,10 @@ def report(sizes, passes, rounds, results, memory_size, bursts, held):
         return {k: statistics.median(t.get(k, 0) for t in tables) for k in names}
 
     idle, spoke = pages("idle"), pages("spoke")
-    for name in sorted(set(idle) | set(spoke), key=lambda k: (k == "total", k)):
+    held_pages = by_kind.get("forkchat", {}).get("pages", {}).get("pages", {})
+    for name in sorted(set(idle) | set(spoke) | set(held_pages), key=lambda k: (k == "total", k)):
         lines.append(f"| {'**total**' if name == 'total' else '`' + name + '`'} | {idle.get(name, 0):g} | "
-                     f"{spoke.get(name, 0):g} |")
+                     f"{spoke.get(name, 0):g} | {held_pages.get(name, 0):g} |")
     lines += [
         "",
         "## A class pastes at once",
@@ -606,6 +665,21 @@ def report(sizes, passes, rounds, results, memory_size, bursts, held):
                      f"{h['p50_ms']:.2f} / {h['p99_ms']:.2f} | {h['extra']} |")
     lines += [
         "",
+        f"System calls for each line fanned out to the 999 others (`strace -c` of the server's main",
+        f"process, {STRACE_LINES} more lines after the timed ones; forkchat: the hub only, its readers",
+        "and spawner untraced; the Python relay's 1000 threads are not traced): counts, which the",
+        "machine's load does not change.",
+        "",
+        "| system call | " + " | ".join(NAMES[h["kind"]] for h in held if h.get("calls")) + " |",
+        "|---|" + "---|" * sum(1 for h in held if h.get("calls")),
+    ]
+    traced = [h for h in held if h.get("calls")]
+    names = sorted({c for h in traced for c in h["calls"]}, key=lambda c: -max(h["calls"].get(c, 0) for h in traced))
+    for call in names:
+        lines.append(f"| `{call}` | " + " | ".join(f"{h['calls'].get(call, 0):g}" for h in traced) + " |")
+    lines.append("| **all** | " + " | ".join(f"{sum(h['calls'].values()):g}" for h in traced) + " |")
+    lines += [
+        "",
         "Joining: ngircd listens with a backlog of 10 (its `conn.c`), so when clients connect faster than",
         "it accepts them most wait for a SYN to be sent again; forkchat listens with a backlog of",
         "`SOMAXCONN` (4096), the relay of 1024. forkchat's 1002 processes are the hub, the spawner and",
@@ -633,8 +707,8 @@ def main():
     sizes = [(10, True), (100, True), (500, True), (999, True), (999, False)]
     memory_size = (500, True)
     passes = {10: 2, 100: 2, 500: 2, 999: 1} if args.quick else {10: 3, 100: 3, 500: 3, 999: 2}
-    rounds = ({10: 100, 100: 100, 500: 40, 999: 20} if args.quick
-              else {10: 300, 100: 200, 500: 100, 999: 60})
+    rounds = ({10: 100, 100: 100, 500: 40, 999: 40} if args.quick
+              else {10: 300, 100: 200, 500: 100, 999: 150})
     if args.only:
         sizes = [c for c in sizes if c[0] in args.only]
         memory_size = sizes[0]
