@@ -176,7 +176,9 @@ struct RoomReader {
     while left > 0 {
       let written = try withUnsafeMutableBytes(of: &vectors) { raw throws(Errno) -> Int in
         let slots = raw.bindMemory(to: iovec.self)
-        return try valueOrErrno { Glibc.writev(descriptor.rawValue, slots.baseAddress! + next, CInt(3 - next)) }
+        return try valueOrErrno {
+          Glibc.writev(descriptor.rawValue, slots.baseAddress! + next, CInt(3 - next))
+        }
       }
       left -= written
       var skip = written

@@ -89,7 +89,9 @@ struct RoomSpawner {
           stop(&readers, signals, nil, status: 1)
         }
         guard let received else { stop(&readers, signals, nil) }  // the hub is gone
-        let (isStop, client) = withUnsafeBytes(of: &message) { Self.parse(UnsafeRawBufferPointer(rebasing: $0[..<received.count])) }
+        let (isStop, client) = withUnsafeBytes(of: &message) {
+          Self.parse(UnsafeRawBufferPointer(rebasing: $0[..<received.count]))
+        }
         if received.descriptor == nil, isStop, let client {
           // The client has left the room (/quit, dropped): its reader may
           // be asleep (flood control) or blocked; it has nothing to finish.
@@ -122,7 +124,9 @@ struct RoomSpawner {
     let prefix = UnsafeRawBufferPointer(start: stop.utf8Start, count: stop.utf8CodeUnitCount)
     let isStop = bytes.starts(with: prefix)
     let digits = isStop ? UnsafeRawBufferPointer(rebasing: bytes[prefix.count...]) : bytes
-    guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return (isStop, nil) }
+    guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
+      return (isStop, nil)
+    }
     return (isStop, digits.reduce(0) { $0 * 10 + Int($1 - 48) })
   }
 

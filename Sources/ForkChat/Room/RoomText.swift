@@ -322,13 +322,16 @@ public enum RoomRecord: Equatable, Sendable {
         case .wont: put("WONT ")
         case .dont: put("DONT ")
         }
-        count += Self.decimal(Int(reply.option), into: UnsafeMutableRawBufferPointer(rebasing: head[count...]))
+        count += Self.decimal(
+          Int(reply.option), into: UnsafeMutableRawBufferPointer(rebasing: head[count...]))
         put("\n")
       case .bye(_, let reason), .gone(_, let reason):
         if case .bye = self { put(" bye ") } else { put(" gone ") }
         var reason = reason
-        return try reason.withUTF8 { text in Result { () throws(Errno) in try finish(UnsafeRawBufferPointer(text)) } }
-          .get()
+        return try reason.withUTF8 { text in
+          Result { () throws(Errno) in try finish(UnsafeRawBufferPointer(text)) }
+        }
+        .get()
       }
       return try finish(UnsafeRawBufferPointer(start: nil, count: 0))
     }

@@ -38,7 +38,9 @@ extension FileDescriptor {
   /// it writes between two forks becomes a private page of a reader.
   ///
   /// The corresponding C function is `recvmsg`.
-  func receive(into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> (count: Int, descriptor: FileDescriptor?)? {
+  func receive(into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> (
+    count: Int, descriptor: FileDescriptor?
+  )? {
     var received: CInt = -1
     let count = try valueOrErrno {
       forkchat_receive_descriptor(rawValue, &received, buffer.baseAddress, UInt(buffer.count))
