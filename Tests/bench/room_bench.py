@@ -507,7 +507,7 @@ def ngircd_version():
     return out.splitlines()[0] if out else "?"
 
 
-def report(sizes, passes, rounds, results, memory_size, bursts, held):
+def report(sizes, passes, rounds, results, memory_size, bursts, held, quick=False):
     ms = lambda s: f"{s * 1000:.2f}"  # noqa: E731
     by_kind = {h["kind"]: h for h in held}
     held_count = next((h.get("count", 1000) for h in held), 1000)
@@ -518,7 +518,8 @@ def report(sizes, passes, rounds, results, memory_size, bursts, held):
     lines = [
         "# forkchat room: benchmarks",
         "",
-        f"Written by `make bench-room` (`Tests/bench/room_bench.py`) on {datetime.date.today().isoformat()}:",
+        f"Written by {'`room_bench.py --quick` (fewer passes and lines than `make bench-room`)' if quick else '`make bench-room` (`Tests/bench/room_bench.py`)'}"
+        f" on {datetime.date.today().isoformat()}:",
         f"{machine()}; Python {platform.python_version()}; {ngircd_version()}.",
         "",
         "Three servers, in turn, pass after pass, in the same run: **forkchat room** (release build),",
@@ -670,10 +671,13 @@ def report(sizes, passes, rounds, results, memory_size, bursts, held):
         "and spawner untraced; the Python relay's 1000 threads are not traced): counts, which the",
         "machine's load does not change.",
         "",
-        "| system call | " + " | ".join(NAMES[h["kind"]] for h in held if h.get("calls")) + " |",
-        "|---|" + "---|" * sum(1 for h in held if h.get("calls")),
     ]
     traced = [h for h in held if h.get("calls")]
+    if not traced:
+        lines.append("(not measured: strace is missing, or could not attach)")
+    else:
+        lines += ["| system call | " + " | ".join(NAMES[h["kind"]] for h in traced) + " |",
+                  "|---|" + "---|" * len(traced)]
     names = sorted({c for h in traced for c in h["calls"]}, key=lambda c: -max(h["calls"].get(c, 0) for h in traced))
     for call in names:
         lines.append(f"| `{call}` | " + " | ".join(f"{h['calls'].get(call, 0):g}" for h in traced) + " |")
@@ -753,7 +757,7 @@ def main():
         signal.alarm(0)
         print(held[-1], flush=True)
 
-    text = report(sizes, passes, rounds, results, memory_size, bursts, held)
+    text = report(sizes, passes, rounds, results, memory_size, bursts, held, quick=args.quick)
     with open(args.out, "w") as f:
         f.write(text)
     print(text)
