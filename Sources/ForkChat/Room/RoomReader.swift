@@ -144,55 +144,31 @@ struct RoomReader {
   /// bytes, which the kernel makes atomic. If the hub is gone (EPIPE),
   /// there is nobody left to talk to.
   ///
-  /// The record is built on the stack and written with writev(2) (pipe(7):
-  /// a writev of at most PIPE_BUF bytes is as atomic as a write): no
-  /// malloc, so no page of the allocator's becomes this reader's own.
+  /// No malloc: every page a reader writes is a page of its own (fork(2)
+  /// shares the others), and a malloc writes the allocator's pages. A
+  /// record without a text ("17 start") is written from the 64 bytes of
+  /// stack it is built in; a line ("17 say hello") is put together in the
+  /// read buffer, whose bytes the framer has already taken: a page the
+  /// reader wrote anyway when the line came.
   private func write(_ record: RoomRecord) {
     do {
       try record.withPieces { head, text, end throws(Errno) in
-        try Self.writeAll(room, head, text, end)
+        if text.isEmpty { return try room.writeAll(head) }
+        // At most 64 + 4000 + 1 bytes (RoomLimits.lineBytes): it fits.
+        let kept = min(text.count, readBuffer.count - head.count - end.count)
+        var whole = 0
+        func put(_ piece: UnsafeRawBufferPointer) {
+          UnsafeMutableRawBufferPointer(rebasing: readBuffer[whole...]).copyMemory(from: piece)
+          whole += piece.count
+        }
+        put(head)
+        put(UnsafeRawBufferPointer(rebasing: text[..<kept]))
+        put(end)
+        try room.writeAll(UnsafeRawBufferPointer(rebasing: readBuffer[..<whole]))
       }
     } catch {
       Trace.event(.reader, "exit", "1 (room pipe: \(error))")
       _exit(1)
-    }
-  }
-
-  /// writev(2) of three pieces to `descriptor`, until every byte is written
-  /// (a short write, which a pipe makes only for more than PIPE_BUF bytes
-  /// or on a signal, goes on from where it stopped). EINTR is retried.
-  ///
-  /// The corresponding C function is `writev`.
-  static func writeAll(
-    _ descriptor: FileDescriptor, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer,
-    _ third: UnsafeRawBufferPointer
-  ) throws(Errno) {
-    func vector(_ piece: UnsafeRawBufferPointer) -> iovec {
-      iovec(iov_base: UnsafeMutableRawPointer(mutating: piece.baseAddress), iov_len: piece.count)
-    }
-    var vectors = (vector(first), vector(second), vector(third))
-    var left = first.count + second.count + third.count
-    var next = 0
-    while left > 0 {
-      let written = try withUnsafeMutableBytes(of: &vectors) { raw throws(Errno) -> Int in
-        let slots = raw.bindMemory(to: iovec.self)
-        return try valueOrErrno {
-          Glibc.writev(descriptor.rawValue, slots.baseAddress! + next, CInt(3 - next))
-        }
-      }
-      left -= written
-      var skip = written
-      withUnsafeMutableBytes(of: &vectors) { raw in
-        let slots = raw.bindMemory(to: iovec.self)
-        while next < 3 && skip >= slots[next].iov_len {
-          skip -= slots[next].iov_len
-          next += 1
-        }
-        if next < 3 && skip > 0 {
-          slots[next].iov_base = slots[next].iov_base! + skip
-          slots[next].iov_len -= skip
-        }
-      }
     }
   }
 

@@ -288,7 +288,7 @@ public enum RoomRecord: Equatable, Sendable {
   /// Calls `body` with the record's bytes in three pieces, none on the
   /// heap: the head ("17 say ", "17 start\n"), built on the stack; the text
   /// that follows it (a line, a reason), in place; and the final "\n" when
-  /// there is a text. A reader process writes them with one writev(2):
+  /// there is a text. A reader process puts them together without malloc:
   /// after fork(2), every page it writes is a page of its own, and a malloc
   /// writes the allocator's pages (docs/room.md, "What a reader costs").
   public func withPieces<R>(
