@@ -668,8 +668,9 @@ def report(sizes, passes, rounds, results, memory_size, bursts, held, quick=Fals
         "",
         f"System calls for each line fanned out to the 999 others (`strace -c` of the server's main",
         f"process, {STRACE_LINES} more lines after the timed ones; forkchat: the hub only, its readers",
-        "and spawner untraced; the Python relay's 1000 threads are not traced): counts, which the",
-        "machine's load does not change.",
+        "and spawner untraced; the Python relay's 1000 threads are not traced). Counts, which the",
+        "machine's load barely moves; what a server does meanwhile on its own (timers, a client it",
+        "is still handling) falls in the traced lines too.",
         "",
     ]
     traced = [h for h in held if h.get("calls")]
