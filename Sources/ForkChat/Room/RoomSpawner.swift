@@ -124,7 +124,7 @@ struct RoomSpawner {
     let prefix = UnsafeRawBufferPointer(start: stop.utf8Start, count: stop.utf8CodeUnitCount)
     let isStop = bytes.starts(with: prefix)
     let digits = isStop ? UnsafeRawBufferPointer(rebasing: bytes[prefix.count...]) : bytes
-    guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
+    guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
       return (isStop, nil)
     }
     return (isStop, digits.reduce(0) { $0 * 10 + Int($1 - 48) })
