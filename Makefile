@@ -67,6 +67,7 @@ bench-chat: build
 # if missing.
 bench-room: build
 	@command -v ngircd >/dev/null || (apt-get update -qq && apt-get install -y -qq ngircd)
+	@command -v strace >/dev/null || (apt-get update -qq && apt-get install -y -qq strace)
 	$(PYTHON) Tests/bench/room_bench.py $(BIN)
 
 # A vanished peer: seconds until forkchat, nc -N and socat notice it, idle

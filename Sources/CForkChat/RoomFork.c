@@ -1,7 +1,9 @@
 #define _GNU_SOURCE
 #include "CForkChat.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -17,4 +19,26 @@
    only form every Linux architecture has: arm64 has no fork system call). */
 int forkchat_fork_system_call(void) {
   return (int)syscall(SYS_clone, (unsigned long)SIGCHLD, 0UL, 0UL, 0UL, 0UL);
+}
+
+/* Restartable sequences (rseq(2)): since 2.35 glibc registers, for every
+   thread, an area in the thread's own control block (struct pthread, the
+   first page of the heap in a static program) where the kernel writes the
+   number of the CPU the thread runs on each time it comes back to user
+   space after being scheduled or moved. fork(2) keeps the registration: so
+   the kernel itself would write that page in every reader the first time
+   it runs, and the reader would own a copy of it (4 KiB, docs/room.md).
+   glibc only reads the area to answer sched_getcpu(3) quickly, and falls
+   back to the system call when the kernel has marked it unregistered; the
+   room uses neither. The spawner unregisters before its first fork, so
+   its readers are forked without it. The length must be the one glibc
+   registered: 32 bytes (sizeof struct rseq) in glibc 2.35 to 2.39, where
+   __rseq_size is 32 too; later versions register at least 32 and may
+   publish a smaller __rseq_size, so both are tried. */
+int forkchat_unregister_rseq(void) {
+  if (__rseq_size == 0) return 0; /* glibc.pthread.rseq=0, or an old kernel */
+  void *area = (char *)__builtin_thread_pointer() + __rseq_offset;
+  if (syscall(SYS_rseq, area, 32U, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) == 0) return 0;
+  if (errno != EINVAL || __rseq_size == 32) return -1;
+  return (int)syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
 }

@@ -141,10 +141,13 @@ struct RoomTextTests {
       .bye(client: 4, reason: "Connection timed out"),
       .gone(client: 5, how: "signaled SIGKILL"),
     ]
-    for record in records {
+    for record in records + [.start(client: 1_000_000), .say(client: 0, RoomLine(text: Array("é".utf8)))] {
       let bytes = record.bytes
       #expect(bytes.last == 10)
       #expect(RoomRecord(bytes.dropLast()) == record)
+      // What a reader writes (three pieces, from the stack) is the same record.
+      let pieces = try? record.withPieces { head, text, end throws(Errno) in [UInt8](head) + text + end }
+      #expect(pieces == bytes)
     }
     #expect(RoomRecord(Array("x say hi".utf8)[...]) == nil)
     #expect(RoomRecord(Array("1 what".utf8)[...]) == nil)

@@ -8,25 +8,33 @@ Clients are sockets of this process on 127.0.0.1; with ngircd they speak
 IRC and join one channel (ngircd_server.py).
 
 - fan-out, with 10, 100, 500 and 999 clients: client r % N sends a short
-  line; the time until every other client has read it is one sample (the
-  other sockets are read one after the other, blocking, so the last read
+  line; the time until every other client has read it (the other
+  sockets are read one after the other, blocking, so the last read
   returns right after the last socket gets the line); rounds 2 ms apart,
-  every client acknowledging at once (TCP_QUICKACK) between rounds;
+  every client acknowledging at once (TCP_QUICKACK) between rounds; with
+  999 clients also without that (delayed ACKs, as a person's client),
+  pass for pass in the same run;
 - memory, with 500 clients: the proportional set size (PSS,
   /proc/PID/smaps_rollup) of every process of the server, minus the same
-  before any client, per client; and the kernel's own memory for the
-  server's processes (page tables and kernel stacks, /proc/meminfo), per
-  client;
+  before any client, per client, before and after the fan-out; the
+  kernel's own memory for the server's processes (page tables and kernel
+  stacks, /proc/meminfo), per client; and for forkchat, where a reader's
+  pages went: each reader's private KiB per mapping (/proc/PID/smaps);
 - the burst: 40 clients each send 80 lines of 450 bytes at the same moment,
   while reading what they receive, and one more client only reads: lines
   delivered, clients the server closed, time until every reader has every
   line (at most 60 s);
 - 1000 clients held: all connect and are in, one more is refused (forkchat),
-  and 60 lines are fanned out to the 999 others.
+  PSS per client, and 60 lines are fanned out to the 999 others; then,
+  untimed, the system calls of the server's main process per line
+  (strace -c).
 
 Writes docs/room-benchmarks.md.
 
-Usage: room_bench.py FORKCHAT_BINARY [--quick] [--out FILE]
+Usage: room_bench.py FORKCHAT_BINARY [--quick] [--only N ...] [--out FILE]
+
+--only N: only the fan-out passes with N clients, printed, no report
+(development).
 """
 
 import argparse
@@ -39,6 +47,7 @@ import select
 import signal
 import socket
 import statistics
+import textwrap
 import subprocess
 import sys
 import time
@@ -227,9 +236,11 @@ def drain(clients, quiet=0.3, limit=60.0):
     return reading.data
 
 
-def fan_out(server, clients, rounds, offset=0):
+def fan_out(server, clients, rounds, offset=0, acknowledge=True):
     """Latencies (s) of `rounds` fan-outs: the time from one client's send
-    until every other client has read the line."""
+    until every other client has read the line. `acknowledge`: every
+    client acknowledges at once between rounds (TCP_QUICKACK); else the
+    kernel's delayed ACKs run as they do for a person's client."""
     fds = [s.fileno() for s in clients]
     samples = []
     read = os.read
@@ -249,8 +260,9 @@ def fan_out(server, clients, rounds, offset=0):
         # Nagle's algorithm on (ngircd) would otherwise hold the next line
         # to each client until the client's delayed ACK of this one, up to
         # 40 ms, which a line every 2 ms makes the rule.
-        for s in clients:
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        if acknowledge:
+            for s in clients:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         time.sleep(0.002)
     return samples
 
@@ -264,18 +276,70 @@ def percentile(samples, p):
 # Measures
 
 
-def run_pass(kind, forkchat, count, rounds, offset):
+def reader_pids(server):
+    """forkchat's reader processes: the spawner's children."""
+    tree = process_tree(server.pid)
+    return [p for p in tree if p != server.pid and parent_pid(p) != server.pid]
+
+
+def parent_pid(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
+def private_pages(pid):
+    """{mapping: private KiB} of one process, from /proc/PID/smaps: the
+    pages it maps alone (Private_Dirty + Private_Clean), by mapping (the
+    binary's sections by permissions, [heap], [stack], anonymous)."""
+    found = {}
+    name = None
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                fields = line.split()
+                if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                    path = fields[5] if len(fields) > 5 else "anonymous"
+                    name = f"{os.path.basename(path)} {fields[1]}" if path.startswith("/") else path
+                elif fields[0] in ("Private_Dirty:", "Private_Clean:"):
+                    found[name] = found.get(name, 0) + int(fields[1])
+    except OSError:
+        pass
+    return {k: v for k, v in found.items() if v}
+
+
+def reader_pages(server):
+    """The median private KiB per mapping over every reader, and the median
+    of their totals."""
+    tables = [private_pages(p) for p in reader_pids(server)]
+    tables = [t for t in tables if t]
+    if not tables:
+        return {}
+    names = sorted({k for t in tables for k in t})
+    medians = {k: statistics.median(t.get(k, 0) for t in tables) for k in names}
+    medians["total"] = statistics.median(sum(t.values()) for t in tables)
+    return {"readers": len(tables), "pages": medians}
+
+
+def run_pass(kind, forkchat, count, rounds, offset, acknowledge=True):
     server = Server(kind, forkchat)
     try:
         clients = connect_all(server, count)
         drain(clients)
         pss = pss_kib(server.pid)
         kernel = kernel_kib() - server.base_kernel
-        samples = fan_out(server, clients, rounds, offset)
+        idle = reader_pages(server) if kind == "forkchat" else {}
+        samples = fan_out(server, clients, rounds, offset, acknowledge)
+        drain(clients, quiet=0.1)
+        spoke = reader_pages(server) if kind == "forkchat" else {}
+        spoke_pss = pss_kib(server.pid)
         for s in clients:
             s.close()
         return {"samples": samples, "pss": pss, "per_client": (pss - server.base_pss) / count,
-                "kernel_per_client": kernel / count}
+                "kernel_per_client": kernel / count, "idle": idle, "spoke": spoke,
+                "per_client_after": (spoke_pss - server.base_pss) / count}
     finally:
         server.stop()
 
@@ -348,7 +412,7 @@ def hold(kind, forkchat, count=1000, rounds=60):
     """Connects `count` clients, checks that every one is in, tries one
     more, then fans out `rounds` lines."""
     server = Server(kind, forkchat, max_clients=count)
-    result = {"kind": kind}
+    result = {"kind": kind, "count": count}
     try:
         started = time.monotonic()
         clients = connect_all(server, count)
@@ -366,10 +430,17 @@ def hold(kind, forkchat, count=1000, rounds=60):
             result["extra"] = "accepted (no limit)"
         extra.close()
         result["processes"] = len(process_tree(server.pid))
-        result["pss_mib"] = pss_kib(server.pid) / 1024
+        pss = pss_kib(server.pid)
+        result["pss_mib"] = pss / 1024
+        result["per_client"] = (pss - server.base_pss) / count
+        result["pages"] = reader_pages(server) if kind == "forkchat" else {}
         samples = fan_out(server, clients, rounds)
         result["p50_ms"] = percentile(samples, 50) * 1000
         result["p99_ms"] = percentile(samples, 99) * 1000
+        # Then, untimed, the server's system calls for a few more lines
+        # (strace slows every call it sees: these lines are not in p99).
+        if kind != "python":
+            result["calls"] = syscalls_per_line(server, clients, offset=rounds)
         for s in clients:
             s.close()
         result["ok"] = True
@@ -379,6 +450,40 @@ def hold(kind, forkchat, count=1000, rounds=60):
     finally:
         server.stop()
     return result
+
+
+STRACE_LINES = 10
+
+
+def syscalls_per_line(server, clients, offset, lines=STRACE_LINES):
+    """{system call: calls per line} of the server's main process (the hub
+    for forkchat: its readers and spawner are not traced) while `lines`
+    lines are fanned out, from `strace -c`; {} if strace is missing."""
+    out = f"/tmp/room_bench_strace.{os.getpid()}"
+    try:
+        tracer = subprocess.Popen(["strace", "-c", "-o", out, "-p", str(server.pid)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return {}
+    try:
+        time.sleep(0.5)  # attached
+        fan_out(server, clients, lines, offset)
+        time.sleep(0.1)
+    finally:
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait()
+    calls = {}
+    try:
+        with open(out) as f:
+            for line in f:
+                fields = line.split()
+                # % time, seconds, usecs/call, calls, [errors], syscall
+                if len(fields) >= 5 and fields[3].isdigit() and fields[-1] != "total":
+                    calls[fields[-1]] = int(fields[3]) / lines
+        os.unlink(out)
+    except OSError:
+        pass
+    return calls
 
 
 # ---------------------------------------------------------------------------
@@ -402,12 +507,19 @@ def ngircd_version():
     return out.splitlines()[0] if out else "?"
 
 
-def report(sizes, passes, rounds, results, memory_size, bursts, held):
+def report(sizes, passes, rounds, results, memory_size, bursts, held, quick=False):
     ms = lambda s: f"{s * 1000:.2f}"  # noqa: E731
+    by_kind = {h["kind"]: h for h in held}
+    held_count = next((h.get("count", 1000) for h in held), 1000)
+    counts = ", ".join(
+        f"{rounds[n] * passes[n]} lines with {n} clients"
+        + (" (acknowledging, and as many not)" if (n, False) in sizes else "")
+        for n in sorted({n for n, _ in sizes}))
     lines = [
         "# forkchat room: benchmarks",
         "",
-        f"Written by `make bench-room` (`Tests/bench/room_bench.py`) on {datetime.date.today().isoformat()}:",
+        f"Written by {'`room_bench.py --quick` (fewer passes and lines than `make bench-room`)' if quick else '`make bench-room` (`Tests/bench/room_bench.py`)'}"
+        f" on {datetime.date.today().isoformat()}:",
         f"{machine()}; Python {platform.python_version()}; {ngircd_version()}.",
         "",
         "Three servers, in turn, pass after pass, in the same run: **forkchat room** (release build),",
@@ -419,28 +531,40 @@ def report(sizes, passes, rounds, results, memory_size, bursts, held):
         "",
         "## Fan-out",
         "",
-        "One client sends a short line; the time until every other client has read it (the others",
-        "are read one after the other, blocking: the last read returns right after the last client",
-        f"has the line). {', '.join(f'{rounds[n] * passes[n]} lines with {n} clients' for n in sizes)},",
-        "2 ms apart, from each client in turn. ngircd's clients are IRC operators with user mode +F",
-        "(relaxed flood control): otherwise, with 10 clients, each sending 50 lines a second would be",
-        "held back a second at a time, and this would measure the penalty, not the relay.",
+        *textwrap.wrap(
+            "One client sends a short line; the time until every other client has read it (the others "
+            "are read one after the other, blocking: the last read returns right after the last client "
+            f"has the line): {counts}, 2 ms apart, from each client in turn. \"p99 spread\" is the "
+            "lowest and highest p99 of single passes. ngircd's clients are IRC operators with user "
+            "mode +F (relaxed flood control): otherwise, with 10 clients, each sending 50 lines a "
+            "second would be held back a second at a time, and this would measure the penalty, not "
+            "the relay.", 96, break_on_hyphens=False),
         "",
         "| clients | measure | " + " | ".join(NAMES[k] for k in KINDS) + " |",
         "|---|---|" + "---|" * len(KINDS),
     ]
-    for n in sizes:
+    def spread(k, case):
+        p99s = [percentile(r["samples"], 99) for r in results[(k, case)]["passes"]]
+        return f"{ms(min(p99s))}–{ms(max(p99s))}"
+
+    for case in sizes:
+        n, ack = case
+        who = f"{n}" if ack else f"{n}, not acknowledging"
         for p, label in ((50, "p50"), (99, "p99")):
-            lines.append(f"| {n} | fan-out {label}, ms | "
-                         + " | ".join(ms(percentile(results[(k, n)]["samples"], p)) for k in KINDS) + " |")
+            lines.append(f"| {who} | fan-out {label}, ms | "
+                         + " | ".join(ms(percentile(results[(k, case)]["samples"], p)) for k in KINDS) + " |")
+        lines.append(f"| {who} | p99 spread, ms | " + " | ".join(spread(k, case) for k in KINDS) + " |")
     lines += [
         "",
         "ngircd leaves Nagle's algorithm on (it sets no `TCP_NODELAY`): with a line every 2 ms, each of",
         "its writes to a client would wait for the client's delayed ACK of the one before; the clients",
         "here acknowledge at once between rounds (`TCP_QUICKACK`, untimed), so that this measures the",
-        "relay. The machine is shared with other work: passes differ, and the table pools them all.",
+        "relay. The rows \"not acknowledging\" leave the clients' kernels to acknowledge as they do for a",
+        "person's client (delayed ACKs): the same 999 clients, in the same run, pass for pass after the",
+        "acknowledging ones. The machine may be shared with other work: passes differ, and the table",
+        "pools them all (medians over every line of every pass).",
         "",
-        f"## Memory with {memory_size} clients",
+        f"## Memory with {memory_size[0]} clients",
         "",
         "PSS: proportional set size (`/proc/PID/smaps_rollup`) of all the server's processes",
         "(forkchat: hub, spawner and one reader process per client; Python: one process, a thread",
@@ -456,8 +580,44 @@ def report(sizes, passes, rounds, results, memory_size, bursts, held):
     med = lambda k, key: statistics.median(r[key] for r in results[(k, memory_size)]["passes"])  # noqa: E731
     lines.append("| PSS total, MiB | " + " | ".join(f"{med(k, 'pss') / 1024:.1f}" for k in KINDS) + " |")
     lines.append("| PSS per client, KiB | " + " | ".join(f"{med(k, 'per_client'):.1f}" for k in KINDS) + " |")
+    lines.append("| PSS per client after the fan-out, KiB | "
+                 + " | ".join(f"{med(k, 'per_client_after'):.1f}" for k in KINDS) + " |")
     lines.append("| kernel per client, KiB | " + " | ".join(f"{med(k, 'kernel_per_client'):.1f}" for k in KINDS)
                  + " |")
+    lines.append("| PSS per client with 1000 held, KiB | " + " | ".join(
+        f"{by_kind[k]['per_client']:.1f}" if by_kind.get(k, {}).get("ok") else "—" for k in KINDS) + " |")
+    lines += [
+        "",
+        "\"After the fan-out\": the same clients once the fan-out rounds have run, in which "
+        f"{rounds[memory_size[0]]} of",
+        "them each sent a line and every one received them all.",
+        "",
+        "### Where a forkchat reader's pages went",
+        "",
+        *textwrap.wrap(
+            "Each reader's private memory (`Private_Dirty` + `Private_Clean` of `/proc/PID/smaps`: the "
+            "pages it maps alone, copied when it or its spawner wrote them after the fork), by mapping, "
+            f"median over the {memory_size[0]} readers of each pass, then over the passes: idle (joined, "
+            "nothing sent), after the fan-out (some have sent a line, all have had one) and idle with "
+            f"{held_count} held. The binary is static: `forkchat rw-p` is its .data and .bss (the C "
+            "library's and the Swift runtime's state); `[heap]` starts with the main thread's TLS and "
+            "control block (glibc's rseq area among it) and malloc's tcache, then the chunks; "
+            "`[stack]` is the stack the reader was forked on. A mapping not listed is shared whole.", 96, break_on_hyphens=False),
+        "",
+        f"| mapping | idle reader, KiB | after the fan-out, KiB | idle, {held_count} held, KiB |",
+        "|---|---|---|---|",
+    ]
+
+    def pages(key):
+        tables = [r[key]["pages"] for r in results[("forkchat", memory_size)]["passes"] if r[key]]
+        names = sorted({k for t in tables for k in t}, key=lambda k: (k == "total", k))
+        return {k: statistics.median(t.get(k, 0) for t in tables) for k in names}
+
+    idle, spoke = pages("idle"), pages("spoke")
+    held_pages = by_kind.get("forkchat", {}).get("pages", {}).get("pages", {})
+    for name in sorted(set(idle) | set(spoke) | set(held_pages), key=lambda k: (k == "total", k)):
+        lines.append(f"| {'**total**' if name == 'total' else '`' + name + '`'} | {idle.get(name, 0):g} | "
+                     f"{spoke.get(name, 0):g} | {held_pages.get(name, 0):g} |")
     lines += [
         "",
         "## A class pastes at once",
@@ -506,6 +666,25 @@ def report(sizes, passes, rounds, results, memory_size, bursts, held):
                      f"{h['p50_ms']:.2f} / {h['p99_ms']:.2f} | {h['extra']} |")
     lines += [
         "",
+        f"System calls for each line fanned out to the 999 others (`strace -c` of the server's main",
+        f"process, {STRACE_LINES} more lines after the timed ones; forkchat: the hub only, its readers",
+        "and spawner untraced; the Python relay's 1000 threads are not traced). Counts, which the",
+        "machine's load barely moves; what a server does meanwhile on its own (timers, a client it",
+        "is still handling) falls in the traced lines too.",
+        "",
+    ]
+    traced = [h for h in held if h.get("calls")]
+    if not traced:
+        lines.append("(not measured: strace is missing, or could not attach)")
+    else:
+        lines += ["| system call | " + " | ".join(NAMES[h["kind"]] for h in traced) + " |",
+                  "|---|" + "---|" * len(traced)]
+    names = sorted({c for h in traced for c in h["calls"]}, key=lambda c: -max(h["calls"].get(c, 0) for h in traced))
+    for call in names:
+        lines.append(f"| `{call}` | " + " | ".join(f"{h['calls'].get(call, 0):g}" for h in traced) + " |")
+    lines.append("| **all** | " + " | ".join(f"{sum(h['calls'].values()):g}" for h in traced) + " |")
+    lines += [
+        "",
         "Joining: ngircd listens with a backlog of 10 (its `conn.c`), so when clients connect faster than",
         "it accepts them most wait for a SYN to be sent again; forkchat listens with a backlog of",
         "`SOMAXCONN` (4096), the relay of 1024. forkchat's 1002 processes are the hub, the spawner and",
@@ -519,6 +698,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("forkchat")
     parser.add_argument("--quick", action="store_true", help="fewer passes and rounds")
+    parser.add_argument("--only", type=int, nargs="*", help="only these client counts, fan-out only (development)")
     parser.add_argument("--out", default=os.path.join(HERE, "..", "..", "docs", "room-benchmarks.md"))
     args = parser.parse_args()
     if not ngircd_server.available():
@@ -528,25 +708,37 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     signal.signal(signal.SIGALRM, on_alarm)
 
-    sizes = [10, 100, 500, 999]
-    memory_size = 500
+    # (clients, acknowledging at once): the 999 case both ways, in turn.
+    sizes = [(10, True), (100, True), (500, True), (999, True), (999, False)]
+    memory_size = (500, True)
     passes = {10: 2, 100: 2, 500: 2, 999: 1} if args.quick else {10: 3, 100: 3, 500: 3, 999: 2}
-    rounds = ({10: 100, 100: 100, 500: 40, 999: 20} if args.quick
-              else {10: 300, 100: 200, 500: 100, 999: 60})
-    results = {(k, n): {"samples": [], "passes": []} for k in KINDS for n in sizes}
-    for n in sizes:
-        for p in range(passes[n]):
+    rounds = ({10: 100, 100: 100, 500: 40, 999: 40} if args.quick
+              else {10: 300, 100: 200, 500: 100, 999: 150})
+    if args.only:
+        sizes = [c for c in sizes if c[0] in args.only]
+        memory_size = sizes[0]
+    results = {(k, c): {"samples": [], "passes": []} for k in KINDS for c in sizes}
+    for p in range(max(passes[n] for n, _ in sizes)):
+        for case in sizes:
+            n, ack = case
+            if p >= passes[n]:
+                continue
             for kind in KINDS:
                 signal.alarm(600)
-                measured = run_pass(kind, forkchat, n, rounds[n], offset=p * rounds[n])
+                measured = run_pass(kind, forkchat, n, rounds[n], offset=p * rounds[n], acknowledge=ack)
                 signal.alarm(0)
-                r = results[(kind, n)]
+                r = results[(kind, case)]
                 r["samples"] += measured["samples"]
                 r["passes"].append(measured)
-                print(f"{kind:8} {n:4} clients pass {p + 1}: p50 {percentile(measured['samples'], 50) * 1000:.2f} ms, "
+                print(f"{kind:8} {n:4} clients{'' if ack else ' (no ack)'} pass {p + 1}: "
+                      f"p50 {percentile(measured['samples'], 50) * 1000:.2f} ms, "
                       f"p99 {percentile(measured['samples'], 99) * 1000:.2f} ms, PSS {measured['pss'] / 1024:.1f} MiB "
-                      f"({measured['per_client']:.0f} KiB per client, kernel {measured['kernel_per_client']:.0f})",
-                      flush=True)
+                      f"({measured['per_client']:.1f} KiB per client, {measured['per_client_after']:.1f} after "
+                      f"the lines, kernel {measured['kernel_per_client']:.0f})", flush=True)
+                if measured["idle"]:
+                    print(f"  reader pages idle {measured['idle']}\n  after a line {measured['spoke']}", flush=True)
+    if args.only:
+        return
     bursts = []
     for kind in KINDS:
         signal.alarm(300)
@@ -566,7 +758,7 @@ def main():
         signal.alarm(0)
         print(held[-1], flush=True)
 
-    text = report(sizes, passes, rounds, results, memory_size, bursts, held)
+    text = report(sizes, passes, rounds, results, memory_size, bursts, held, quick=args.quick)
     with open(args.out, "w") as f:
         f.write(text)
     print(text)

@@ -113,4 +113,9 @@ int forkchat_set_controlling_terminal(int fd);
    the parent, 0 in the child, -1 with errno set on failure. */
 int forkchat_fork_system_call(void);
 
+/* rseq(2) RSEQ_FLAG_UNREGISTER for the calling thread, for the room's
+   spawner (RoomFork.c says why). Returns 0 (also when glibc registered
+   nothing), or -1 with errno set. */
+int forkchat_unregister_rseq(void);
+
 #endif

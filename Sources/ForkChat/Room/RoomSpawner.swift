@@ -46,59 +46,88 @@ struct RoomSpawner {
       _exit(1)
     }
     Trace.event(.spawner, "start", "control=\(control.rawValue) room=\(room.rawValue)")
+    // The kernel writes each thread's rseq area (RoomFork.c): the spawner
+    // gives it up, so that its readers never have it written.
+    if forkchat_unregister_rseq() != 0 { notice("spawner: rseq: \(Errno.current)") }
     warmUp()
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(
       byteCount: RoomReader.bufferBytes, alignment: 4096)
     var readers = ReaderTable(capacity: maxClients)
+    // From the first fork on, the loop touches no heap: its poll set and
+    // the hub's messages live on the stack, and Trace's details are built
+    // only when tracing. A page the spawner writes after forking a reader
+    // is a page that reader then maps alone (its copy of the old one).
+    var waiting = (
+      pollfd(fd: signals.readEnd.rawValue, events: Int16(POLLIN), revents: 0),
+      pollfd(fd: control.rawValue, events: Int16(POLLIN), revents: 0)
+    )
+    var message = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
     while true {
-      var waiting = [
-        pollfd(fd: signals.readEnd.rawValue, events: Int16(POLLIN), revents: 0),
-        pollfd(fd: control.rawValue, events: Int16(POLLIN), revents: 0),
-      ]
+      waiting.0.revents = 0
+      waiting.1.revents = 0
       do {
-        _ = try poll(&waiting, timeout: -1)
+        _ = try withUnsafeMutableBytes(of: &waiting) { entries throws(Errno) in
+          try valueOrErrno { system_poll(entries.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, -1) }
+        }
       } catch {
         notice("spawner: poll: \(error)")
         stop(&readers, signals, nil, status: 1)
       }
-      if waiting[0].revents != 0 {
+      if waiting.0.revents != 0 {
         let (stop, childEnded) = signals.receive(role: .spawner)
         if let stop { self.stop(&readers, signals, stop) }
         if childEnded { reap(&readers) }
       }
-      if waiting[1].revents != 0 {
-        let message: (text: String, descriptor: FileDescriptor?)?
+      if waiting.1.revents != 0 {
+        let received: (count: Int, descriptor: FileDescriptor?)?
         do {
-          message = try control.receiveWithDescriptor()
+          received = try withUnsafeMutableBytes(of: &message) { bytes throws(Errno) in
+            try control.receive(into: bytes)
+          }
         } catch {
           notice("spawner: recvmsg: \(error)")
           stop(&readers, signals, nil, status: 1)
         }
-        guard let message else { stop(&readers, signals, nil) }  // the hub is gone
-        if message.descriptor == nil, message.text.hasPrefix("stop "),
-          let client = Int(message.text.dropFirst("stop ".count))
-        {
+        guard let received else { stop(&readers, signals, nil) }  // the hub is gone
+        let (isStop, client) = withUnsafeBytes(of: &message) {
+          Self.parse(UnsafeRawBufferPointer(rebasing: $0[..<received.count]))
+        }
+        if received.descriptor == nil, isStop, let client {
           // The client has left the room (/quit, dropped): its reader may
           // be asleep (flood control) or blocked; it has nothing to finish.
           if let pid = readers.pid(ofClient: client) {
-            Trace.event(.spawner, "kill", "\(pid) SIGTERM client=\(client)")
+            if Trace.isOn { Trace.event(.spawner, "kill", "\(pid) SIGTERM client=\(client)") }
             try? kill(pid: pid, signal: SIGTERM)
             try? kill(pid: pid, signal: SIGCONT)
           }
           continue
         }
-        guard let socket = message.descriptor, let client = Int(message.text) else {
-          message.descriptor?.closeIgnoringErrors()
+        guard let socket = received.descriptor, !isStop, let client else {
+          received.descriptor?.closeIgnoringErrors()
           notice("spawner: unreadable message")
           continue
         }
         if let pid = spawn(client, socket, signals, readBuffer) {
           readers.insert(pid, client: client)
-          Trace.event(.spawner, "reader", "\(pid) client=\(client)")
+          if Trace.isOn { Trace.event(.spawner, "reader", "\(pid) client=\(client)") }
         }
         socket.closeIgnoringErrors()  // the reader has it; the hub keeps its own
       }
     }
+  }
+
+  /// Reads a message of the hub's: "17" (with client 17's socket) or
+  /// "stop 17". Returns whether it is a stop, and the client's number
+  /// (nil if the message holds none), without building a String.
+  static func parse(_ bytes: UnsafeRawBufferPointer) -> (isStop: Bool, client: Int?) {
+    let stop: StaticString = "stop "
+    let prefix = UnsafeRawBufferPointer(start: stop.utf8Start, count: stop.utf8CodeUnitCount)
+    let isStop = bytes.starts(with: prefix)
+    let digits = isStop ? UnsafeRawBufferPointer(rebasing: bytes[prefix.count...]) : bytes
+    guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
+      return (isStop, nil)
+    }
+    return (isStop, digits.reduce(0) { $0 * 10 + Int($1 - 48) })
   }
 
   /// Runs, once, the code a reader runs, so that the Swift runtime builds
@@ -115,17 +144,22 @@ struct RoomSpawner {
       switch input {
       case .line(let line):
         _ = bucket.delay(cost: RoomLimits.cost(of: line), now: Clock.now)
-        _ = RoomRecord.say(client: 1, line).bytes
-      case .telnet(let reply): _ = RoomRecord.telnet(client: 1, reply).bytes
+        _ = Self.warmUp(.say(client: 1, line))
+      case .telnet(let reply): _ = Self.warmUp(.telnet(client: 1, reply))
       }
     }
     _ = bucket.isFull(now: Clock.now)
     framer.discardPartial()
-    _ = RoomRecord.bye(client: 1, reason: "eof").bytes
-    _ = RoomRecord.slow(client: 1).bytes
-    _ = RoomRecord.start(client: 1).bytes
+    _ = Self.warmUp(.bye(client: 1, reason: "eof"))
+    _ = Self.warmUp(.slow(client: 1))
+    _ = Self.warmUp(.start(client: 1))
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: RoomReader.bufferBytes, alignment: 16)
     buffer.deallocate()
+  }
+
+  /// A record's length, as a reader builds it (RoomRecord.withPieces).
+  private static func warmUp(_ record: RoomRecord) -> Int {
+    (try? record.withPieces { head, text, end throws(Errno) in head.count + text.count + end.count }) ?? 0
   }
 
   /// Forks the reader of `client`. Returns its pid, or nil if fork failed

@@ -285,6 +285,75 @@ public enum RoomRecord: Equatable, Sendable {
     }
   }
 
+  /// Calls `body` with the record's bytes in three pieces, none on the
+  /// heap: the head ("17 say ", "17 start\n"), built on the stack; the text
+  /// that follows it (a line, a reason), in place; and the final "\n" when
+  /// there is a text. A reader process puts them together without malloc:
+  /// after fork(2), every page it writes is a page of its own, and a malloc
+  /// writes the allocator's pages (docs/room.md, "What a reader costs").
+  public func withPieces<R>(
+    _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws(Errno) -> R
+  ) throws(Errno) -> R {
+    try withUnsafeTemporaryAllocation(byteCount: 64, alignment: 8) { head throws(Errno) in
+      var count = Self.decimal(client, into: head)
+      func put(_ word: StaticString) {
+        for byte in UnsafeRawBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount) {
+          head[count] = byte
+          count += 1
+        }
+      }
+      func finish(_ text: UnsafeRawBufferPointer) throws(Errno) -> R {
+        let newline: UInt8 = 10
+        return try withUnsafeBytes(of: newline) { end throws(Errno) in
+          try body(UnsafeRawBufferPointer(rebasing: head[..<count]), text, text.isEmpty ? text : end)
+        }
+      }
+      switch self {
+      case .say(_, let line):
+        put(line.cut ? " cut " : " say ")
+        // withUnsafeBytes and withUTF8 rethrow untyped errors: a Result carries the Errno through.
+        return try line.text.withUnsafeBytes { text in Result { () throws(Errno) in try finish(text) } }.get()
+      case .start: put(" start\n")
+      case .slow: put(" slow\n")
+      case .telnet(_, let reply):
+        put(" telnet ")
+        switch reply.verb {
+        case .will: put("WILL ")
+        case .wont: put("WONT ")
+        case .dont: put("DONT ")
+        }
+        count += Self.decimal(
+          Int(reply.option), into: UnsafeMutableRawBufferPointer(rebasing: head[count...]))
+        put("\n")
+      case .bye(_, let reason), .gone(_, let reason):
+        if case .bye = self { put(" bye ") } else { put(" gone ") }
+        var reason = reason
+        return try reason.withUTF8 { text in
+          Result { () throws(Errno) in try finish(UnsafeRawBufferPointer(text)) }
+        }
+        .get()
+      }
+      return try finish(UnsafeRawBufferPointer(start: nil, count: 0))
+    }
+  }
+
+  /// Writes `value` (not negative) in decimal at the start of `buffer`;
+  /// returns the number of digits.
+  static func decimal(_ value: Int, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+    var digits = 1
+    var rest = value / 10
+    while rest > 0 {
+      digits += 1
+      rest /= 10
+    }
+    rest = value
+    for index in stride(from: digits - 1, through: 0, by: -1) {
+      buffer[index] = UInt8(48 + rest % 10)
+      rest /= 10
+    }
+    return digits
+  }
+
   /// Reads one record, given its bytes without the final "\n"; nil if it
   /// is not one (a bug: only reader processes write into the pipe).
   public init?(_ record: ArraySlice<UInt8>) {
