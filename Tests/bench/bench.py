@@ -224,7 +224,12 @@ def bulk(tool, up, down, memory):
     return elapsed
 
 
-PLUMBINGS = ("pipe → pipe", "file → file", "pipe → /dev/null", "pipe → terminal")
+PLUMBINGS = ("pipe → pipe", "file → file", "pipe → /dev/null", "pipe → terminal", "text pipe → terminal")
+
+# "text pipe": printable lines (79 letters and "\n") instead of zeros, so
+# that forkchat's terminal sanitizer writes exactly the bytes it receives,
+# each line with its "< " mark: the like-for-like row against the relay.
+TEXT_LINE = b"abcdefghijklmnopqrstuvwxyz" * 3 + b"a\n"
 
 
 def plumbing_bulk(tool, plumbing, size, workdir):
@@ -237,6 +242,9 @@ def plumbing_bulk(tool, plumbing, size, workdir):
     listen, connect = tool
     port = free_port()
     source_kind, sink_kind = (part.strip() for part in plumbing.split("→"))
+    text = source_kind == "text pipe"
+    if text:
+        source_kind = "pipe"
     opened, threads, counted = [], [], [0]
     if sink_kind == "pipe":
         read_end, sink = os.pipe()
@@ -288,7 +296,8 @@ def plumbing_bulk(tool, plumbing, size, workdir):
                                   stderr=subprocess.DEVNULL)
         feeder = None
     else:
-        feeder = subprocess.Popen(["head", "-c", str(size), "/dev/zero"], stdout=subprocess.PIPE)
+        payload = os.path.join(workdir, "text") if text else "/dev/zero"
+        feeder = subprocess.Popen(["head", "-c", str(size), payload], stdout=subprocess.PIPE)
         client = subprocess.Popen(connect(port), stdin=feeder.stdout, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         feeder.stdout.close()
@@ -530,6 +539,10 @@ def main():
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as workdir:
         with open(os.path.join(workdir, "source"), "wb") as f:
             f.truncate(plumbing_size)  # a sparse file: zeros from the page cache
+        with open(os.path.join(workdir, "text"), "wb") as f:
+            lines = TEXT_LINE * (MiB // len(TEXT_LINE) + 1)
+            for _ in range(plumbing_size // MiB):
+                f.write(lines[:MiB])
         for plumbing in PLUMBINGS:
             metric = f"bulk {plumbing}, {plumbing_size // MiB} MiB, MB/s"
             for r in range(rounds):

@@ -24,25 +24,26 @@ public struct TerminalPrinter: Sendable {
 
   public init(colour: Bool) { self.colour = colour }
 
-  /// Appends to `output` how one read's worth of the peer's bytes is shown.
+  /// Appends to `output` how one read's worth of the peer's bytes is shown:
+  /// each line straight from the sanitizer into `output`, no array per
+  /// line.
   public mutating func render(_ bytes: UnsafeRawBufferPointer, into output: inout [UInt8]) {
-    mark(text.feed(bytes), into: &output)
+    let colour = self.colour
+    text.feed(bytes) { line in Self.mark(line, colour: colour, into: &output) }
   }
 
   /// Appends what the peer's last bytes left waiting (`PeerText.finish`),
   /// once it has closed.
   public mutating func finish(into output: inout [UInt8]) {
-    mark(text.finish(), into: &output)
+    for line in text.finish() { line.withUnsafeBytes { Self.mark($0, colour: colour, into: &output) } }
   }
 
-  private func mark(_ lines: [[UInt8]], into output: inout [UInt8]) {
-    for line in lines {
-      if colour { output += Self.startColour }
-      output += Self.marker
-      output += line
-      if colour { output += Self.endColour }
-      output.append(10)
-    }
+  private static func mark(_ line: UnsafeRawBufferPointer, colour: Bool, into output: inout [UInt8]) {
+    if colour { output += startColour }
+    output += marker
+    output.append(contentsOf: line)
+    if colour { output += endColour }
+    output.append(10)
   }
 
   public mutating func render(_ bytes: [UInt8]) -> [UInt8] {

@@ -47,10 +47,18 @@ public enum Trace {
   /// than now: fork and pthread_create are dated when they are called, so
   /// that they come before anything the new process or thread prints,
   /// whichever of the two the scheduler runs first.
-  public static func event(_ role: Role, _ event: String, _ details: String = "", at time: Double? = nil) {
+  ///
+  /// `details` is an autoclosure: with tracing off (every chat but a
+  /// --trace one) a call costs one test of `traceStart`, and the string a
+  /// caller interpolates ("\(status.rawValue)") is never built, so no
+  /// allocation happens on the copy loops' path.
+  public static func event(
+    _ role: Role, _ event: String, _ details: @autoclosure () -> String = "", at time: Double? = nil
+  ) {
     guard let start = traceStart else { return }
     let micros = Int(((time ?? Clock.now) - start) * 1e6)
     let ms = "\(micros / 1000).\(String(1000 + micros % 1000).dropFirst())"
+    let details = details()
     let line =
       "trace \(ms) \(getpid()) \(role.rawValue) \(event)" + (details.isEmpty ? "" : " \(details)") + "\n"
     try? FileDescriptor.standardError.writeAll(Array(line.utf8))

@@ -29,16 +29,47 @@ public struct PeerText: Sendable {
   private var cutSequence: [UInt8] = []
   /// The last read ended with "\r", which ended its line.
   private var lineEndedByReturn = false
+  /// The line being made visible: one buffer, reused from line to line and
+  /// from read to read (`onLine` sees it, never keeps it), so that a read
+  /// of many lines costs no allocation per line.
+  private var line: [UInt8] = []
 
   public init() {}
 
   /// The lines (visible text, without line end) that these bytes end.
   public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [[UInt8]] {
-    let data = cutSequence.isEmpty ? Array(bytes) : cutSequence + Array(bytes)
-    cutSequence.removeAll()
     var lines: [[UInt8]] = []
-    var line: [UInt8] = []
-    line.reserveCapacity(data.count + 16)
+    feed(bytes) { lines.append(Array($0)) }
+    return lines
+  }
+
+  public mutating func feed(_ bytes: [UInt8]) -> [[UInt8]] {
+    bytes.withUnsafeBytes { feed($0) }
+  }
+
+  /// `feed`, without an array per line: `onLine` gets each line's visible
+  /// text in turn, valid only during the call (the terminal printer
+  /// appends it to what it writes). The loop looks at each byte once and
+  /// copies runs of printable ASCII whole.
+  public mutating func feed(_ bytes: UnsafeRawBufferPointer, onLine: (UnsafeRawBufferPointer) -> Void) {
+    if cutSequence.isEmpty { return scan(bytes, onLine: onLine) }
+    let data = cutSequence + bytes
+    cutSequence.removeAll()
+    data.withUnsafeBytes { scan($0, onLine: onLine) }
+  }
+
+  private mutating func scan(_ data: UnsafeRawBufferPointer, onLine: (UnsafeRawBufferPointer) -> Void) {
+    var line = self.line
+    self.line = []  // (so that `line` is the buffer's only owner: no copy on write)
+    defer {
+      line.removeAll(keepingCapacity: true)
+      self.line = line
+    }
+    line.removeAll(keepingCapacity: true)
+    func endLine() {
+      line.withUnsafeBytes { onLine($0) }
+      line.removeAll(keepingCapacity: true)
+    }
     var index = 0
     if lineEndedByReturn && data.first == 10 { index = 1 }
     lineEndedByReturn = false
@@ -48,17 +79,16 @@ public struct PeerText: Sendable {
       if returnSeen {
         returnSeen = false
         if byte == 10 {
-          lines.append(line)
-          line.removeAll()
+          endLine()
           index += 1
           continue
         }
-        line += Array("^M".utf8)
+        line.append(UInt8(ascii: "^"))
+        line.append(UInt8(ascii: "M"))
       }
       switch byte {
       case 10:
-        lines.append(line)
-        line.removeAll(keepingCapacity: true)
+        endLine()
         index += 1
       case 13:
         returnSeen = true
@@ -74,15 +104,10 @@ public struct PeerText: Sendable {
     }
     if returnSeen {
       lineEndedByReturn = true
-      lines.append(line)
+      endLine()
     } else if !line.isEmpty {
-      lines.append(line)
+      endLine()
     }
-    return lines
-  }
-
-  public mutating func feed(_ bytes: [UInt8]) -> [[UInt8]] {
-    bytes.withUnsafeBytes { feed($0) }
   }
 
   /// At the end of the peer's bytes (its FIN): the first bytes of a UTF-8
@@ -90,7 +115,10 @@ public struct PeerText: Sendable {
   /// line, or nothing. Without it they would never be seen.
   public mutating func finish() -> [[UInt8]] {
     defer { cutSequence.removeAll() }
-    return cutSequence.isEmpty ? [] : [cutSequence.flatMap(hexByte)]
+    guard !cutSequence.isEmpty else { return [] }
+    var shown: [UInt8] = []
+    for byte in cutSequence { appendHexByte(byte, to: &shown) }
+    return [shown]
   }
 }
 
@@ -103,52 +131,81 @@ public struct PeerText: Sendable {
 public func sanitizeLine(_ bytes: [UInt8]) -> [UInt8] {
   var line: [UInt8] = []
   line.reserveCapacity(bytes.count + 16)
-  var index = 0
-  while index < bytes.count { index += appendVisible(bytes, at: index, to: &line) }
+  bytes.withUnsafeBytes { data in
+    var index = 0
+    while index < data.count { index += appendVisible(data, at: index, to: &line) }
+  }
   return line
 }
+
+/// Whether `byte` is shown as it is: tab and printable ASCII.
+@inline(__always)
+private func isPlain(_ byte: UInt8) -> Bool { byte == 9 || (byte >= 32 && byte < 127) }
 
 /// Appends to `line` the visible form of what starts at `index` of `data`
 /// (a run of printable ASCII, one control byte, one UTF-8 sequence or one
 /// invalid byte); returns how many bytes of `data` it took (at least 1).
-/// Line ends are not special here: the caller handles them.
-func appendVisible(_ data: [UInt8], at index: Int, to line: inout [UInt8]) -> Int {
+/// Line ends are not special here: the caller handles them. Appends byte
+/// by byte or run by run, never through a temporary array or string.
+func appendVisible(_ data: UnsafeRawBufferPointer, at index: Int, to line: inout [UInt8]) -> Int {
   let byte = data[index]
-  switch byte {
-  case 9, 32..<127:  // a run of printable ASCII, as it is
+  if isPlain(byte) {  // a run of printable ASCII, as it is
     var end = index + 1
-    while end < data.count, data[end] == 9 || (32..<127).contains(data[end]) { end += 1 }
-    line += data[index..<end]
+    while end < data.count, isPlain(data[end]) { end += 1 }
+    line.append(contentsOf: UnsafeRawBufferPointer(rebasing: data[index..<end]))
     return end - index
-  case 0..<32, 127:
-    line += [UInt8(ascii: "^"), byte ^ 0x40]
-    return 1
-  default:
-    let length = UTF8Sequence.validLength(data, at: index)
-    guard length > 0 else {
-      line += hexByte(byte)
-      return 1
-    }
-    let sequence = data[index..<index + length]
-    let scalar = UTF8Sequence.decode(sequence)
-    if (0x80...0x9F).contains(scalar) || (0x202A...0x202E).contains(scalar)
-      || (0x2066...0x2069).contains(scalar)
-    {
-      line += Array("<U+\(hex(scalar, digits: 4))>".utf8)
-    } else {
-      line += sequence
-    }
-    return length
   }
+  if byte < 32 || byte == 127 {
+    line.append(UInt8(ascii: "^"))
+    line.append(byte ^ 0x40)
+    return 1
+  }
+  let length = UTF8Sequence.validLength(data, at: index)
+  guard length > 0 else {
+    appendHexByte(byte, to: &line)
+    return 1
+  }
+  let scalar = UTF8Sequence.decode(data, at: index, length: length)
+  if (0x80...0x9F).contains(scalar) || (0x202A...0x202E).contains(scalar)
+    || (0x2066...0x2069).contains(scalar)
+  {
+    line.append(contentsOf: "<U+".utf8)
+    appendHex(scalar, digits: 4, to: &line)
+    line.append(UInt8(ascii: ">"))
+  } else {
+    line.append(contentsOf: UnsafeRawBufferPointer(rebasing: data[index..<index + length]))
+  }
+  return length
 }
 
 /// A byte that is not part of valid UTF-8, as <9B>.
-func hexByte(_ byte: UInt8) -> [UInt8] { Array("<\(hex(UInt32(byte), digits: 2))>".utf8) }
+func hexByte(_ byte: UInt8) -> [UInt8] {
+  var shown: [UInt8] = []
+  appendHexByte(byte, to: &shown)
+  return shown
+}
+
+func appendHexByte(_ byte: UInt8, to line: inout [UInt8]) {
+  line.append(UInt8(ascii: "<"))
+  appendHex(UInt32(byte), digits: 2, to: &line)
+  line.append(UInt8(ascii: ">"))
+}
+
+/// Appends `value` in upper-case hexadecimal, at least `digits` digits.
+func appendHex(_ value: UInt32, digits: Int, to line: inout [UInt8]) {
+  var count = 1
+  while count < 8, value >> (4 * UInt32(count)) != 0 { count += 1 }
+  for position in stride(from: max(count, digits) - 1, through: 0, by: -1) {
+    let digit = UInt8(truncatingIfNeeded: value >> (4 * UInt32(position))) & 0xF
+    line.append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "A") + digit - 10)
+  }
+}
 
 /// `value` in upper-case hexadecimal, at least `digits` digits.
 func hex(_ value: UInt32, digits: Int) -> String {
-  let text = String(value, radix: 16, uppercase: true)
-  return String(repeating: "0", count: max(0, digits - text.count)) + text
+  var digitsShown: [UInt8] = []
+  appendHex(value, digits: digits, to: &digitsShown)
+  return String(decoding: digitsShown, as: UTF8.self)
 }
 
 /// UTF-8 as the Unicode standard defines it (Table 3-7): no overlong form,
@@ -172,7 +229,8 @@ enum UTF8Sequence {
 
   /// How many bytes of `data` from `index` are in order, at most the
   /// length the lead byte asks for.
-  private static func validPrefix(_ data: [UInt8], at index: Int) -> (valid: Int, length: Int) {
+  private static func validPrefix(_ data: UnsafeRawBufferPointer, at index: Int) -> (valid: Int, length: Int)
+  {
     let (length, second) = shape(data[index])
     guard length > 0 else { return (0, 0) }
     var valid = 1
@@ -185,23 +243,35 @@ enum UTF8Sequence {
   }
 
   /// The length of the valid sequence at `index`, or 0 if there is none.
-  static func validLength(_ data: [UInt8], at index: Int) -> Int {
+  static func validLength(_ data: UnsafeRawBufferPointer, at index: Int) -> Int {
     let (valid, length) = validPrefix(data, at: index)
     return length > 0 && valid == length ? length : 0
   }
 
   /// Whether the bytes from `index` are the valid start of a sequence that
   /// the end of `data` cuts short.
-  static func isCutShort(_ data: [UInt8], at index: Int) -> Bool {
+  static func isCutShort(_ data: UnsafeRawBufferPointer, at index: Int) -> Bool {
     let (valid, length) = validPrefix(data, at: index)
     return length > 1 && valid < length && index + valid == data.count
   }
 
-  /// The scalar value of one valid sequence.
-  static func decode(_ sequence: ArraySlice<UInt8>) -> UInt32 {
-    let bytes = Array(sequence)
-    var value = UInt32(bytes[0]) & [0x7F, 0x1F, 0x0F, 0x07][bytes.count - 1]
-    for byte in bytes.dropFirst() { value = value << 6 | UInt32(byte & 0x3F) }
+  /// The scalar value of the valid sequence of `length` bytes at `index`.
+  static func decode(_ data: UnsafeRawBufferPointer, at index: Int, length: Int) -> UInt32 {
+    var value = UInt32(data[index]) & [0x7F, 0x1F, 0x0F, 0x07][length - 1]
+    for offset in 1..<max(1, length) { value = value << 6 | UInt32(data[index + offset] & 0x3F) }
     return value
+  }
+
+  // The same on an array (the line editor's typed bytes).
+  static func validLength(_ data: [UInt8], at index: Int) -> Int {
+    data.withUnsafeBytes { validLength($0, at: index) }
+  }
+
+  static func isCutShort(_ data: [UInt8], at index: Int) -> Bool {
+    data.withUnsafeBytes { isCutShort($0, at: index) }
+  }
+
+  static func decode(_ sequence: ArraySlice<UInt8>) -> UInt32 {
+    Array(sequence).withUnsafeBytes { decode($0, at: 0, length: $0.count) }
   }
 }
