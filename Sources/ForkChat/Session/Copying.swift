@@ -43,19 +43,42 @@ struct InputSender {
   /// goes through a buffer with read(2) and write(2). When a read fills the
   /// whole buffer, bulk data is flowing: from a pipe, splice(2) then moves
   /// it in the kernel without copying it through this process, until a
-  /// splice moves less than a buffer's worth. On a terminal, each line
-  /// ends on the wire as --line-end says, and the quit word ends the input
-  /// once its line is sent. A stdin made non-blocking by whoever shares it
-  /// (EAGAIN) is waited for with poll(2), never a failure.
+  /// splice moves less than a buffer's worth. A regular file is bulk from
+  /// its first byte: sendfile(2) hands its pages from the page cache to the
+  /// socket, no copy through this process, unless the kernel cannot for
+  /// this file (EINVAL: read(2) and write(2) then). On a terminal, each
+  /// line ends on the wire as --line-end says, and the quit word ends the
+  /// input once its line is sent. A stdin made non-blocking by whoever
+  /// shares it (EAGAIN) is waited for with poll(2), never a failure.
   func copy() throws(Failure) -> End {
     let input = FileDescriptor.standardInput
     let buffer = session.buffers.input
     let canSplice = input.isPipe
     var splicing = false
+    var sendingFile = input.isRegularFile
     var quit = session.quitWordDetector()
     var wire: [UInt8] = []  // a typed line as --line-end sends it
     while true {
       if stopRequest != nil, try waitForInput() { return .stopped }
+      if sendingFile {
+        let sent: Int
+        do {
+          sent = try input.sendFile(to: session.socket, count: Session.spliceSize)
+        } catch .invalidArgument {
+          sendingFile = false  // not this file: nothing was sent, read it instead
+          continue
+        } catch .wouldBlock {
+          try waitForRoomInSocket()  // a socket made non-blocking
+          continue
+        } catch {
+          throw writeFailure(error)
+        }
+        if sent == 0 {
+          Trace.event(role, "eof", "stdin")
+          return .inputEnded
+        }
+        continue
+      }
       if splicing {
         let moved: Int
         do {
@@ -73,7 +96,7 @@ struct InputSender {
           Trace.event(role, "eof", "stdin")
           return .inputEnded
         }
-        splicing = moved >= Session.bufferSize
+        splicing = moved >= Session.bulkSize
         continue
       }
       let count: Int
@@ -137,13 +160,28 @@ struct InputSender {
 /// Our receiving side: the socket to standard output.
 ///
 /// On a terminal, `TerminalPrinter` shows the bytes for a person; otherwise
-/// they are read and written unchanged, and, while bulk data flows into a
-/// pipe (a read fills the whole buffer), splice(2) moves them in the kernel
-/// instead, as `InputSender.copy` does.
+/// they are read and written unchanged, and, while bulk data flows (a read
+/// fills the whole buffer), splice(2) moves them in the kernel instead, as
+/// `InputSender.copy` does: straight into a pipe, and into anything else
+/// (a file, /dev/null) through a pipe of our own, since splice(2) needs a
+/// pipe on one side. Text for a terminal is never spliced: it must go
+/// through `PeerText`.
 final class OutputWriter {
   let session: Session
-  let outputIsPipe = FileDescriptor.standardOutput.isPipe
+  /// How bulk data reaches stdout without entering this process.
+  private enum Bulk {
+    /// Never: a terminal, or a stdout that refused splice(2) (EINVAL).
+    case none
+    /// stdout is a pipe: socket → stdout.
+    case direct
+    /// socket → our pipe (`relay`) → stdout.
+    case throughPipe
+  }
+  private var bulk: Bulk
   private var splicing = false
+  /// Our pipe for `.throughPipe`, made when bulk data first flows (close-on-
+  /// exec, and made after fork: it is the receiving side's alone).
+  private var relay: (read: FileDescriptor, write: FileDescriptor)? = nil
   private var printer: TerminalPrinter?
   private let buffer: UnsafeMutableRawBufferPointer
   private var rendered: [UInt8] = []
@@ -155,6 +193,16 @@ final class OutputWriter {
       let term = getenv("TERM").map { String(cString: $0) } ?? "dumb"
       printer = TerminalPrinter(colour: getenv("NO_COLOR") == nil && term != "dumb")
     }
+    if session.outputIsTerminal || session.screen != nil {
+      bulk = .none
+    } else {
+      bulk = FileDescriptor.standardOutput.isPipe ? .direct : .throughPipe
+    }
+  }
+
+  deinit {
+    relay?.read.closeIgnoringErrors()
+    relay?.write.closeIgnoringErrors()
   }
 
   /// Copies what the socket has now to standard output. Returns the bytes
@@ -164,12 +212,12 @@ final class OutputWriter {
   /// stdout made non-blocking by whoever shares it is waited for with
   /// poll(2) when full (EAGAIN), never a failure and never a busy loop.
   func copyOnce(onInterrupt: () -> Void) throws(Failure) -> Int? {
-    if splicing {
+    if splicing && bulk == .direct {
       while true {
         do {
           let moved = try session.socket.splice(
             to: .standardOutput, count: Session.spliceSize, retryOnInterrupt: false)
-          splicing = moved >= Session.bufferSize
+          splicing = moved >= Session.bulkSize
           return moved
         } catch .interrupted {
           onInterrupt()
@@ -177,9 +225,7 @@ final class OutputWriter {
           // The socket had nothing (poll mode's is non-blocking), or stdout
           // is full and non-blocking: wait for room in stdout, at once if it
           // has some, and let the caller's poll(2) wait for the socket.
-          try orFailure("poll") { () throws(Errno) in
-            try FileDescriptor.standardOutput.waitUntilReady(for: Int16(POLLOUT)) { onInterrupt() }
-          }
+          try waitForRoomInOutput(onInterrupt: onInterrupt)
           return nil
         } catch .brokenPipe {
           throw Failure("write to standard output", .brokenPipe)
@@ -187,6 +233,9 @@ final class OutputWriter {
           throw Failure("read from \(session.peer)", error)
         }
       }
+    }
+    if splicing && bulk == .throughPipe, let relay = relayPipe() {
+      return try spliceThrough(relay, onInterrupt: onInterrupt)
     }
     let count: Int
     do {
@@ -201,8 +250,96 @@ final class OutputWriter {
       return 0
     }
     try show(UnsafeRawBufferPointer(rebasing: buffer[..<count]), onInterrupt: onInterrupt)
-    splicing = outputIsPipe && printer == nil && count == buffer.count
+    splicing = bulk != .none && printer == nil && count == buffer.count
     return count
+  }
+
+  /// Our pipe for splicing into a stdout that is not one, made the first
+  /// time; nil (and read(2) and write(2) from then on) if no pipe can be
+  /// had (EMFILE, ENFILE): an optimisation lost, not a failure.
+  private func relayPipe() -> (read: FileDescriptor, write: FileDescriptor)? {
+    guard relay == nil else { return relay }
+    relay = try? makePipe()
+    guard let relay else {
+      bulk = .none
+      return nil
+    }
+    // As large as one splice asks (1 MiB, /proc/sys/fs/pipe-max-size's
+    // default): fewer calls per MiB. Refused (over a user's pipe quota),
+    // the 64 KiB pipe does the same job in more calls.
+    _ = fcntl(relay.write.rawValue, setPipeSize, CInt(Session.spliceSize))
+    return relay
+  }
+
+  /// socket → our pipe → stdout: the bytes the socket has now, up to a
+  /// pipe's worth, all of them on to stdout before it returns (nothing is
+  /// left in our pipe between two calls). Returns as `copyOnce` does.
+  private func spliceThrough(
+    _ relay: (read: FileDescriptor, write: FileDescriptor), onInterrupt: () -> Void
+  ) throws(Failure) -> Int? {
+    let moved: Int
+    while true {
+      do {
+        moved = try session.socket.splice(to: relay.write, count: Session.spliceSize, retryOnInterrupt: false)
+        break
+      } catch .interrupted {
+        onInterrupt()
+      } catch .wouldBlock {
+        return nil  // poll mode's non-blocking socket had nothing: poll again
+      } catch .invalidArgument {
+        bulk = .none  // this socket cannot be spliced: read(2) it
+        splicing = false
+        return try copyOnce(onInterrupt: onInterrupt)
+      } catch {
+        throw Failure("read from \(session.peer)", error)
+      }
+    }
+    if moved == 0 {
+      try showEnd(onInterrupt: onInterrupt)
+      return 0
+    }
+    splicing = moved >= Session.bulkSize
+    var left = moved
+    while left > 0 {
+      if bulk == .throughPipe {
+        do {
+          let out = try relay.read.splice(to: .standardOutput, count: left, retryOnInterrupt: false)
+          if out == 0 { bulk = .none }  // (cannot happen while we hold the write end)
+          left -= out
+        } catch .interrupted {
+          onInterrupt()
+        } catch .invalidArgument {
+          // This stdout takes no splice(2) (opened O_APPEND, a file system
+          // without splice_write): what our pipe holds goes out by read(2)
+          // and write(2), and so does everything after it.
+          bulk = .none
+          splicing = false
+        } catch .wouldBlock {
+          try waitForRoomInOutput(onInterrupt: onInterrupt)
+        } catch {
+          throw Failure("write to standard output", error)
+        }
+        continue
+      }
+      let count: Int
+      do {
+        count = try relay.read.read(
+          into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<min(left, buffer.count)]))
+      } catch {
+        throw Failure("read from our pipe", error)
+      }
+      guard count > 0 else { break }  // (cannot happen while we hold the write end)
+      try write(UnsafeRawBufferPointer(rebasing: buffer[..<count]), onInterrupt: onInterrupt)
+      left -= count
+    }
+    return moved
+  }
+
+  /// Waits for room in a non-blocking stdout that had none (EAGAIN).
+  private func waitForRoomInOutput(onInterrupt: () -> Void) throws(Failure) {
+    try orFailure("poll") { () throws(Errno) in
+      try FileDescriptor.standardOutput.waitUntilReady(for: Int16(POLLOUT)) { onInterrupt() }
+    }
   }
 
   /// The peer has closed: on a terminal, what the rendering still held
@@ -232,6 +369,10 @@ final class OutputWriter {
     }
   }
 }
+
+/// fcntl(2)'s F_SETPIPE_SZ (<fcntl.h>, Linux: F_LINUX_SPECIFIC_BASE + 7),
+/// which Swift's Glibc module does not import.
+private let setPipeSize: CInt = 1031
 
 extension Session {
   /// Writes bytes read from standard input to the socket, all of them. A

@@ -156,9 +156,15 @@ public struct FileDescriptor: Hashable, Sendable {
   }
 
   /// Whether the descriptor is a pipe or FIFO (fstat(2), S_IFIFO).
-  public var isPipe: Bool {
+  public var isPipe: Bool { fileType == S_IFIFO }
+
+  /// Whether the descriptor is a regular file (fstat(2), S_IFREG).
+  public var isRegularFile: Bool { fileType == S_IFREG }
+
+  /// The S_IFMT bits of fstat(2)'s st_mode (0 if fstat fails).
+  private var fileType: mode_t {
     var status = stat()
-    return fstat(rawValue, &status) == 0 && status.st_mode & S_IFMT == S_IFIFO
+    return fstat(rawValue, &status) == 0 ? status.st_mode & S_IFMT : 0
   }
 
   /// Moves up to `count` bytes from this descriptor to `target` inside the
@@ -170,9 +176,19 @@ public struct FileDescriptor: Hashable, Sendable {
   public func splice(
     to target: FileDescriptor, count: Int, retryOnInterrupt: Bool = true
   ) throws(Errno) -> Int {
-    try valueOrErrno(retryOnInterrupt: retryOnInterrupt) {
-      forkchat_splice(rawValue, target.rawValue, UInt(count))
-    }
+    try valueOrErrno(retryOnInterrupt: retryOnInterrupt) { system_splice(rawValue, target.rawValue, count) }
+  }
+
+  /// Sends up to `count` bytes of this descriptor, a regular file, from
+  /// its current offset (which moves on, as read(2) would move it) to the
+  /// socket `target`, inside the kernel: the file's pages go from the page
+  /// cache to the socket without a copy through this process. Returns the
+  /// bytes sent, 0 at end of file. EINVAL: the file cannot be sent this way
+  /// (its file system has no splice_read); read(2) and write(2) can.
+  ///
+  /// The corresponding C function is `sendfile`.
+  public func sendFile(to target: FileDescriptor, count: Int) throws(Errno) -> Int {
+    try valueOrErrno { system_sendfile(target.rawValue, rawValue, count) }
   }
 
   /// Whether the descriptor refers to a terminal (isatty(3)).
@@ -220,4 +236,37 @@ public func makePipe(flags: CInt = 0) throws(Errno) -> (read: FileDescriptor, wr
   var ends: [CInt] = [-1, -1]
   try nothingOrErrno { forkchat_pipe2(&ends, O_CLOEXEC | flags) }
   return (FileDescriptor(rawValue: ends[0]), FileDescriptor(rawValue: ends[1]))
+}
+
+extension Errno {
+  /// EINVAL, as splice(2) and sendfile(2) give it for a descriptor they
+  /// cannot move bytes to or from (a terminal, a file opened O_APPEND, a
+  /// file system without splice): read(2) and write(2) do the job instead.
+  static let invalidArgument = Errno(rawValue: EINVAL)
+}
+
+// splice(2) and sendfile(2) behind the same seam as read(2) and write(2)
+// (Syscalls.swift): in the debug build a test scripts their results on a
+// descriptor number of its choice, the input's or the output's.
+
+func system_splice(_ input: CInt, _ output: CInt, _ count: Int) -> Int {
+  #if ENABLE_MOCKING
+    if let result = SyscallMock.shared.take("splice", input, count)
+      ?? SyscallMock.shared.take("splice", output, count)
+    {
+      return result.perform(into: nil, count)
+    }
+  #endif
+  return forkchat_splice(input, output, UInt(count))
+}
+
+func system_sendfile(_ output: CInt, _ input: CInt, _ count: Int) -> Int {
+  #if ENABLE_MOCKING
+    if let result = SyscallMock.shared.take("sendfile", input, count)
+      ?? SyscallMock.shared.take("sendfile", output, count)
+    {
+      return result.perform(into: nil, count)
+    }
+  #endif
+  return Glibc.sendfile(output, input, nil, count)
 }
