@@ -1,0 +1,179 @@
+"""Bulk data through the plumbing a user has: a regular file as stdin (sent
+with sendfile(2)), a regular file, /dev/null or a pipe as stdout (spliced
+through forkchat's own pipe, or straight into the pipe), a file opened
+O_APPEND (which splice(2) refuses with EINVAL: read and write take over),
+and a peer that leaves in the middle of a transfer. Sizes are well above a
+pipe's 64 KiB, so that every path runs many times; every byte is compared.
+In fork mode (the default) and in threads and poll mode, which share the
+receiving side."""
+
+import os
+import re
+
+import pytest
+
+from harness import (
+    CONTRACT_MODES,
+    LISTEN_RE,
+    Forkchat,
+    Peer,
+    free_port,
+    listen_socket,
+    mode_args,
+    require_tool,
+    sha,
+    start_listener,
+)
+
+MODES = CONTRACT_MODES  # default (fork without --mode), threads, poll
+MiB = 1 << 20
+SIZE = 8 * MiB + 12345  # not a multiple of a page, a pipe or a buffer
+
+
+def data_file(tmp_path, size=SIZE):
+    path = tmp_path / "source"
+    data = os.urandom(size)
+    path.write_bytes(data)
+    return path, data
+
+
+def file_to_sink(mode, tmp_path, sink, flags=0):
+    """forkchat connect (stdin: a regular file) → forkchat listen (stdout:
+    `sink`, "file" or "devnull", stdin /dev/null). Returns the listener,
+    the client, the data sent and the received file's path."""
+    source, data = data_file(tmp_path)
+    received = tmp_path / "received"
+    port = free_port()
+    out = os.open(received if sink == "file" else os.devnull, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | flags, 0o600)
+    try:
+        listener = start_listener(port, *mode_args(mode), stdin="devnull", stdout=out)
+    finally:
+        os.close(out)
+    with open(source, "rb") as f:
+        client = Forkchat("connect", "127.0.0.1", str(port), *mode_args(mode), stdin=f.fileno(),
+                          stdout="devnull")
+    return listener, client, data, received
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_file_stdin_to_file_stdout(mode, tmp_path):
+    listener, client, data, received = file_to_sink(mode, tmp_path, "file")
+    client.assert_exit(0, timeout=20)
+    listener.assert_exit(0, timeout=20)
+    got = received.read_bytes()
+    assert len(got) == len(data) and sha(got) == sha(data), f"file has {len(got)} of {len(data)} bytes" + listener.describe()
+    assert "closed the connection" in listener.err_text(), listener.describe()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_stdout_opened_for_appending_falls_back_to_write(mode, tmp_path):
+    """splice(2) refuses a file opened O_APPEND (EINVAL) once bytes are in
+    forkchat's pipe: those and all the rest still reach the file, in order."""
+    listener, client, data, received = file_to_sink(mode, tmp_path, "file", flags=os.O_APPEND)
+    client.assert_exit(0, timeout=20)
+    listener.assert_exit(0, timeout=20)
+    got = received.read_bytes()
+    assert len(got) == len(data) and sha(got) == sha(data), f"file has {len(got)} of {len(data)} bytes" + listener.describe()
+    assert "forkchat: write" not in listener.err_text(), listener.describe()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_file_stdin_to_dev_null(mode, tmp_path):
+    listener, client, data, _ = file_to_sink(mode, tmp_path, "devnull")
+    client.assert_exit(0, timeout=20)
+    listener.assert_exit(0, timeout=20)
+    for side in (listener, client):
+        assert "forkchat: read" not in side.err_text() and "forkchat: write" not in side.err_text(), side.describe()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_file_stdin_to_a_pipe(mode, tmp_path):
+    """A regular file in, the peer's side a pipe (the harness reads it)."""
+    source, data = data_file(tmp_path)
+    port = free_port()
+    listener = start_listener(port, *mode_args(mode), stdin="devnull")
+    with open(source, "rb") as f:
+        client = Forkchat("connect", "127.0.0.1", str(port), *mode_args(mode), stdin=f.fileno(), stdout="devnull")
+    client.assert_exit(0, timeout=20)
+    listener.assert_exit(0, timeout=20)
+    got = listener.out_bytes()
+    assert len(got) == len(data) and sha(got) == sha(data), f"pipe got {len(got)} of {len(data)} bytes" + listener.describe()
+
+
+def test_the_kernel_moves_the_bytes(tmp_path):
+    """What the two ends call while a file goes to a file (strace -f): the
+    sender sendfile(2), the receiver splice(2) and no write(2) of the data;
+    each side's calls counted, a dozen writes at most (notices, the trace of
+    start-up), against 128 or more for 64 KiB blocks."""
+    strace = require_tool("strace")
+
+    def traced(log):
+        return (strace, "-f", "-qq", "-e", "trace=sendfile,splice,write", "-o", str(log))
+
+    # Both sides at once, each under its own strace.
+    source, data = data_file(tmp_path)
+    received = tmp_path / "received"
+    port = free_port()
+    counts = {}
+    logs = {side: tmp_path / f"{side}.strace" for side in ("listen", "connect")}
+    out = os.open(received, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        listener = Forkchat("listen", str(port), stdin="devnull", stdout=out, prefix=traced(logs["listen"]))
+    finally:
+        os.close(out)
+    listener.wait_err(LISTEN_RE % port)
+    with open(source, "rb") as f:
+        client = Forkchat("connect", "127.0.0.1", str(port), stdin=f.fileno(), stdout="devnull",
+                          prefix=traced(logs["connect"]))
+    client.assert_exit(0, timeout=30)
+    listener.assert_exit(0, timeout=30)
+    assert sha(received.read_bytes()) == sha(data)
+    for side, log in logs.items():
+        text = log.read_text()
+        counts[side] = {call: len(re.findall(rf"^\d+ +{call}\(", text, re.M)) for call in ("sendfile", "splice", "write")}
+    assert counts["connect"]["sendfile"] >= 1 and counts["connect"]["write"] <= 12, counts
+    assert counts["listen"]["splice"] >= 2 and counts["listen"]["write"] <= 12, counts
+
+
+def test_peer_leaves_while_a_file_is_sent(tmp_path):
+    """A peer that resets the connection after 1 MiB of a 64 MiB file: the
+    sending child's sendfile(2) fails and forkchat ends with one line and
+    exit 1, no process left behind."""
+    source, _ = data_file(tmp_path, 64 * MiB)
+    port = free_port()
+    server = listen_socket(port)
+    with open(source, "rb") as f:
+        fc = Forkchat("connect", "127.0.0.1", str(port), stdin=f.fileno(), stdout="devnull")
+    peer = Peer.accept(server, timeout=10)
+    server.close()
+    got = 0
+    while got < MiB:
+        assert peer.read_more(10), "nothing came" + fc.describe()
+        got = len(peer.buf)
+    peer.reset()
+    fc.assert_exit(1, timeout=10)
+    err = fc.err_text()
+    assert re.search(r"forkchat: (read from|write to) 127\.0\.0\.1 port \d+: (Connection reset by peer|Broken pipe)\n", err), fc.describe()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_peer_leaves_while_forkchat_writes_a_file(mode, tmp_path):
+    """The peer sends 8 MiB and resets: forkchat says so, exits 1, and the
+    file holds a prefix of what was sent, no byte changed or reordered."""
+    received = tmp_path / "received"
+    data = os.urandom(SIZE)
+    port = free_port()
+    server = listen_socket(port)
+    out = os.open(received, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        fc = Forkchat("connect", "127.0.0.1", str(port), *mode_args(mode), stdin="pipe", stdout=out)
+    finally:
+        os.close(out)
+    peer = Peer.accept(server, timeout=10)
+    server.close()
+    peer.sock.sendall(data)
+    peer.reset()
+    fc.assert_exit(1, timeout=10)
+    assert re.search(r"forkchat: read from 127\.0\.0\.1 port \d+: Connection reset by peer\n", fc.err_text()), fc.describe()
+    got = received.read_bytes()
+    assert got == data[: len(got)], f"the file's {len(got)} bytes are not a prefix of what was sent"
