@@ -52,13 +52,16 @@ e2e: build
 # Both benchmarks: the two-party chat against nc and socat, then the room.
 bench: bench-chat bench-room
 
-# forkchat against nc and socat, side by side in one run; writes
+# forkchat against nc and socat, side by side in one run, and the splice
+# relay (Tests/bench/splice_relay.c, the ceiling); writes
 # docs/benchmarks.md and docs/benchmarks.svg. Installs nc, socat and strace
-# if missing.
+# if missing; uses perf if it works. BENCH_FLAGS=--quick: a smoke test,
+# written to .build/bench-quick/.
+BENCH_FLAGS ?=
 bench-chat: build
 	@command -v nc >/dev/null && command -v socat >/dev/null && command -v strace >/dev/null || \
 	  (apt-get update -qq && apt-get install -y -qq netcat-openbsd socat strace)
-	$(PYTHON) Tests/bench/bench.py $(BIN)
+	$(PYTHON) Tests/bench/bench.py $(BIN) $(BENCH_FLAGS)
 
 # forkchat room against the course's threaded Python relay
 # (Tests/bench/python_relay.py) and ngircd, an IRC server: fan-out latency

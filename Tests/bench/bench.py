@@ -7,6 +7,11 @@ report gives medians and the ratio to nc, and is written to
 docs/benchmarks.md with a bar chart, docs/benchmarks.svg.
 
 Usage: bench.py FORKCHAT_BINARY [--quick] [--out DIR]
+
+--quick (make bench-chat BENCH_FLAGS=--quick): small sizes, two rounds, a
+smoke test of the bench itself, written to .build/bench-quick/. perf (for
+the scheduler's steps of a line) is used if it works here; a C compiler
+(cc, clang, gcc) builds the splice relay.
 """
 
 import argparse
@@ -29,6 +34,10 @@ import time
 import tty
 
 GiB = 1 << 30
+WATCHDOG = float(os.environ.get("BENCH_WATCHDOG", 120))
+# The relay moves 1 GiB in a few seconds; a round it has not finished in
+# 30 s is stuck (see failed_note), not slow.
+RELAY_WATCHDOG = 30
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 MiB = 1 << 20
 
@@ -61,12 +70,23 @@ def tools(forkchat):
 
 
 # The ceiling column: splice(2) on both ends, no user-space copy
-# (Tests/bench/splice_relay.py); bulk only.
-SPLICE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "splice_relay.py")
-CEILING = (
-    lambda p: [sys.executable, SPLICE, "listen", str(p)],
-    lambda p: [sys.executable, SPLICE, "connect", str(p)],
-)
+# (Tests/bench/splice_relay.c, compiled by `ceiling_tool`); bulk only.
+SPLICE_C = os.path.join(os.path.dirname(os.path.abspath(__file__)), "splice_relay.c")
+
+
+def ceiling_tool(workdir):
+    """Compiles the splice relay into `workdir` with $CC, cc or clang (the
+    Swift toolchain has one); returns its (listen, connect) commands, or
+    None and why if no compiler could build it."""
+    binary = os.path.join(workdir, "splice_relay")
+    errors = []
+    for cc in [os.environ.get("CC"), "cc", "clang", "gcc"]:
+        if cc and shutil.which(cc):
+            built = subprocess.run([cc, "-O2", "-o", binary, SPLICE_C], capture_output=True, text=True)
+            if built.returncode == 0:
+                return (lambda p: [binary, "listen", str(p)], lambda p: [binary, "connect", str(p)]), cc
+            errors.append(f"{cc}: {built.stderr.strip()[:200]}")
+    return None, "; ".join(errors) or "no C compiler (cc, clang, gcc)"
 
 
 def wait_listening(port, timeout=5.0):
@@ -170,7 +190,7 @@ class Side:
             t.join(130)
 
 
-def bulk(tool, up, down, memory):
+def bulk(tool, up, down, memory, watchdog_seconds=None):
     """One session: `up` bytes client → server and `down` bytes server →
     client at once. Returns seconds from the client's start to both ends'
     exit, or raises if a byte is missing; records peak VmHWM."""
@@ -199,7 +219,7 @@ def bulk(tool, up, down, memory):
     sampler.start()
     # wait() without a timeout blocks in waitpid(2); with one, Python polls
     # with sleeps of up to 50 ms, which would round every time measured.
-    watchdog = threading.Timer(120, lambda: [p.kill() for p in (client, server)])
+    watchdog = threading.Timer(watchdog_seconds or WATCHDOG, lambda: [p.kill() for p in (client, server)])
     watchdog.start()
     try:
         codes = (client.wait(), server.wait())
@@ -232,7 +252,7 @@ PLUMBINGS = ("pipe → pipe", "file → file", "pipe → /dev/null", "pipe → t
 TEXT_LINE = b"abcdefghijklmnopqrstuvwxyz" * 3 + b"a\n"
 
 
-def plumbing_bulk(tool, plumbing, size, workdir):
+def plumbing_bulk(tool, plumbing, size, workdir, watchdog_seconds=None):
     """`size` bytes client → server through the plumbing a user has: the
     client's stdin a pipe from `head -c` or a file, the server's stdout a
     pipe (counted), a file (its size checked), /dev/null or a terminal (a
@@ -302,7 +322,7 @@ def plumbing_bulk(tool, plumbing, size, workdir):
                                   stderr=subprocess.DEVNULL)
         feeder.stdout.close()
         source = None
-    watchdog = threading.Timer(120, lambda: [p.kill() for p in (client, server)])
+    watchdog = threading.Timer(watchdog_seconds or WATCHDOG, lambda: [p.kill() for p in (client, server)])
     watchdog.start()
     try:
         codes = (client.wait(), server.wait())
@@ -316,7 +336,7 @@ def plumbing_bulk(tool, plumbing, size, workdir):
             feeder.wait()
         for t in threads:
             t.join(30)
-    name = os.path.basename(listen(port)[-2 if listen(port)[0] == sys.executable else 0])
+    name = os.path.basename(listen(port)[0])
     if codes != (0, 0):
         raise RuntimeError(f"{name} exited {codes} ({plumbing})")
     if sink_kind == "file":
@@ -339,10 +359,11 @@ def read_line(fd, buffer):
     return line, rest
 
 
-def latency(tool, count, client_prefix=()):
+def latency(tool, count, client_prefix=(), started=None):
     """Line latency both ways: a line written to one side's stdin until it
     is read from the other's stdout. Returns (client→server, server→client)
-    lists of seconds."""
+    lists of seconds. `started`, if given, is called once the warm-up lines
+    have gone, with the server's and the client's process trees (pids)."""
     listen, connect = tool
     port = free_port()
     pipe = subprocess.PIPE
@@ -365,6 +386,8 @@ def latency(tool, count, client_prefix=()):
                     raise RuntimeError(f"sent {line!r}, received {got!r}")
                 if i >= 10:  # the first lines warm up caches and pages
                     results[direction].append(elapsed)
+            if i == 9 and started:
+                started(process_tree(server.pid), process_tree(client.pid))
             time.sleep(0.001)
     finally:
         for p in (client, server):
@@ -379,12 +402,15 @@ def latency(tool, count, client_prefix=()):
     return results
 
 
-def terminal_latency(forkchat, screen, count):
+TERMINAL_TOOLS = ("--plain", "screen", "nc")
+
+
+def terminal_latency(forkchat, how, count):
     """The terminal path: forkchat connects with stdin and stdout on a
     pseudo-terminal (80x24, TERM=xterm), as a person runs it; a line sent by
     the peer's socket until its text has been written to the terminal (read
-    from the pty's master side), with the chat screen or with --plain.
-    Returns a list of seconds."""
+    from the pty's master side), with the chat screen, with --plain, or nc
+    in forkchat's place (`how`). Returns a list of seconds."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
@@ -397,7 +423,10 @@ def terminal_latency(forkchat, screen, count):
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
     env = dict(os.environ, TERM="xterm", NO_COLOR="1")
-    command = [forkchat, "connect", "127.0.0.1", str(port)] + ([] if screen else ["--plain"])
+    if how == "nc":
+        command = ["nc", "-N", "127.0.0.1", str(port)]
+    else:
+        command = [forkchat, "connect", "127.0.0.1", str(port)] + ([] if how == "screen" else ["--plain"])
     process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=subprocess.DEVNULL,
                                preexec_fn=controlling_terminal, env=env)
     os.close(slave)
@@ -427,6 +456,8 @@ def terminal_latency(forkchat, screen, count):
             time.sleep(0.001)
     finally:
         connection.close()  # the peer leaves: a chat at a terminal ends at once
+        if how == "nc":
+            process.terminate()  # nc waits for its terminal's end of input
         try:
             while os.read(master, 65536):
                 pass
@@ -450,6 +481,85 @@ def syscalls_per_line(tool, count):
                 total = re.search(r"^\s*\S+\s+\S+\s+\S+\s+(\d+)\s+(?:\d+\s+)?total$", f.read(), re.M)
             totals.append(int(total.group(1)))
     return (totals[1] - totals[0]) / (2 * count)
+
+
+def strace_counts(path):
+    """{system call: calls} from an `strace -c` summary."""
+    counts = {}
+    with open(path) as f:
+        for line in f:
+            # "% time  seconds  usecs/call  calls  [errors]  syscall"
+            m = re.match(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?([a-z_0-9]+)\s*$", line)
+            if m and m.group(2) != "total":
+                counts[m.group(2)] = int(m.group(1))
+    return counts
+
+
+# The calls of the copy, not of start-up and exit (which `strace -c` also
+# counts, a few dozen: the same for any size).
+COPY_CALLS = ("read", "write", "splice", "sendfile", "poll", "ppoll", "select", "pselect6", "recvfrom", "sendto")
+
+
+def plumbing_syscalls(tool, plumbing, size, workdir):
+    """System calls per MiB on each side while `size` bytes go through a
+    plumbing (`plumbing_bulk`, each side under `strace -f -c`): the sending
+    and the receiving side's counts of the calls that copy, per MiB."""
+    listen, connect = tool
+    logs = {side: os.path.join(workdir, f"{side}.strace") for side in ("send", "receive")}
+    traced = (lambda p: ["strace", "-f", "-c", "-o", logs["receive"], *listen(p)],
+              lambda p: ["strace", "-f", "-c", "-o", logs["send"], *connect(p)])
+    plumbing_bulk(traced, plumbing, size, workdir)
+    out = {}
+    for side, log in logs.items():
+        counts = strace_counts(log)
+        out[side] = {c: counts[c] / (size / MiB) for c in COPY_CALLS if counts.get(c)}
+    return out
+
+
+def perf_works():
+    """Whether `perf sched record` can trace the scheduler here (root, or a
+    low perf_event_paranoid, and the sched tracepoints)."""
+    if not shutil.which("perf"):
+        return False
+    with tempfile.TemporaryDirectory() as d:
+        r = subprocess.run(["perf", "sched", "record", "-o", os.path.join(d, "p"), "--", "true"],
+                           capture_output=True)
+        return r.returncode == 0
+
+
+def wakeup_steps(tool, count, workdir):
+    """Where a line waits: the scheduler traced (`perf sched record -a`)
+    while `count` lines go each way, then, for each process of the tool,
+    `perf sched timehist`'s rows: how often it ran, how long it waited from
+    its wake-up to running (sch delay) and how long it ran. Returns
+    ({pid: role}, {pid: [(delay µs, run µs)]}, (c→s, s→c) latencies)."""
+    data = os.path.join(workdir, "perf.data")
+    recorder = subprocess.Popen(["perf", "sched", "record", "-a", "-o", data],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # perf takes a while to set up, more on a loaded machine: its file
+    # exists once it is, and the chat starts some time after that.
+    deadline = time.monotonic() + 10
+    while not os.path.exists(data) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    trees = {}
+    latencies = latency(tool, count, started=lambda server, client: trees.update(server=server, client=client))
+    recorder.send_signal(2)
+    recorder.wait()
+    roles = {}
+    for side in ("server", "client"):
+        pids = trees.get(side, [])
+        for i, pid in enumerate(pids):
+            roles[pid] = side if len(pids) == 1 else f"{side} {'parent (receives)' if i == 0 else 'child (sends)'}"
+    text = subprocess.run(["perf", "sched", "timehist", "-i", data], capture_output=True, text=True).stdout
+    runs = {pid: [] for pid in roles}
+    for line in text.splitlines():
+        # "  25584.142749 [0000]  forkchat[20872]   50.142   0.047   0.053"
+        m = re.match(r"\s*[\d.]+\s+\[\d+\]\s+\S+\[(\d+)(?:/\d+)?\]\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$", line)
+        if m and int(m.group(1)) in runs:
+            runs[int(m.group(1))].append((float(m.group(3)) * 1000, float(m.group(4)) * 1000))
+    os.unlink(data)
+    return roles, runs, latencies
 
 
 class Sink:
@@ -496,91 +606,125 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("forkchat")
     parser.add_argument("--quick", action="store_true", help="small sizes, few rounds (a smoke test)")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "docs"))
+    parser.add_argument("--out", help="where benchmarks.md and .svg go (docs/; with --quick, .build/bench-quick/)")
     args = parser.parse_args()
+    top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    if args.out is None:  # a smoke test never overwrites the report in docs/
+        args.out = os.path.join(top, ".build", "bench-quick") if args.quick else os.path.join(top, "docs")
     for needed in ("nc", "socat", "strace"):
         if not shutil.which(needed):
-            sys.exit(f"bench: {needed} is missing (apt-get install netcat-openbsd socat)")
+            sys.exit(f"bench: {needed} is missing (apt-get install netcat-openbsd socat strace)")
     forkchat = os.path.abspath(args.forkchat)
     all_tools = tools(forkchat)
     names = list(all_tools)
     size = 64 * MiB if args.quick else GiB
     rounds = 2 if args.quick else 5
-    lines = 60 if args.quick else 1500
+    latency_rounds, lines = (2, 30) if args.quick else (5, 300)
     connects = 20 if args.quick else 100
+    started = time.time()
 
-    rows = {}  # metric -> tool -> value
+    rows = {}  # metric -> tool -> a value per round
     ceiling = {}  # bulk metric -> splice relay's MB/s per round
+    relay_failed = {}  # bulk metric -> why each failed relay round failed
     memory = {n: [] for n in names}
 
     def record(metric, name, value):
         rows.setdefault(metric, {}).setdefault(name, []).append(value)
 
-    scenarios = [
-        ("bulk client → server", size, 0),
-        ("bulk server → client", 0, size),
-        ("bulk full duplex (both ways summed)", size // 2, size // 2),
-    ]
-    for title, up, down in scenarios:
-        for r in range(rounds):
-            for name in names:
-                seconds = bulk(all_tools[name], up, down, memory[name])
-                record(f"{title}, MB/s", name, (up + down) / seconds / 1e6)
-                print(f"  {title} round {r + 1} {name}: {(up + down) / seconds / 1e6:.0f} MB/s", flush=True)
-            try:
-                seconds = bulk(CEILING, up, down, [])
-                ceiling.setdefault(f"{title}, MB/s", []).append((up + down) / seconds / 1e6)
-            except RuntimeError as error:
-                print(f"  {title} round {r + 1} splice relay: {error}", flush=True)
-
-    # One direction, client → server, through each plumbing a user has,
-    # the splice relay beside the tools in the same rounds.
-    plumbing_size = size // 4
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as workdir:
+        relay, compiler = ceiling_tool(workdir)
+        if relay is None:
+            print(f"  splice relay: not built ({compiler}): no ceiling column", flush=True)
+        scenarios = [
+            ("bulk client → server", size, 0),
+            ("bulk server → client", 0, size),
+            ("bulk full duplex (both ways summed)", size // 2, size // 2),
+        ]
+        for title, up, down in scenarios:
+            for r in range(rounds):
+                for name in names:
+                    seconds = bulk(all_tools[name], up, down, memory[name])
+                    record(f"{title}, MB/s", name, (up + down) / seconds / 1e6)
+                    print(f"  {title} round {r + 1} {name}: {(up + down) / seconds / 1e6:.0f} MB/s", flush=True)
+                if relay:
+                    try:
+                        seconds = bulk(relay, up, down, [], RELAY_WATCHDOG)
+                        ceiling.setdefault(f"{title}, MB/s", []).append((up + down) / seconds / 1e6)
+                    except RuntimeError as error:
+                        relay_failed.setdefault(f"{title}, MB/s", []).append(str(error))
+                        print(f"  {title} round {r + 1} splice relay: {error}", flush=True)
+
+        # One direction, client → server, through each plumbing a user has,
+        # the splice relay beside the tools in the same rounds.
+        plumbing_size = size // 4
         with open(os.path.join(workdir, "source"), "wb") as f:
             f.truncate(plumbing_size)  # a sparse file: zeros from the page cache
         with open(os.path.join(workdir, "text"), "wb") as f:
-            lines = TEXT_LINE * (MiB // len(TEXT_LINE) + 1)
+            text_block = TEXT_LINE * (MiB // len(TEXT_LINE) + 1)
             for _ in range(plumbing_size // MiB):
-                f.write(lines[:MiB])
+                f.write(text_block[:MiB])
         for plumbing in PLUMBINGS:
             metric = f"bulk {plumbing}, {plumbing_size // MiB} MiB, MB/s"
             for r in range(rounds):
                 for name in names:
                     seconds = plumbing_bulk(all_tools[name], plumbing, plumbing_size, workdir)
                     record(metric, name, plumbing_size / seconds / 1e6)
-                try:
-                    seconds = plumbing_bulk(CEILING, plumbing, plumbing_size, workdir)
-                    ceiling.setdefault(metric, []).append(plumbing_size / seconds / 1e6)
-                except RuntimeError as error:
-                    print(f"  {plumbing} splice relay: {error}", flush=True)
+                if relay:
+                    try:
+                        seconds = plumbing_bulk(relay, plumbing, plumbing_size, workdir, RELAY_WATCHDOG)
+                        ceiling.setdefault(metric, []).append(plumbing_size / seconds / 1e6)
+                    except RuntimeError as error:
+                        relay_failed.setdefault(metric, []).append(str(error))
+                        print(f"  {plumbing} round {r + 1} splice relay: {error}", flush=True)
                 print(f"  {plumbing} round {r + 1}: "
                       + ", ".join(f"{n} {rows[metric][n][-1]:.0f}" for n in names)
                       + (f", splice {ceiling[metric][-1]:.0f}" if ceiling.get(metric) else "") + " MB/s",
                       flush=True)
 
-    for r in range(3):
-        for name in names:
-            there, back = latency(all_tools[name], lines // 3)
-            record("line latency client → server p50, µs", name, there)
-            record("line latency server → client p50, µs", name, back)
-            print(f"  latency round {r + 1} {name}: {statistics.median(there) * 1e6:.0f} µs", flush=True)
-    for direction in ("client → server", "server → client"):
-        for name in names:
-            samples = [s for chunk in rows[f"line latency {direction} p50, µs"][name] for s in chunk]
-            rows[f"line latency {direction} p50, µs"][name] = [statistics.median(samples) * 1e6]
-            rows.setdefault(f"line latency {direction} p99, µs", {})[name] = [percentile(samples, 99) * 1e6]
+        # Per step, bulk: the calls each side makes per MiB, a count.
+        calls = {}
+        step_tools = {"forkchat": all_tools["forkchat"], "nc": all_tools["nc"]}
+        if relay:
+            step_tools["splice relay"] = relay
+        for plumbing in PLUMBINGS:
+            for name, tool in step_tools.items():
+                calls[(plumbing, name)] = plumbing_syscalls(tool, plumbing, min(plumbing_size, 64 * MiB), workdir)
+        print("  system calls per MiB counted", flush=True)
+
+        # Line latency, both directions in the same rounds.
+        samples = {d: {n: [] for n in names} for d in ("client → server", "server → client")}
+        for r in range(latency_rounds):
+            for name in names:
+                there, back = latency(all_tools[name], lines)
+                for direction, values in zip(samples, (there, back)):
+                    samples[direction][name] += values
+                    record(f"line latency {direction} p50, µs", name, statistics.median(values) * 1e6)
+                    record(f"line latency {direction} p99, µs", name, percentile(values, 99) * 1e6)
+                print(f"  latency round {r + 1} {name}: {statistics.median(there) * 1e6:.0f} / "
+                      f"{statistics.median(back) * 1e6:.0f} µs", flush=True)
+        pooled = {}  # metric -> tool -> the value over every round's lines
+        for direction, by in samples.items():
+            for name, values in by.items():
+                pooled.setdefault(f"line latency {direction} p50, µs", {})[name] = statistics.median(values) * 1e6
+                pooled.setdefault(f"line latency {direction} p99, µs", {})[name] = percentile(values, 99) * 1e6
+
+        # Per step, latency: where a line waits, from the scheduler's trace.
+        steps = None
+        if perf_works():
+            steps = {name: wakeup_steps(all_tools[name], max(lines, 300), workdir) for name in ("forkchat", "nc")}
+            print("  scheduler traced", flush=True)
 
     # Thirty short rounds rather than three long ones: where the scheduler
     # puts the processes on this 2-core machine moves a round's median by
-    # tens of µs, so more alternations give both the same luck, and 4500
+    # tens of µs, so more alternations give each the same luck, and 4500
     # samples each put 45 in the p99 tail instead of 15.
-    terminal = {"--plain": [], "screen": []}
-    for r in range(3 if args.quick else 30):
+    terminal = {n: [] for n in TERMINAL_TOOLS}
+    terminal_rounds, terminal_lines = (3, 15) if args.quick else (30, 150)
+    for r in range(terminal_rounds):
         for name in terminal:
-            samples = terminal_latency(forkchat, name == "screen", lines // 10)
-            terminal[name] += samples
-            print(f"  terminal round {r + 1} {name}: {statistics.median(samples) * 1e6:.0f} µs", flush=True)
+            values = terminal_latency(forkchat, name, terminal_lines)
+            terminal[name] += values
+            print(f"  terminal round {r + 1} {name}: {statistics.median(values) * 1e6:.0f} µs", flush=True)
 
     for name in names:
         rows.setdefault("system calls per line (strace -c, client)", {})[name] = [
@@ -597,47 +741,107 @@ def main():
         ]
 
     table = {metric: {n: statistics.median(v) for n, v in by.items()} for metric, by in rows.items()}
-    limits = {metric: statistics.median(v) for metric, v in ceiling.items()}
-    write_report(args, table, names, size, rounds, lines, connects, terminal, limits)
+    table.update(pooled)
+    run = dict(size=size, rounds=rounds, latency_rounds=latency_rounds, lines=lines, connects=connects,
+               minutes=(time.time() - started) / 60, compiler=compiler,
+               terminal_rounds=terminal_rounds, terminal_lines=terminal_lines)
+    write_report(args, table, rows, names, run, terminal, ceiling, calls, steps, relay_failed)
 
 
 HIGHER_IS_BETTER = ("MB/s",)
 
 
+def spread(values):
+    """± half the range of the rounds' values, as a percentage of their
+    median ("" for a single value)."""
+    if len(values) < 2 or not statistics.median(values):
+        return ""
+    return f" ±{(max(values) - min(values)) / 2 / statistics.median(values) * 100:.0f}%"
+
+
 def terminal_table(terminal):
-    """--plain against the chat screen, p50 and p99."""
-    out = ["| terminal path (pty), µs | --plain | screen | screen / --plain |", "|---|---|---|---|"]
+    """--plain, the chat screen and nc on the terminal, p50 and p99."""
+    out = ["| terminal path (pty), µs | --plain | screen | nc | --plain / nc | screen / nc |",
+           "|---|---|---|---|---|---|"]
     for label, p in (("p50", 50), ("p99", 99)):
-        plain, screen = (percentile(terminal[n], p) * 1e6 for n in ("--plain", "screen"))
-        out.append(f"| peer's line on the terminal, {label} | {plain:.1f} | {screen:.1f} | {screen / plain:.2f}× |")
+        plain, screen, nc = (percentile(terminal[n], p) * 1e6 for n in TERMINAL_TOOLS)
+        out.append(f"| peer's line on the terminal, {label} | {plain:.1f} | {screen:.1f} | {nc:.1f} | "
+                   f"{plain / nc:.2f}× | {screen / nc:.2f}× |")
     return "\n".join(out)
 
 
 def ceiling_note(table, limits):
     """What the ceiling column says in this run, from its numbers."""
-    below = [m for m, limit in limits.items() if table[m]["forkchat"] < 0.95 * limit]
-    above = [m for m, limit in limits.items() if table[m]["forkchat"] > limit]
     if not limits:
-        return "The splice relay did not complete a round: no ceiling column in this run."
-    if above and not below:
-        return ("In this run the splice relay is slower than forkchat on every bulk row it has "
-                f"({len(above)} of {len(limits)}): on this kernel, splice(2) from a loopback TCP "
-                "socket into a pipe is not the fastest way to move the bytes, so the column is a "
-                "reference, not a ceiling; forkchat's copy loop is at least as fast as moving "
-                "pages without a copy.")
+        return "The splice relay was not built or did not complete a round: no ceiling column in this run."
+    below = [m for m, limit in limits.items() if table[m]["forkchat"] < 0.95 * limit]
     if below:
-        return ("forkchat is below 0.95 of the splice relay on: " + "; ".join(below) + ".")
-    return "forkchat is within 0.95 of the splice relay on every bulk row."
+        return ("forkchat is below 0.95 of the splice relay on: " + "; ".join(
+            f"{m.split(',')[0]} ({table[m]['forkchat'] / limits[m]:.2f}×)" for m in below)
+            + ". Why, for each: below.")
+    return "forkchat is at 0.95 of the splice relay or above on every bulk row."
 
 
-def write_report(args, table, names, size, rounds, lines, connects, terminal, limits):
-    header = "| measure | " + " | ".join(names) + " | forkchat / nc | splice relay | forkchat / splice |"
-    out = [header, "|---|" + "---|" * (len(names) + 3)]
+def failed_note(relay_failed, rounds):
+    """The relay's rounds that did not complete, and what that means."""
+    if not relay_failed:
+        return "The splice relay completed every round."
+    items = "; ".join(f"{m.split(',')[0]}: {len(v)} of {rounds} ({v[0]})" for m, v in relay_failed.items())
+    return ("The splice relay did not complete every round (its column is the median of the rounds it "
+            f"completed): {items}. A stuck round is killed after {RELAY_WATCHDOG} s. Seen while this "
+            "report was written (2026-12-07, Linux 6.18): with bytes going both ways at once, "
+            "the relay, in C as in Python, now and then stops with every pipe and socket empty and "
+            "fewer bytes counted out than went in; forkchat, which splices only while a read fills "
+            "its buffer, delivered every byte in every round (the harness counts them).")
+
+
+def calls_table(calls, plumbings, tools_named):
+    """System calls per MiB, each side, per plumbing and tool."""
+    out = ["| plumbing | tool | sending side, calls per MiB | receiving side, calls per MiB |", "|---|---|---|---|"]
+
+    def cell(counts):
+        return ", ".join(f"{c} {n:.1f}" for c, n in sorted(counts.items(), key=lambda kv: -kv[1]) if n >= 0.05) or "—"
+
+    for plumbing in plumbings:
+        for name in tools_named:
+            if (plumbing, name) in calls:
+                c = calls[(plumbing, name)]
+                out.append(f"| {plumbing} | {name} | {cell(c['send'])} | {cell(c['receive'])} |")
+    return "\n".join(out)
+
+
+def steps_table(steps):
+    """Each process's share of a line: runs, wake-up delay, time on a CPU."""
+    out = ["| tool | process | runs per line it carries | wake-up to running, p50 µs | on a CPU per run, p50 µs |",
+           "|---|---|---|---|---|"]
+    for name, (roles, runs, (there, back)) in steps.items():
+        for pid, role in roles.items():
+            # forkchat's processes carry one direction each, nc's both; the
+            # 10 warm-up lines each way ran too.
+            lines = len(there) + 10 if ("sends" in role or "receives" in role) else len(there) + len(back) + 20
+            r = runs.get(pid) or [(0.0, 0.0)]
+            out.append(f"| {name} | {role} | {len(runs.get(pid, [])) / lines:.2f} | "
+                       f"{statistics.median(x[0] for x in r):.1f} | {statistics.median(x[1] for x in r):.1f} |")
+    return "\n".join(out)
+
+
+def step_value(steps, tool, role_part, index):
+    roles, runs, _ = steps[tool]
+    values = [x[index] for pid, role in roles.items() if role_part in role for x in runs.get(pid, [])]
+    return statistics.median(values) if values else float("nan")
+
+
+def write_report(args, table, rows, names, run, terminal, ceiling, calls, steps, relay_failed):
+    limits = {metric: statistics.median(v) for metric, v in ceiling.items()}
+    header = ("| measure | " + " | ".join(names)
+              + " | forkchat / nc | splice relay | forkchat / splice | nc / splice |")
+    out = [header, "|---|" + "---|" * (len(names) + 4)]
     for metric, values in table.items():
         ratio = values["forkchat"] / values["nc"] if values["nc"] else float("nan")
-        cells = " | ".join(f"{values[n]:.1f}" for n in names)
+        cells = " | ".join(f"{values[n]:.1f}{spread(rows.get(metric, {}).get(n, []))}" for n in names)
         limit = limits.get(metric)
-        extra = f"{limit:.1f} | {values['forkchat'] / limit:.2f}×" if limit else "— | —"
+        extra = (f"{limit:.1f}{spread(ceiling[metric])} | {values['forkchat'] / limit:.2f}× | "
+                 f"{values['nc'] / limit:.2f}×") if limit else "— | — | —"
         out.append(f"| {metric} | {cells} | {ratio:.2f}× | {extra} |")
     text = "\n".join(out)
     print()
@@ -645,18 +849,79 @@ def write_report(args, table, names, size, rounds, lines, connects, terminal, li
     terminal_text = terminal_table(terminal)
     print()
     print(terminal_text)
+    calls_text = calls_table(calls, PLUMBINGS, ("forkchat", "nc", "splice relay"))
+    print()
+    print(calls_text)
+    steps_text = steps_table(steps) if steps else ""
+    if steps:
+        print()
+        print(steps_text)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     nc_version = subprocess.run(["nc", "-h"], capture_output=True, text=True).stderr.splitlines()[0]
     socat_version = subprocess.run(["socat", "-V"], capture_output=True, text=True).stdout.splitlines()[1]
+    load = open("/proc/loadavg").read().split()[:3]
+    size, rounds, lines = run["size"], run["rounds"], run["lines"]
+    plumbing_mib = size // 4 // MiB
+    latency_lines = run["latency_rounds"] * lines
+    if steps:
+        f_recv = step_value(steps, "forkchat", "receives", 1)
+        f_send = step_value(steps, "forkchat", "sends", 1)
+        n_run = step_value(steps, "nc", "", 1)
+        f_delay = statistics.median(
+            [step_value(steps, "forkchat", "receives", 0), step_value(steps, "forkchat", "sends", 0)])
+        n_delay = step_value(steps, "nc", "", 0)
+        traced_lines = len(steps["forkchat"][2][0])
+        longer = ("forkchat's sending child runs longer than its receiving parent: on loopback, the "
+                  "write(2) to the socket runs TCP's whole path, the receiving socket's included, and "
+                  "wakes the receiver from there." if f_send > f_recv else
+                  "In this run forkchat's receiving parent ran as long as its sending child or longer.")
+        steps_prose = f"""Each line wakes two processes on its way, for forkchat as for nc: the
+sending side's (forkchat: the child, blocked in read(2) on stdin; nc: the
+one process, in poll(2)) and the receiving side's (forkchat: the parent,
+in poll(2) on the socket and its signal pipe; nc: the other end's one
+process). What `perf sched timehist` says about each, over {traced_lines} lines
+each way (a run of its own, after the rounds above): forkchat's sending
+child is on a CPU {f_send:.1f} µs per run, its receiving parent {f_recv:.1f} µs, nc's
+processes {n_run:.1f} µs (each of nc's runs does either job, often both); from
+wake-up to running they wait {f_delay:.1f} µs (forkchat, median of both) and
+{n_delay:.1f} µs (nc). {longer} The rest of a line's time (the latency rows
+minus these steps) is the harness's: its write(2) into the sending side's
+stdin, its own wake-up and read(2) at the other end, and the scheduler
+putting four busy processes (two for nc) on two cores."""
+    else:
+        steps_prose = ("`perf sched record` could not trace the scheduler on this machine (not root, or no "
+                       "sched tracepoints): the per-process steps were not measured in this run.")
+    bulk_rows = [m for m in limits]
+    below = [m for m in bulk_rows if table[m]["forkchat"] < 0.95 * limits[m]]
+    why = []
+    for m in below:
+        if "terminal" in m:
+            why.append(f"- {m.split(',')[0]}: the bytes for a terminal must be read into the process "
+                       "and go through the peer text sanitizer (control characters shown, never obeyed; "
+                       "\"< \" marks), so forkchat reads and writes them, where the relay splices what "
+                       "it receives into the terminal unchanged. "
+                       + ("Zeros cost most: each NUL is shown as the two bytes \"^@\", so forkchat "
+                          "writes twice the bytes it receives, through the terminal's line discipline."
+                          if "text" not in m else "Printable lines: the sanitizer's own work per byte, "
+                          "and the \"< \" of each line."))
+        else:
+            why.append(f"- {m.split(',')[0]}: forkchat moves these bytes with the same calls as the relay "
+                       "(the table of calls above); a gap is noise or the switch from read/write to "
+                       "splice, which happens after the first full 64 KiB read.")
+    why_text = "\n".join(why) if why else "Nothing to explain in this run: no bulk row is below 0.95."
+    failed_text = failed_note(relay_failed, run["rounds"])
     report = f"""# Benchmarks
 
-Written by `make bench` (`Tests/bench/bench.py`) on {datetime.date.today().isoformat()}:
-{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, {nc_version}, {socat_version.strip()}.
+Written by `make bench` (`Tests/bench/bench.py`) on {datetime.date.today().isoformat()}, in {run["minutes"]:.0f} minutes:
+{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, load average at the end {" ".join(load)};
+{nc_version}, {socat_version.strip()}; the splice relay compiled with {run["compiler"]}.
 {"**Quick run (--quick): small sizes, few rounds; not for comparison.**" if args.quick else ""}
 
 Each measure runs forkchat, nc and socat in turn, round after round, in the
-same run; the table gives medians and the ratio of forkchat to nc (higher is
-better for MB/s, lower for µs, ms and MB).
+same run, and the splice relay (the ceiling) in the same rounds; the table
+gives medians, ± half the range of the rounds as a percentage of the
+median, and the ratios of forkchat to nc and of forkchat and nc to the
+ceiling (higher is better for MB/s, lower for µs, ms and MB).
 
 - bulk: {size // MiB} MiB client → server, then server → client, then {size // 2 // MiB} MiB
   each way at once; stdin and stdout are pipes to the harness, which writes
@@ -667,43 +932,79 @@ better for MB/s, lower for µs, ms and MB).
   `forkchat listen --bind 127.0.0.1 P` / `forkchat connect 127.0.0.1 P`,
   `nc -N -l 127.0.0.1 P` / `nc -N 127.0.0.1 P`,
   `socat -t 60 TCP-LISTEN:P,bind=127.0.0.1,reuseaddr STDIO` / `socat -t 60 STDIO TCP:127.0.0.1:P`.
-- line latency: a 50-byte line written to one side's stdin until it is read
-  from the other's stdout (pipes), {lines} lines each way per tool.
-- bulk through a plumbing: {size // 4 // MiB} MiB client → server only, the client's
+- bulk through a plumbing: {plumbing_mib} MiB client → server only, the client's
   stdin a pipe from `head -c` or a (sparse) file, the server's stdin
   /dev/null (it half-closes at once) and its stdout a pipe (counted), a file
-  (its size checked), /dev/null or a pseudo-terminal in raw mode; {rounds} rounds,
-  the splice relay in the same rounds. The bytes are zeros: on a terminal,
-  forkchat shows each NUL as the peer text sanitizer's visible mark (more
-  bytes written than received), where nc, socat and the relay pass it on.
-- splice relay: `Tests/bench/splice_relay.py`, forkchat's shape (fork, one
-  process per direction) moving the bytes with splice(2) only, no copy
-  through user space: the ceiling column of the bulk rows, measured in the
-  same rounds. The machine was shared with other work when this file was
-  last written unless it says otherwise: read the ratios, not the values.
+  (its size checked), /dev/null or a pseudo-terminal in raw mode; {rounds} rounds.
+  The bytes are zeros, except "text pipe": lines of 79 letters. On a
+  terminal forkchat shows each NUL as "^@" (more bytes written than
+  received), where nc, socat and the relay pass it on.
+- splice relay: `Tests/bench/splice_relay.c`, forkchat's shape (fork, one
+  process per direction) moving the bytes with splice(2) only, through a
+  1 MiB pipe of its own where neither end is a pipe, no copy through user
+  space, into a terminal too (Linux takes splice(2) into a tty since 5.10);
+  read(2) and write(2) where the kernel refuses (EINVAL). In C: the ceiling
+  must not pay an interpreter's start.
+- line latency: a 50-byte line written to one side's stdin until it is read
+  from the other's stdout (pipes), both directions in turn in each round,
+  {run["latency_rounds"]} rounds of {lines} lines (p50 and p99 over all {latency_lines}; the ± from
+  the rounds' own p50 and p99).
 - system calls per line: `strace -f -c` on the connecting side while 200
   lines go each way one at a time, minus a run with none, divided by the
   400 lines it sent or received (a count, not a time: the same on any machine).
 - connect, send a line, exit: whole-process time of the client against a
-  listening sink that reads to the end and closes; {connects} runs per tool.
+  listening sink that reads to the end and closes; {run["connects"]} runs per tool.
 - peak resident memory: the largest VmHWM (/proc/PID/status) of any one
   process of the tool (forkchat has two per side), sampled during the bulk runs.
+
+The machine was shared with other work when this file was last written
+unless the load average above is near 0: read the ratios, not the values.
 
 {text}
 
 {ceiling_note(table, limits)}
 
+{failed_text}
+
 ![forkchat / nc ratios](benchmarks.svg)
 
-## The terminal path: the chat screen against --plain
+## Where the time went
+
+### Bulk: the calls per MiB
+
+Counts, not times (the same on a loaded machine): each side of one
+{min(plumbing_mib, 64)} MiB transfer through each plumbing under `strace -f -c`,
+the calls that move bytes or wait for them, per MiB. forkchat moves bulk
+data as the relay does: splice(2) between a pipe and the socket,
+sendfile(2) from a regular file to the socket, and, from the socket to a
+file or /dev/null, splice(2) through a pipe of its own; a terminal gets
+read(2) and write(2), through the sanitizer. nc reads and writes 16 KiB
+blocks, each after a poll(2). A side's first calls are read(2) and
+write(2) until a read fills forkchat's 64 KiB buffer (lines stay cheap);
+a splice that moves less than half a buffer goes back to them.
+
+{calls_text}
+
+Where forkchat is below the ceiling, why:
+
+{why_text}
+
+### A line: where it waits
+
+{steps_prose}
+
+{steps_text}
+
+## The terminal path: the chat screen, --plain and nc
 
 What a person at a terminal waits for: a line sent by the peer's socket
-until its text has been written to forkchat's terminal (a pseudo-terminal,
-80x24, read on its master side), forkchat connecting, {len(terminal["screen"])} lines each for
-`--plain` (the kernel's line discipline, "< " marks) and for the chat screen
-(the line drawn in the conversation: one write(2) that saves the cursor,
-scrolls the region, writes the row and restores the cursor, every signal
-blocked around it), alternating in {len(terminal["screen"]) // (lines // 10)} rounds.
+until its text has been written to the terminal (a pseudo-terminal,
+80x24, read on its master side), forkchat connecting with `--plain` (the
+kernel's line discipline, "< " marks) and with the chat screen (the line
+drawn in the conversation: one write(2) that saves the cursor, scrolls the
+region, writes the row and restores the cursor, every signal blocked around
+it), and `nc -N` in its place, which writes the bytes as they come; {run["terminal_lines"]}
+lines each in {run["terminal_rounds"]} alternating rounds.
 
 {terminal_text}
 
