@@ -36,8 +36,8 @@ import tty
 GiB = 1 << 30
 WATCHDOG = float(os.environ.get("BENCH_WATCHDOG", 120))
 # The relay moves 1 GiB in a few seconds; a round it has not finished in
-# 30 s is stuck (see failed_note), not slow.
-RELAY_WATCHDOG = 30
+# 20 s is stuck (see failed_note), not slow.
+RELAY_WATCHDOG = 20
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 MiB = 1 << 20
 
@@ -505,6 +505,15 @@ def plumbing_syscalls(tool, plumbing, size, workdir):
     plumbing (`plumbing_bulk`, each side under `strace -f -c`): the sending
     and the receiving side's counts of the calls that copy, per MiB."""
     listen, connect = tool
+    workdir = os.path.join(workdir, "calls")  # its own files, of its own size
+    if not os.path.exists(workdir):
+        os.mkdir(workdir)
+        with open(os.path.join(workdir, "source"), "wb") as f:
+            f.truncate(size)
+        with open(os.path.join(workdir, "text"), "wb") as f:
+            block = TEXT_LINE * (MiB // len(TEXT_LINE) + 1)
+            for _ in range(size // MiB):
+                f.write(block[:MiB])
     logs = {side: os.path.join(workdir, f"{side}.strace") for side in ("send", "receive")}
     traced = (lambda p: ["strace", "-f", "-c", "-o", logs["receive"], *listen(p)],
               lambda p: ["strace", "-f", "-c", "-o", logs["send"], *connect(p)])
