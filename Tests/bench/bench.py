@@ -17,6 +17,7 @@ the scheduler's steps of a line) is used if it works here; a C compiler
 import argparse
 import datetime
 import fcntl
+import json
 import os
 import platform
 import pty
@@ -616,10 +617,13 @@ def main():
     parser.add_argument("forkchat")
     parser.add_argument("--quick", action="store_true", help="small sizes, few rounds (a smoke test)")
     parser.add_argument("--out", help="where benchmarks.md and .svg go (docs/; with --quick, .build/bench-quick/)")
+    parser.add_argument("--report", metavar="JSON", help="write the report from a run's benchmarks.json, measure nothing")
     args = parser.parse_args()
     top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
     if args.out is None:  # a smoke test never overwrites the report in docs/
         args.out = os.path.join(top, ".build", "bench-quick") if args.quick else os.path.join(top, "docs")
+    if args.report:
+        return report_from(args.report, args)
     for needed in ("nc", "socat", "strace"):
         if not shutil.which(needed):
             sys.exit(f"bench: {needed} is missing (apt-get install netcat-openbsd socat strace)")
@@ -754,7 +758,30 @@ def main():
     run = dict(size=size, rounds=rounds, latency_rounds=latency_rounds, lines=lines, connects=connects,
                minutes=(time.time() - started) / 60, compiler=compiler,
                terminal_rounds=terminal_rounds, terminal_lines=terminal_lines)
+    saved = dict(table=table, rows=rows, names=names, run=run, terminal=terminal, ceiling=ceiling,
+                 calls=[[list(k), v] for k, v in calls.items()],
+                 steps={n: [{str(p): r for p, r in roles.items()}, {str(p): r for p, r in runs.items()}, list(lat)]
+                        for n, (roles, runs, lat) in steps.items()} if steps else None,
+                 relay_failed=relay_failed, quick=args.quick)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "benchmarks.json"), "w") as f:
+        json.dump(saved, f)
     write_report(args, table, rows, names, run, terminal, ceiling, calls, steps, relay_failed)
+
+
+def report_from(path, args):
+    """Writes the report again from a run's saved results (benchmarks.json,
+    beside the report), without measuring: for a change of its wording."""
+    with open(path) as f:
+        saved = json.load(f)
+    calls = {tuple(k): v for k, v in saved["calls"]}
+    steps = None
+    if saved["steps"]:
+        steps = {n: ({int(p): r for p, r in roles.items()}, {int(p): [tuple(x) for x in r] for p, r in runs.items()},
+                     tuple(lat)) for n, (roles, runs, lat) in saved["steps"].items()}
+    args.quick = saved["quick"]
+    write_report(args, saved["table"], saved["rows"], saved["names"], saved["run"], saved["terminal"],
+                 saved["ceiling"], calls, steps, saved["relay_failed"])
 
 
 HIGHER_IS_BETTER = ("MB/s",)
@@ -921,9 +948,21 @@ putting four busy processes (two for nc) on two cores."""
                           if "text" not in m else "Printable lines: the sanitizer's own work per byte, "
                           "and the \"< \" of each line."))
         else:
-            why.append(f"- {m.split(',')[0]}: forkchat moves these bytes with the same calls as the relay "
-                       "(the table of calls above); a gap is noise or the switch from read/write to "
-                       "splice, which happens after the first full 64 KiB read.")
+            plumbing = next((p for p in PLUMBINGS if m.startswith(f"bulk {p},")), "pipe → pipe")
+            mine, theirs = calls.get((plumbing, "forkchat")), calls.get((plumbing, "splice relay"))
+            counted = ""
+            if mine and theirs:
+                counted = (f" ({plumbing}, receiving side: {sum(mine['receive'].values()):.1f} calls per MiB, "
+                           f"{mine['receive'].get('poll', 0):.1f} of them poll(2), against the relay's "
+                           f"{sum(theirs['receive'].values()):.1f})")
+            where = "" if plumbing in m else " (the harness's pipes: the pipe → pipe row's calls)"
+            why.append(f"- {m.split(',')[0]}{where}: forkchat moves the bytes with the same splice(2) as "
+                       "the relay, no copy either, but its receiving side goes back to poll(2) after "
+                       f"each splice{counted}: its loop watches the signal pipe (SIGCHLD, SIGINT, "
+                       "SIGTERM) beside the socket, and a splice that blocked on an idle socket would "
+                       "miss a Ctrl-C that came just before it. It also starts with read(2) and "
+                       "write(2) until a read fills its 64 KiB buffer. The rest of the gap is "
+                       "within the rounds' spread (±).")
     why_text = "\n".join(why) if why else "Nothing to explain in this run: no bulk row is below 0.95."
     failed_text = failed_note(relay_failed, run["rounds"])
     report = f"""# Benchmarks
