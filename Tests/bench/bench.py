@@ -757,7 +757,8 @@ def main():
     table.update(pooled)
     run = dict(size=size, rounds=rounds, latency_rounds=latency_rounds, lines=lines, connects=connects,
                minutes=(time.time() - started) / 60, compiler=compiler,
-               terminal_rounds=terminal_rounds, terminal_lines=terminal_lines)
+               terminal_rounds=terminal_rounds, terminal_lines=terminal_lines,
+               load=open("/proc/loadavg").read().split()[:3], date=datetime.date.today().isoformat())
     saved = dict(table=table, rows=rows, names=names, run=run, terminal=terminal, ceiling=ceiling,
                  calls=[[list(k), v] for k, v in calls.items()],
                  steps={n: [{str(p): r for p, r in roles.items()}, {str(p): r for p, r in runs.items()}, list(lat)]
@@ -902,7 +903,7 @@ def write_report(args, table, rows, names, run, terminal, ceiling, calls, steps,
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     nc_version = subprocess.run(["nc", "-h"], capture_output=True, text=True).stderr.splitlines()[0]
     socat_version = subprocess.run(["socat", "-V"], capture_output=True, text=True).stdout.splitlines()[1]
-    load = open("/proc/loadavg").read().split()[:3]
+    load = run["load"]
     size, rounds, lines = run["size"], run["rounds"], run["lines"]
     plumbing_mib = size // 4 // MiB
     latency_lines = run["latency_rounds"] * lines
@@ -958,7 +959,7 @@ putting four busy processes (two for nc) on two cores."""
             where = "" if plumbing in m else " (the harness's pipes: the pipe → pipe row's calls)"
             why.append(f"- {m.split(',')[0]}{where}: forkchat moves the bytes with the same splice(2) as "
                        "the relay, no copy either, but its receiving side goes back to poll(2) after "
-                       f"each splice{counted}: its loop watches the signal pipe (SIGCHLD, SIGINT, "
+                       f"each splice from the socket{counted}: its loop watches the signal pipe (SIGCHLD, SIGINT, "
                        "SIGTERM) beside the socket, and a splice that blocked on an idle socket would "
                        "miss a Ctrl-C that came just before it. It also starts with read(2) and "
                        "write(2) until a read fills its 64 KiB buffer. The rest of the gap is "
@@ -967,7 +968,7 @@ putting four busy processes (two for nc) on two cores."""
     failed_text = failed_note(relay_failed, run["rounds"])
     report = f"""# Benchmarks
 
-Written by `make bench` (`Tests/bench/bench.py`) on {datetime.date.today().isoformat()}, in {run["minutes"]:.0f} minutes:
+Written by `make bench` (`Tests/bench/bench.py`) on {run["date"]}, in {run["minutes"]:.0f} minutes:
 {os.cpu_count()} cores ({cpu}), Linux {platform.release()}, load average at the end {" ".join(load)};
 {nc_version}, {socat_version.strip()}; the splice relay compiled with {run["compiler"]}.
 {"**Quick run (--quick): small sizes, few rounds; not for comparison.**" if args.quick else ""}
