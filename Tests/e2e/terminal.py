@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -80,6 +81,24 @@ class Terminal:
 
     def resize(self, columns, rows):
         self._tmux("resize-window", "-t", "t", "-x", str(columns), "-y", str(rows))
+        self.columns, self.rows = columns, rows
+
+    def resize_lagging(self, columns, rows, stopped=0.15):
+        """Resizes the window as a terminal that lags behind does: the tmux
+        server is stopped (SIGSTOP) for `stopped` seconds, while the
+        programs' output piles up in the pty, and the resize is asked for
+        before it goes on (SIGCONT); it then takes the resize between two
+        pieces of what it reads, in the middle of an update."""
+        server = int(self._tmux("display-message", "-p", "#{pid}").strip())
+        os.kill(server, signal.SIGSTOP)
+        try:
+            time.sleep(stopped)
+            command = [self.tmux, "-u", "-S", self.socket, "resize-window", "-t", "t"]
+            resizing = subprocess.Popen(command + ["-x", str(columns), "-y", str(rows)])
+            time.sleep(0.02)  # the client's request waits in the server's socket
+        finally:
+            os.kill(server, signal.SIGCONT)
+        assert resizing.wait(timeout=WAIT) == 0, f"tmux resize-window -x {columns} -y {rows}"
         self.columns, self.rows = columns, rows
 
     def run(self, command: str, timeout=10.0):

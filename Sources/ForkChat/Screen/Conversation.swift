@@ -137,20 +137,36 @@ final class Conversation {
     if entries.count > 2 * Self.kept { entries.removeFirst(entries.count - Self.kept) }
     let rows = new.flatMap { self.rows(of: $0) }
     var update = Update()
+    // Size-independent, and relative to the conversation's last row, not
+    // to the bottom: to the bottom row (CUD 999 stops there), up two rows
+    // (CUU 2: the conversation's last row, above the status row).
+    update.raw(Self.toBottom + Self.upTwo)
+    update.checkpoint(resume: Self.toBottom + Self.upTwo)
     for row in rows {
-      // Size-independent: to the bottom row (CUD 999 stops there), IND
-      // (the whole screen scrolls up one row, its top row into the
-      // scrollback; status and input rows move up), up two rows (the old
-      // status row), IL (a blank row there: status and input rows move
-      // back down, the bottom row goes). IND, not "\n": the terminal
-      // driver's output processing (ONLCR) would hand the update to the
-      // terminal in pieces, split at each "\n". Checkpoints after CUD,
-      // after IND and after IL: a write cut by SIGSTOP goes on from the
-      // last one reached, each scroll and insertion done once
-      // (`writeUpdate`).
-      update.raw(Self.toBottom)
-      update.checkpoint(resume: Self.toBottom)
-      update.raw(Self.index)
+      // IND three times: the cursor goes three rows down from the last
+      // row, the whole screen scrolling up (its top row into the
+      // scrollback) for each IND on the bottom row: once when the status
+      // and input rows are under the last row. Up two rows (the row
+      // under the last one), IL (a blank row there: what is under it
+      // moves down, the bottom row goes), the new row. IND, not "\n":
+      // the terminal driver's output processing (ONLCR) would hand the
+      // update to the terminal in pieces, split at each "\n".
+      //
+      // Why from the last row: a terminal that reads the update in
+      // pieces may take a resize between two of them, with the cursor
+      // on the last row. tmux, made shorter, deletes the rows under the
+      // cursor (here the status and input rows; the redraw that follows
+      // SIGWINCH draws them again) before it pushes rows into the
+      // scrollback. Counted from the bottom, the next rows would then go
+      // in above the last two conversation rows, which the redraw's
+      // status and input rows would cover: two lines lost. Counted from
+      // the last row, whatever is under it, each row goes right under
+      // it, and no conversation row is ever under the cursor.
+      //
+      // Checkpoints after the INDs and after IL: a write cut by SIGSTOP
+      // goes on from the last one reached, each scroll and insertion done
+      // once (`writeUpdate`).
+      update.raw(Self.index + Self.index + Self.index)
       update.checkpoint(resume: Self.toBottom)
       update.raw(Self.upTwo)
       update.raw(Self.insertLine)
@@ -158,6 +174,11 @@ final class Conversation {
       update.raw([13])
       update.raw(row)
     }
+    // Two rows down (the bottom row, or two new rows if tmux deleted the
+    // status and input rows under the last one: the next update finds
+    // the last row two rows above the bottom again), then the sending
+    // side's cursor, on the bottom row.
+    update.raw(Self.index + Self.index)
     update.restoreCursor()
     update.raw(Self.toBottom)
     try update.write(by: role, "conversation")
