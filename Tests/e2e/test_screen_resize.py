@@ -20,6 +20,18 @@ LINE = re.compile(r"^127\.0\.0\.1: line (\d{5})$")
 SIZES = [(80, 30), (80, 18), (80, 26), (64, 14), (90, 24), (80, 24)]
 
 
+def connect_in(term, args=()):
+    """Runs `forkchat connect` in the terminal against a socket of the
+    test's own; returns the peer once it has accepted."""
+    port = free_port()
+    server = listen_socket(port)
+    term.type(f'"$FORKCHAT" connect 127.0.0.1 {port} {" ".join(args)}'.rstrip())
+    term.keys("Enter")
+    peer = Peer.accept(server)
+    server.close()
+    return peer
+
+
 def send_paced(peer, data, pieces, gap):
     """Sends data in `pieces` sendall calls, `gap` seconds apart (a thread)."""
     import threading
@@ -48,12 +60,7 @@ def burst_with_resizes(mode, sizes=SIZES, pause=float(os.environ.get("RESIZE_PAU
         if dump and os.environ.get("RESIZE_RAW"):
             # Every byte the pane's programs wrote, for a failing trial.
             term._tmux("pipe-pane", "-t", "t", "-o", f"cat > {dump}.raw")
-        port = free_port()
-        server = listen_socket(port)
-        term.type(f'"$FORKCHAT" connect 127.0.0.1 {port} {" ".join(mode_args(mode))}')
-        term.keys("Enter")
-        peer = Peer.accept(server)
-        server.close()
+        peer = connect_in(term, mode_args(mode))
         term.wait_screen(r"· connected", what="the status row")
         start = time.monotonic()
         sending = send_paced(peer, b"".join(b"line %05d\n" % i for i in range(1, LINES + 1)), pieces, gap)
@@ -146,12 +153,7 @@ def test_resize_while_the_terminal_lags(mode, trial):
 def test_narrower_than_the_status_row(columns):
     term = Terminal(columns=80, rows=24, history=10000)
     try:
-        port = free_port()
-        server = listen_socket(port)
-        term.type(f'"$FORKCHAT" connect 127.0.0.1 {port}')
-        term.keys("Enter")
-        peer = Peer.accept(server)
-        server.close()
+        peer = connect_in(term)
         status = term.wait_screen(r"· connected", what="the status row")[-2]
         peer.send(b"".join(b"line %05d\n" % i for i in range(1, 101)))
         term.wait_screen(r"^127\.0\.0\.1: line 00100$", what="the last line")

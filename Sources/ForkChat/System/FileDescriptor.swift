@@ -251,22 +251,24 @@ extension Errno {
 
 func system_splice(_ input: CInt, _ output: CInt, _ count: Int) -> Int {
   #if ENABLE_MOCKING
-    if let result = SyscallMock.shared.take("splice", input, count)
-      ?? SyscallMock.shared.take("splice", output, count)
-    {
-      return result.perform(into: nil, count)
-    }
+    if let result = scripted("splice", input, output, count) { return result }
   #endif
   return forkchat_splice(input, output, UInt(count))
 }
 
 func system_sendfile(_ output: CInt, _ input: CInt, _ count: Int) -> Int {
   #if ENABLE_MOCKING
-    if let result = SyscallMock.shared.take("sendfile", input, count)
-      ?? SyscallMock.shared.take("sendfile", output, count)
-    {
-      return result.perform(into: nil, count)
-    }
+    if let result = scripted("sendfile", input, output, count) { return result }
   #endif
   return Glibc.sendfile(output, input, nil, count)
 }
+
+#if ENABLE_MOCKING
+  /// The result a test scripted for `call` on either descriptor, if any.
+  private func scripted(_ call: String, _ input: CInt, _ output: CInt, _ count: Int) -> Int? {
+    let result =
+      SyscallMock.shared.take(call, input, count)
+      ?? SyscallMock.shared.take(call, output, count)
+    return result?.perform(into: nil, count)
+  }
+#endif
