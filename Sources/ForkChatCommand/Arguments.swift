@@ -21,9 +21,9 @@ struct UsageError: Error, Equatable {
 
   /// What is printed on stderr before exiting with status 64.
   var text: String {
-    let usage = subcommand.map(usageLine) ?? "forkchat <subcommand>"
+    let usageText = subcommand.map { usage(for: $0, label: "Usage: ") } ?? "Usage: forkchat <subcommand>"
     let helpCommand = subcommand.map { "forkchat \($0.rawValue) --help" } ?? "forkchat --help"
-    return "Error: \(reason)\nUsage: \(usage)\n  See '\(helpCommand)' for more information.\n"
+    return "Error: \(reason)\n\(usageText)\n  See '\(helpCommand)' for more information.\n"
   }
 }
 
@@ -142,7 +142,28 @@ func parse(_ subcommand: Subcommand, _ words: [String]) throws(UsageError) -> Co
 // Help, made from the tables.
 
 /// "forkchat listen [<port>] [--bind <address>] ... [-4|-6] ...".
-func usageLine(for subcommand: Subcommand) -> String {
+/// The usage after `label` ("USAGE: ", "Usage: "), cut between its parts
+/// so that no line is wider than 80 columns; the lines after the first
+/// start under the first part after the subcommand, as
+/// swift-argument-parser's do.
+func usage(for subcommand: Subcommand, label: String) -> String {
+  let parts = usageParts(for: subcommand)
+  let margin = String(repeating: " ", count: label.count + parts[0].count + 1 + parts[1].count + 1)
+  var lines = [label + parts[0] + " " + parts[1]]
+  var width = lines[0].count
+  for part in parts.dropFirst(2) {
+    if width + 1 + part.count > 80 && width > margin.count {
+      lines.append(margin + part)
+      width = margin.count + part.count
+    } else {
+      lines[lines.count - 1] += " " + part
+      width += 1 + part.count
+    }
+  }
+  return lines.joined(separator: "\n")
+}
+
+private func usageParts(for subcommand: Subcommand) -> [String] {
   var parts = ["forkchat", subcommand.rawValue]
   for argument in arguments where argument.subcommands.contains(subcommand) && !argument.variadic {
     parts.append(argument.required ? argument.name : "[\(argument.name)]")
@@ -160,13 +181,13 @@ func usageLine(for subcommand: Subcommand) -> String {
   for argument in arguments where argument.subcommands.contains(subcommand) && argument.variadic {
     parts.append("-- \(argument.name) ...")
   }
-  return parts.joined(separator: " ")
+  return parts
 }
 
 func help(for subcommand: Subcommand) -> String {
   var text = "OVERVIEW: \(subcommand.abstract)\n\n"
   text += wrap(subcommand.discussion, indent: 0) + "\n"
-  text += "USAGE: \(usageLine(for: subcommand))\n\n"
+  text += usage(for: subcommand, label: "USAGE: ") + "\n\n"
   text += "ARGUMENTS:\n"
   for argument in arguments where argument.subcommands.contains(subcommand) {
     text += helpRow(argument.name, argument.help)

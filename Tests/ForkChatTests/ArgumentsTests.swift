@@ -142,18 +142,31 @@ struct ArgumentsTests {
 
   @Test func usageIsMadeFromTheTable() {
     #expect(
-      usageLine(for: .listen)
-        == "forkchat listen [<port>] [--bind <address>] [--keep] [--allow <address>] [--echo] [-4|-6]"
-        + " [--mode <mode>] [--first <turn>] [--quit <word>] [--line-end <end>] [--linger <seconds>]"
-        + " [--dead-peer <seconds>] [--plain] [--trace]"
+      usage(for: .listen, label: "USAGE: ")
+        == """
+        USAGE: forkchat listen [<port>] [--bind <address>] [--keep] [--allow <address>]
+                               [--echo] [-4|-6] [--mode <mode>] [--first <turn>]
+                               [--quit <word>] [--line-end <end>] [--linger <seconds>]
+                               [--dead-peer <seconds>] [--plain] [--trace]
+        """
     )
     #expect(
-      usageLine(for: .connect).hasPrefix(
-        "forkchat connect <host> [<port>] [--retry <seconds>] [--connect-timeout <seconds>] [-4|-6]"))
+      usage(for: .connect, label: "Usage: ").hasPrefix(
+        "Usage: forkchat connect <host> [<port>] [--retry <seconds>]\n"
+          + "                        [--connect-timeout <seconds>] [-4|-6]"))
     #expect(
-      usageLine(for: .room)
-        == "forkchat room [<port>] [--bind <address>] [--max-clients <n>] [--log-size <MiB>] [--stall <seconds>]"
-        + " [--max-per-host <n>] [--silent <seconds>] [--dead-peer <seconds>] [--trace]")
+      usage(for: .room, label: "USAGE: ")
+        == """
+        USAGE: forkchat room [<port>] [--bind <address>] [--max-clients <n>]
+                             [--log-size <MiB>] [--stall <seconds>] [--max-per-host <n>]
+                             [--silent <seconds>] [--dead-peer <seconds>] [--trace]
+        """)
+    // No line of a usage is wider than 80 columns.
+    for subcommand in Subcommand.allCases {
+      for line in usage(for: subcommand, label: "USAGE: ").split(separator: "\n") {
+        #expect(line.count <= 80, "\(line)")
+      }
+    }
     // Every option of the table is in the help of each subcommand that takes it.
     for option in ForkChatCommand.options {
       for subcommand in option.subcommands { #expect(help(for: subcommand).contains("  \(option.name)")) }
@@ -201,9 +214,10 @@ struct ArgumentsTests {
     let error = UsageError(
       reason: "Invalid port 'x': expected a number from 1 to 65535.", subcommand: .listen)
     let lines = error.text.split(separator: "\n")
-    #expect(lines.count == 3)
+    #expect(lines.count == 6)
     #expect(lines[0] == "Error: Invalid port 'x': expected a number from 1 to 65535.")
     #expect(lines[1].hasPrefix("Usage: forkchat listen [<port>]"))
-    #expect(lines[2] == "  See 'forkchat listen --help' for more information.")
+    #expect(lines[2].hasPrefix("                       [--echo]"))
+    #expect(lines[5] == "  See 'forkchat listen --help' for more information.")
   }
 }

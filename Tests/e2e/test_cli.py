@@ -66,14 +66,18 @@ def test_usage_error(argv, subcommand, reason):
     assert p.popen.returncode == 64, "usage error must exit 64" + p.describe()
     assert p.out_bytes() == b"", "usage errors print nothing on stdout" + p.describe()
     lines = p.err_text().splitlines()
-    assert len(lines) == 3, "expected Error:, Usage: and See lines" + p.describe()
+    # Error:, Usage: (continued on indented lines, none over 80 columns), See.
+    assert len(lines) >= 3, "expected Error:, Usage: and See lines" + p.describe()
     assert lines[0].startswith("Error: ") and reason in lines[0], f"Error line should mention {reason!r}" + p.describe()
+    usage = lines[1:-1]
+    assert all(line.startswith(" " * 16) for line in usage[1:]), p.describe()
+    assert all(len(line) <= 80 for line in usage), p.describe()
     if subcommand:
         assert lines[1].startswith(f"Usage: forkchat {subcommand} "), p.describe()
-        assert lines[2] == f"  See 'forkchat {subcommand} --help' for more information.", p.describe()
+        assert lines[-1] == f"  See 'forkchat {subcommand} --help' for more information.", p.describe()
     else:
         assert lines[1].startswith("Usage: forkchat"), p.describe()
-        assert re.fullmatch(r"  See 'forkchat( \w+)? --help' for more information\.", lines[2]), p.describe()
+        assert re.fullmatch(r"  See 'forkchat( \w+)? --help' for more information\.", lines[-1]), p.describe()
 
 
 @pytest.mark.parametrize(

@@ -749,7 +749,9 @@ def test_room_help_and_usage_errors():
     p = Forkchat("room", "--help", stdin="devnull")
     assert p.wait() == 0
     out = p.out_text()
-    usage = "forkchat room [<port>] [--bind <address>] [--max-clients <n>] [--log-size <MiB>] [--stall <seconds>] [--max-per-host <n>] [--silent <seconds>] [--dead-peer <seconds>] [--trace]"
+    usage = ("forkchat room [<port>] [--bind <address>] [--max-clients <n>]\n"
+             "                     [--log-size <MiB>] [--stall <seconds>] [--max-per-host <n>]\n"
+             "                     [--silent <seconds>] [--dead-peer <seconds>] [--trace]")
     for section in ("OVERVIEW:", f"USAGE: {usage}", "ARGUMENTS:", "OPTIONS:", "--max-clients <n>", "--log-size <MiB>",
                     "--stall <seconds>", "(default: 60)", "-h, --help", "commands: /nick NAME, /who, /me ACTION, /quit, /help."):
         assert section in out, out
