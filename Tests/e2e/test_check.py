@@ -182,6 +182,8 @@ def test_text_report_english_and_french():
     status, text, _ = check("client", "client_zombie.py", json_output=False, env={"LANG": "fr_FR.UTF-8"})
     assert status == 1
     assert "ÉCHEC   no-zombie: après Ctrl-D son fils" in text
+    # At most 80 bytes a line too (an accent is two): GNU fold, cut -c.
+    assert all(len(l.encode()) <= 80 for l in text.splitlines()), text
     # A check's entry is wrapped at 80 columns: read it as one line.
     assert "Cause probable : le père n'appelle pas os.wait()" in " ".join(text.split())
     assert text.splitlines()[-1] == "7 vérifications réussies sur 8."

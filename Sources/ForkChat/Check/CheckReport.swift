@@ -111,12 +111,15 @@ extension String {
 }
 
 /// `text` in lines of at most 80 columns, the ones after the first
-/// indented by `indent` spaces.
+/// indented by `indent` spaces. At most 80 bytes too: a French report's
+/// accents take two bytes each, and tools that count bytes (GNU `fold`,
+/// `cut -c`, a POSIX locale) would otherwise cut its lines again.
 private func wrapped(_ text: String, indent: Int) -> String {
   var lines: [String] = []
   var line = ""
   for word in text.split(separator: " ", omittingEmptySubsequences: false) {
-    if line.count + 1 + word.count > 80 && !line.trimmingSpaces.isEmpty && line.count > indent {
+    let tooWide = line.count + 1 + word.count > 80 || line.utf8.count + 1 + word.utf8.count > 80
+    if tooWide && !line.trimmingSpaces.isEmpty && line.count > indent {
       lines.append(line)
       line = String(repeating: " ", count: indent)
       if word.isEmpty { continue }
