@@ -71,16 +71,28 @@ int forkchat_ignored_at_start(int signal) {
 /* The write end of the self-pipe; volatile sig_atomic_t, the one type a
    handler may read while the program writes it (C11 7.14.1.1). */
 static volatile sig_atomic_t signal_pipe = -1;
+/* Set by the handler, cleared by the program before it reads the pipe: a
+   loop that blocks in splice(2) instead of poll(2) looks here first. */
+static volatile sig_atomic_t signal_arrived = 0;
 
 static void forward_signal(int signal) {
   int saved = errno; /* write(2) may change errno under the interrupted code */
   unsigned char byte = (unsigned char)signal;
+  signal_arrived = 1;
   (void)write(signal_pipe, &byte, 1); /* non-blocking: a full pipe drops the byte */
   errno = saved;
 }
 
 void forkchat_set_signal_pipe(int fd) {
   signal_pipe = fd;
+}
+
+int forkchat_signal_arrived(void) {
+  return signal_arrived;
+}
+
+void forkchat_clear_signal_arrived(void) {
+  signal_arrived = 0;
 }
 
 int forkchat_handle_signal(int signal) {

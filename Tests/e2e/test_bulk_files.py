@@ -9,6 +9,9 @@ receiving side."""
 
 import os
 import re
+import signal
+import threading
+import time
 
 import pytest
 
@@ -177,3 +180,80 @@ def test_peer_leaves_while_forkchat_writes_a_file(mode, tmp_path):
     assert re.search(r"forkchat: read from 127\.0\.0\.1 port \d+: Connection reset by peer\n", fc.err_text()), fc.describe()
     got = received.read_bytes()
     assert got == data[: len(got)], f"the file's {len(got)} bytes are not a prefix of what was sent"
+
+
+def stream(peer, size, block=bytes(MiB)):
+    sent = 0
+    while sent < size:
+        sent += peer.sock.send(block[: min(len(block), size - sent)])
+
+
+def test_bulk_received_without_a_poll_per_splice(tmp_path):
+    """Fork mode, 32 MiB from the peer into a pipe, under strace -f: the
+    receiving parent stays in splice(2) while bulk data flows, as the splice
+    relay does, instead of a poll(2) before each one (main before this
+    change: 1 poll per splice); its wait for the socket is bounded by
+    SO_RCVTIMEO (100 ms), so when the peer pauses the splice comes back
+    with EAGAIN and the loop polls again; a line after the pause still
+    arrives whole, and every byte in order."""
+    strace = require_tool("strace")
+    log = tmp_path / "connect.strace"
+    port = free_port()
+    server = listen_socket(port)
+    fc = Forkchat("connect", "127.0.0.1", str(port), stdin="pipe",
+                  prefix=(strace, "-f", "-qq", "-e", "trace=splice,poll,setsockopt", "-o", str(log)))
+    peer = Peer.accept(server, timeout=10)
+    server.close()
+    data = os.urandom(32 * MiB)
+    peer.sock.sendall(data)
+    fc.wait_out_bytes(data[-4096:], timeout=30)
+    time.sleep(0.5)  # the peer pauses: the splice's wait times out
+    peer.sock.sendall(b"after the pause\n")
+    fc.wait_out_bytes(b"after the pause\n", timeout=10)
+    fc.close_stdin()
+    peer.close()
+    fc.assert_exit(0, timeout=20)
+    assert bytes(fc.out_bytes()) == data + b"after the pause\n"
+    text = log.read_text()
+    splices = len(re.findall(r"^\d+ +splice\(3, ", text, re.M))
+    polls = len(re.findall(r"^\d+ +poll\(\[\{fd=\d+, events=POLLIN\}, \{fd=3, ", text, re.M))
+    assert splices >= 32 * MiB // (64 << 10) // 2, (splices, polls)
+    assert polls * 2 < splices, f"{polls} polls for {splices} splices"
+    # struct timeval {0, 100000}, as strace shows its 16 bytes.
+    timeval = r'"(\\0){8}\\240\\206\\1(\\0){5}", 16'
+    assert re.search(r"setsockopt\(3, SOL_SOCKET, SO_RCVTIMEO(_OLD)?, " + timeval + r"\) = 0", text), text[-2000:]
+    assert re.search(r"^\d+ +splice\(3, .*= -1 EAGAIN", text, re.M), "no splice timed out during the pause"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("flowing", [True, False], ids=["flowing", "paused"])
+def test_signal_while_bulk_data_is_received(sig, flowing):
+    """Fork mode: the receiving parent, in its splice(2) loop while bulk
+    data flows (or waiting in it just after the flow paused), dies of the
+    signal at once, its child with it, no process left."""
+    port = free_port()
+    server = listen_socket(port)
+    fc = Forkchat("connect", "127.0.0.1", str(port), stdin="pipe", stdout="devnull")
+    peer = Peer.accept(server, timeout=10)
+    server.close()
+    stop = threading.Event()
+
+    def flood():
+        try:
+            while not stop.is_set():
+                stream(peer, 4 * MiB)
+                if not flowing:
+                    stop.wait()
+        except OSError:
+            pass
+
+    sender = threading.Thread(target=flood)
+    sender.start()
+    try:
+        time.sleep(0.3 if flowing else 0.15)
+        os.kill(fc.pid, sig)
+        fc.assert_signaled(sig, timeout=2)
+    finally:
+        stop.set()
+        peer.close()
+        sender.join(5)

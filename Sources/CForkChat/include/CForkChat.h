@@ -29,6 +29,13 @@ static inline int forkchat_wtermsig(int status) { return WTERMSIG(status); }
 void forkchat_set_signal_pipe(int fd);
 int forkchat_handle_signal(int signal);
 
+/* Whether the handler has run since `forkchat_clear_signal_arrived`: read
+   without a system call, by a loop that blocks in splice(2) rather than in
+   poll(2) while bulk data flows (Session/Copying.swift). The program clears
+   it before it reads the pipe, so a signal is never in the pipe unseen. */
+int forkchat_signal_arrived(void);
+void forkchat_clear_signal_arrived(void);
+
 /* Whether `signal` was ignored (SIG_IGN) when the program started, before
    main: by nohup, by `trap '' HUP`, or by a non-interactive shell for the
    SIGINT and SIGQUIT of a job it starts with `&`. Such a signal stays

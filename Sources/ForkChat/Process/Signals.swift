@@ -102,8 +102,13 @@ public struct SignalPipe {
     held.signals += signals
   }
 
+  /// Whether a signal came since the last `drain` (in the pipe or held):
+  /// asked without a system call.
+  public var arrived: Bool { forkchat_signal_arrived() != 0 || !held.signals.isEmpty }
+
   /// Reads the signals delivered since the last call (oldest first).
   public func drain() -> [CInt] {
+    forkchat_clear_signal_arrived()  // first: a signal after it sets it again
     var received = held.signals
     held.signals.removeAll()
     var bytes = [UInt8](repeating: 0, count: 64)

@@ -206,13 +206,58 @@ final class OutputWriter {
   }
 
   /// Copies what the socket has now to standard output. Returns the bytes
-  /// taken from the socket, 0 at its end, nil if it had nothing after all
-  /// (a non-blocking socket). While a full pipe or a stopped terminal
-  /// blocks the output, signals interrupt it and `onInterrupt` runs. A
-  /// stdout made non-blocking by whoever shares it is waited for with
-  /// poll(2) when full (EAGAIN), never a failure and never a busy loop.
-  func copyOnce(onInterrupt: () -> Void) throws(Failure) -> Int? {
+  /// taken from the socket by the last call, 0 at its end, nil if it had
+  /// nothing after all (a non-blocking socket, or the wait below timed
+  /// out). While a full pipe or a stopped terminal blocks the output,
+  /// signals interrupt it and `onInterrupt` runs. A stdout made
+  /// non-blocking by whoever shares it is waited for with poll(2) when
+  /// full (EAGAIN), never a failure and never a busy loop.
+  ///
+  /// Once bulk data flows, and while `staying()` says that nothing else
+  /// needs the caller's poll(2) (fork mode, no signal caught), it splices
+  /// on instead of returning, however little each splice moves: the next
+  /// splice(2) waits for the socket itself, as the splice relay does, and
+  /// a poll(2) per 64 KiB is saved (the receiving side's CPU time per GiB,
+  /// docs/benchmarks.md). It returns at the end of the socket, or once the
+  /// socket has been idle for `stayTimeout` (SO_RCVTIMEO: EAGAIN). A
+  /// signal interrupts that wait (EINTR); one caught just before the
+  /// splice began cannot, and is seen when it returns: at the next bytes,
+  /// at most `stayTimeout` later.
+  func copyOnce(onInterrupt: () -> Void, staying: () -> Bool = { false }) throws(Failure) -> Int? {
+    var moved = try copyStep(onInterrupt: onInterrupt)
+    while splicing || spliced, let last = moved, last > 0, staying(), boundsTheWait() {
+      splicing = bulk != .none  // (what a refused splice turned off stays off)
+      moved = try copyStep(onInterrupt: onInterrupt)
+    }
+    return moved
+  }
+
+  /// Whether the last step moved its bytes with splice(2).
+  private var spliced = false
+
+  /// How long a splice(2) may wait for the socket inside `copyOnce`'s
+  /// loop: 100 ms, a Ctrl-C's worst delay there.
+  static let stayTimeout = timeval(tv_sec: 0, tv_usec: 100_000)
+  private var waitBounded: Bool? = nil
+
+  /// Sets SO_RCVTIMEO on the socket, once; false if it could not be set
+  /// (then `copyOnce` returns to the caller's poll(2) after each splice).
+  /// Only the receiving side reads the socket, and it polls before any
+  /// other read: the timeout changes no other wait.
+  private func boundsTheWait() -> Bool {
+    if let waitBounded { return waitBounded }
+    var timeout = OutputWriter.stayTimeout
+    let set = setsockopt(
+      session.socket.rawValue, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    waitBounded = set == 0
+    return set == 0
+  }
+
+  /// One step of `copyOnce`.
+  private func copyStep(onInterrupt: () -> Void) throws(Failure) -> Int? {
+    spliced = false
     if splicing && bulk == .direct {
+      spliced = true
       while true {
         do {
           let moved = try session.socket.splice(
@@ -235,6 +280,7 @@ final class OutputWriter {
       }
     }
     if splicing && bulk == .throughPipe, let relay = relayPipe() {
+      spliced = true
       return try spliceThrough(relay, onInterrupt: onInterrupt)
     }
     let count: Int
@@ -289,7 +335,7 @@ final class OutputWriter {
       } catch .invalidArgument {
         bulk = .none  // this socket cannot be spliced: read(2) it
         splicing = false
-        return try copyOnce(onInterrupt: onInterrupt)
+        return try copyStep(onInterrupt: onInterrupt)
       } catch {
         throw Failure("read from \(session.peer)", error)
       }

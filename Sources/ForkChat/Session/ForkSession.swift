@@ -68,6 +68,9 @@ final class ForkSender: SendingSide {
 
   func ready(_ driver: SessionDriver, first: Bool, second: Bool) {}
 
+  /// The child's end is SIGCHLD; the child needs nothing else of the loop.
+  var speaksOnlyBySignals: Bool { true }
+
   /// SIGCHLD: collects the child if it has ended, and tells the teardown
   /// how it ended.
   func childEnded(_ driver: SessionDriver) {

@@ -40,9 +40,13 @@ protocol SendingSide: AnyObject {
   func redrawInput(_ driver: SessionDriver)
   /// Closes what it owns, once, at the end.
   func release()
+  /// Whether all it tells the loop comes as a signal (fork mode: SIGCHLD),
+  /// so that the loop may stay in a splice(2) while bulk data flows.
+  var speaksOnlyBySignals: Bool { get }
 }
 
 extension SendingSide {
+  var speaksOnlyBySignals: Bool { false }
   func afterTurn(_ driver: SessionDriver) throws(Failure) {}
   func childEnded(_ driver: SessionDriver) {}
   func release() {}
@@ -124,7 +128,15 @@ final class SessionDriver {
         }
         if teardown.isReceiving, poll.isReady(.socket) {
           // A copy that reads the end of file: the peer has closed.
-          if try output.copyOnce(onInterrupt: handleSignals) == 0 { apply(session.socketEnded(teardown)) }
+          // Bulk data may stay in the copy while only a signal could need
+          // this loop (and none came, and no linger time runs).
+          let staying = { [self] in
+            sender.speaksOnlyBySignals && !signals.arrived && teardown.isReceiving
+              && teardown.lingerDeadline == nil
+          }
+          if try output.copyOnce(onInterrupt: handleSignals, staying: staying) == 0 {
+            apply(session.socketEnded(teardown))
+          }
         }
         if !teardown.isOver { _ = sending { () throws(Failure) in try sender.afterTurn(self) } }
       } catch {
