@@ -191,7 +191,16 @@ class Side:
             t.join(130)
 
 
-def bulk(tool, up, down, memory, watchdog_seconds=None):
+def wait_timed(process):
+    """Waits for a process as Popen.wait does (waitpid(2), no timeout) and
+    returns its CPU time in seconds, user and system, its children's that
+    it reaped included (wait4(2)'s rusage: forkchat's forked side too)."""
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bulk(tool, up, down, memory, watchdog_seconds=None, cpu=None):
     """One session: `up` bytes client → server and `down` bytes server →
     client at once. Returns seconds from the client's start to both ends'
     exit, or raises if a byte is missing; records peak VmHWM."""
@@ -223,7 +232,8 @@ def bulk(tool, up, down, memory, watchdog_seconds=None):
     watchdog = threading.Timer(watchdog_seconds or WATCHDOG, lambda: [p.kill() for p in (client, server)])
     watchdog.start()
     try:
-        codes = (client.wait(), server.wait())
+        seconds = wait_timed(client) + wait_timed(server)
+        codes = (client.returncode, server.returncode)
         elapsed = time.perf_counter() - start
     finally:
         watchdog.cancel()
@@ -242,6 +252,8 @@ def bulk(tool, up, down, memory, watchdog_seconds=None):
         raise RuntimeError(f"{name} delivered {server_side.received} and {client_side.received} bytes, "
                            f"not {up} and {down}")
     memory.append(max(peaks.values()) if peaks else 0)
+    if cpu is not None:
+        cpu.append(seconds)
     return elapsed
 
 
@@ -253,7 +265,7 @@ PLUMBINGS = ("pipe → pipe", "file → file", "pipe → /dev/null", "pipe → t
 TEXT_LINE = b"abcdefghijklmnopqrstuvwxyz" * 3 + b"a\n"
 
 
-def plumbing_bulk(tool, plumbing, size, workdir, watchdog_seconds=None):
+def plumbing_bulk(tool, plumbing, size, workdir, watchdog_seconds=None, cpu=None):
     """`size` bytes client → server through the plumbing a user has: the
     client's stdin a pipe from `head -c` or a file, the server's stdout a
     pipe (counted), a file (its size checked), /dev/null or a terminal (a
@@ -326,7 +338,8 @@ def plumbing_bulk(tool, plumbing, size, workdir, watchdog_seconds=None):
     watchdog = threading.Timer(watchdog_seconds or WATCHDOG, lambda: [p.kill() for p in (client, server)])
     watchdog.start()
     try:
-        codes = (client.wait(), server.wait())
+        seconds = wait_timed(client) + wait_timed(server)
+        codes = (client.returncode, server.returncode)
         elapsed = time.perf_counter() - start
     finally:
         watchdog.cancel()
@@ -344,6 +357,8 @@ def plumbing_bulk(tool, plumbing, size, workdir, watchdog_seconds=None):
         counted[0] = os.path.getsize(os.path.join(workdir, "received"))
     if sink_kind in ("pipe", "file") and counted[0] != size:
         raise RuntimeError(f"{name} delivered {counted[0]} of {size} bytes ({plumbing})")
+    if cpu is not None:
+        cpu.append(seconds)
     return elapsed
 
 
@@ -644,6 +659,11 @@ def main():
     def record(metric, name, value):
         rows.setdefault(metric, {}).setdefault(name, []).append(value)
 
+    cpu = {}  # bulk metric -> tool -> CPU ms per GiB of both ends, per round
+
+    def cpu_time(metric, name, used, moved):
+        cpu.setdefault(metric, {}).setdefault(name, []).append(used[0] * 1e3 * GiB / moved)
+
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as workdir:
         relay, compiler = ceiling_tool(workdir)
         if relay is None:
@@ -656,13 +676,17 @@ def main():
         for title, up, down in scenarios:
             for r in range(rounds):
                 for name in names:
-                    seconds = bulk(all_tools[name], up, down, memory[name])
+                    used = []
+                    seconds = bulk(all_tools[name], up, down, memory[name], cpu=used)
                     record(f"{title}, MB/s", name, (up + down) / seconds / 1e6)
+                    cpu_time(f"{title}, MB/s", name, used, up + down)
                     print(f"  {title} round {r + 1} {name}: {(up + down) / seconds / 1e6:.0f} MB/s", flush=True)
                 if relay:
                     try:
-                        seconds = bulk(relay, up, down, [], RELAY_WATCHDOG)
+                        used = []
+                        seconds = bulk(relay, up, down, [], RELAY_WATCHDOG, cpu=used)
                         ceiling.setdefault(f"{title}, MB/s", []).append((up + down) / seconds / 1e6)
+                        cpu_time(f"{title}, MB/s", "splice relay", used, up + down)
                     except RuntimeError as error:
                         relay_failed.setdefault(f"{title}, MB/s", []).append(str(error))
                         print(f"  {title} round {r + 1} splice relay: {error}", flush=True)
@@ -680,12 +704,16 @@ def main():
             metric = f"bulk {plumbing}, {plumbing_size // MiB} MiB, MB/s"
             for r in range(rounds):
                 for name in names:
-                    seconds = plumbing_bulk(all_tools[name], plumbing, plumbing_size, workdir)
+                    used = []
+                    seconds = plumbing_bulk(all_tools[name], plumbing, plumbing_size, workdir, cpu=used)
                     record(metric, name, plumbing_size / seconds / 1e6)
+                    cpu_time(metric, name, used, plumbing_size)
                 if relay:
                     try:
-                        seconds = plumbing_bulk(relay, plumbing, plumbing_size, workdir, RELAY_WATCHDOG)
+                        used = []
+                        seconds = plumbing_bulk(relay, plumbing, plumbing_size, workdir, RELAY_WATCHDOG, cpu=used)
                         ceiling.setdefault(metric, []).append(plumbing_size / seconds / 1e6)
+                        cpu_time(metric, "splice relay", used, plumbing_size)
                     except RuntimeError as error:
                         relay_failed.setdefault(metric, []).append(str(error))
                         print(f"  {plumbing} round {r + 1} splice relay: {error}", flush=True)
@@ -763,11 +791,11 @@ def main():
                  calls=[[list(k), v] for k, v in calls.items()],
                  steps={n: [{str(p): r for p, r in roles.items()}, {str(p): r for p, r in runs.items()}, list(lat)]
                         for n, (roles, runs, lat) in steps.items()} if steps else None,
-                 relay_failed=relay_failed, quick=args.quick)
+                 relay_failed=relay_failed, quick=args.quick, cpu=cpu)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "benchmarks.json"), "w") as f:
         json.dump(saved, f)
-    write_report(args, table, rows, names, run, terminal, ceiling, calls, steps, relay_failed)
+    write_report(args, table, rows, names, run, terminal, ceiling, calls, steps, relay_failed, cpu)
 
 
 def report_from(path, args):
@@ -782,7 +810,7 @@ def report_from(path, args):
                      tuple(lat)) for n, (roles, runs, lat) in saved["steps"].items()}
     args.quick = saved["quick"]
     write_report(args, saved["table"], saved["rows"], saved["names"], saved["run"], saved["terminal"],
-                 saved["ceiling"], calls, steps, saved["relay_failed"])
+                 saved["ceiling"], calls, steps, saved["relay_failed"], saved.get("cpu", {}))
 
 
 HIGHER_IS_BETTER = ("MB/s",)
@@ -820,9 +848,9 @@ def rounds_gap(rows, ceiling, metric):
     mine, theirs = rows[metric]["forkchat"], ceiling[metric]
     if max(mine) >= min(theirs):
         return (f"forkchat's best round ({max(mine):.0f}) is above the relay's worst ({min(theirs):.0f}): "
-                "the rest of the gap is within the rounds' spread")
+                "the gap is within the rounds' spread")
     return (f"forkchat's best round ({max(mine):.0f}) stays below the relay's worst ({min(theirs):.0f}): "
-            "a gap the calls counted here do not explain")
+            "the gap is outside the rounds' spread")
 
 
 def ceiling_note(table, limits):
@@ -893,7 +921,31 @@ def step_value(steps, tool, role_part, index):
     return statistics.median(values) if values else float("nan")
 
 
-def write_report(args, table, rows, names, run, terminal, ceiling, calls, steps, relay_failed):
+def cpu_table(cpu_times, names):
+    """The CPU time of both ends per GiB moved (user and system, median of
+    the rounds), each tool and the relay, per bulk row."""
+    tools_named = [n for n in [*names, "splice relay"] if any(n in by for by in cpu_times.values())]
+    out = ["| bulk | " + " | ".join(tools_named) + " | forkchat / splice |",
+           "|---|" + "---|" * (len(tools_named) + 1)]
+    for metric, by in cpu_times.items():
+        median = {n: statistics.median(v) for n, v in by.items()}
+        ratio = (f"{median['forkchat'] / median['splice relay']:.2f}×"
+                 if "forkchat" in median and median.get("splice relay") else "—")
+        cells = " | ".join(f"{median[n]:.0f}{spread(by[n])}" if n in median else "—" for n in tools_named)
+        out.append(f"| {metric.split(',')[0].removeprefix('bulk ')} | {cells} | {ratio} |")
+    return "\n".join(out)
+
+
+def cpu_said(cpu_times, metric):
+    """forkchat's CPU time against the relay's on one row, in words."""
+    by = cpu_times.get(metric, {})
+    if "forkchat" not in by or "splice relay" not in by:
+        return ""
+    mine, theirs = statistics.median(by["forkchat"]), statistics.median(by["splice relay"])
+    return f"; CPU time {mine:.0f} against the relay's {theirs:.0f} ms per GiB ({mine / theirs:.2f}×)"
+
+
+def write_report(args, table, rows, names, run, terminal, ceiling, calls, steps, relay_failed, cpu_times):
     limits = {metric: statistics.median(v) for metric, v in ceiling.items()}
     header = ("| measure | " + " | ".join(names)
               + " | forkchat / nc | splice relay | forkchat / splice | nc / splice |")
@@ -914,6 +966,9 @@ def write_report(args, table, rows, names, run, terminal, ceiling, calls, steps,
     calls_text = calls_table(calls, PLUMBINGS, ("forkchat", "nc", "splice relay"))
     print()
     print(calls_text)
+    cpu_text = cpu_table(cpu_times, names) if cpu_times else "Not measured in this run."
+    print()
+    print(cpu_text)
     steps_text = steps_table(steps) if steps else ""
     if steps:
         print()
@@ -977,15 +1032,19 @@ putting four busy processes (two for nc) on two cores."""
         if mine and theirs:
             counted = (f" (pipe → pipe, receiving side: {sum(mine['receive'].values()):.1f} calls per MiB, "
                        f"{mine['receive'].get('poll', 0):.1f} of them poll(2), against the relay's "
-                       f"{sum(theirs['receive'].values()):.1f})")
+                       f"{sum(theirs['receive'].values()):.1f}; the sending side "
+                       f"{sum(mine['send'].values()):.1f} against {sum(theirs['send'].values()):.1f})")
         rows_said = "; ".join(f"{m.split(',')[0]} ({table[m]['forkchat'] / limits[m]:.2f}×: "
-                              f"{rounds_gap(rows, ceiling, m)})" for m in spliced)
+                              f"{rounds_gap(rows, ceiling, m)}{cpu_said(cpu_times, m)})" for m in spliced)
         why.insert(0, f"- {rows_said}. Between pipes (the harness's stdin and stdout are pipes) "
                    "forkchat moves the bytes with the same splice(2) as the relay, no copy either, "
-                   f"but its receiving side goes back to poll(2) after each splice from the socket{counted}: "
-                   "its loop watches the signal pipe (SIGCHLD, SIGINT, SIGTERM) beside the socket, and a "
-                   "splice that blocked on an idle socket would miss a Ctrl-C that came just before it. "
-                   "It also starts with read(2) and write(2) until a read fills its 64 KiB buffer.")
+                   f"and its receiving side stays in splice(2) while the bytes flow{counted}. "
+                   "It starts with read(2) and write(2) until a read fills its 64 KiB buffer, and "
+                   "its sending side goes back to them when a splice moves less than half of one. "
+                   "The CPU time of both ends (table above) is what the processes themselves cost; "
+                   "where forkchat's is not above the relay's, the rest of the gap is where the "
+                   "scheduler put four busy processes and the harness's threads on two cores, "
+                   "which moves from round to round.")
     why_text = "\n".join(why) if why else "Nothing to explain in this run: no bulk row is below 0.95."
     failed_text = failed_note(relay_failed, run["rounds"])
     report = f"""# Benchmarks
@@ -1058,10 +1117,25 @@ sendfile(2) from a regular file to the socket, and, from the socket to a
 file or /dev/null, splice(2) through a pipe of its own; a terminal gets
 read(2) and write(2), through the sanitizer. nc reads and writes 16 KiB
 blocks, each after a poll(2). A side's first calls are read(2) and
-write(2) until a read fills forkchat's 64 KiB buffer (lines stay cheap);
-a splice that moves less than half a buffer goes back to them.
+write(2) until a read fills forkchat's 64 KiB buffer (lines stay cheap).
+The sending side goes back to them when a splice moves less than half a
+buffer; the receiving side (fork mode) stays in splice(2), without a
+poll(2) before each one, until the socket has been idle for 100 ms
+(SO_RCVTIMEO; docs/design.md says how a signal is still seen).
 
 {calls_text}
+
+### Bulk: the CPU time per GiB
+
+User and system time of both ends of each bulk run (wait4(2), forkchat's
+forked processes included), per GiB moved, median of the rounds and ±
+their spread: what the tool's processes cost on a CPU, apart from the time
+they wait to be run. Less sensitive to the scheduler than MB/s, not immune
+to it: a busy machine raises it too (caches, wake-ups). forkchat / splice
+below 1.00 is less CPU than the relay. The harness's threads are not
+counted.
+
+{cpu_text}
 
 Where forkchat is below the ceiling, why:
 
