@@ -18,18 +18,20 @@ static char *const *saved_arguments;
 /* The main thread's stack grows on demand, one page fault at a time, and
    under a tight RLIMIT_AS a growth that does not fit is a SIGSEGV, with no
    message, wherever the program is (in the middle of a chat, say, once a
-   thread's stack has taken the rest). Reading the pages of a large stack
-   array (alloca), top down, grows the stack once and for all by more than
-   forkchat ever uses; a read maps the shared zero page, so it costs address
-   space but no memory. If even that does not fit, the program stops here,
-   before it has done anything. */
+   thread's stack has taken the rest). Reading the lowest byte of a large
+   stack array (alloca), at the stack pointer, grows the stack mapping down
+   to it once and for all, by more than forkchat ever uses: one page fault,
+   which maps the shared zero page there and costs address space, not
+   memory. The pages in between are faulted in as they are used, each once,
+   inside a mapping that no longer has to grow. (Reading every page of the
+   array, as this did before, cost 64 faults at every start, and a second
+   one for each page then written.) If even that does not fit, the program
+   stops here, before it has done anything. */
 static void grow_stack(void) {
   long size = 256 * 1024;
   __asm__("" : "+r"(size)); /* an opaque size: the compiler may not shrink the array */
   volatile unsigned char *reserve = __builtin_alloca(size);
-  for (long offset = size - 1; offset >= 0; offset -= 4096) {
-    (void)reserve[offset];
-  }
+  (void)reserve[0];
 }
 
 /* glibc calls the functions of .init_array with (argc, argv, envp), in a
@@ -38,7 +40,9 @@ static void save_arguments(int count, char **arguments, char **environment) {
   (void)environment;
   saved_argument_count = count;
   saved_arguments = arguments;
-  for (int signal = 1; signal < NSIG && signal < 64; signal++) {
+  /* The standard signals only (1 to 31): forkchat handles no real-time
+     one, and each is a system call at every start. */
+  for (int signal = 1; signal < 32; signal++) {
     struct sigaction action;
     if (sigaction(signal, NULL, &action) == 0 && action.sa_handler == SIG_IGN) {
       ignored_at_start |= 1ULL << signal;
@@ -65,7 +69,7 @@ char *const *forkchat_arguments(void) {
 }
 
 int forkchat_ignored_at_start(int signal) {
-  return signal > 0 && signal < 64 && (ignored_at_start >> signal) & 1;
+  return signal > 0 && signal < 32 && (ignored_at_start >> signal) & 1;
 }
 
 /* The write end of the self-pipe; volatile sig_atomic_t, the one type a

@@ -40,7 +40,8 @@ void forkchat_clear_signal_arrived(void);
    main: by nohup, by `trap '' HUP`, or by a non-interactive shell for the
    SIGINT and SIGQUIT of a job it starts with `&`. Such a signal stays
    ignored (the convention of nc, socat and every daemon). Read by a
-   constructor of the executable, before Swift's main ignores SIGPIPE. */
+   constructor of the executable, before Swift's main ignores SIGPIPE; for
+   the standard signals (1 to 31), 0 for any other. */
 int forkchat_ignored_at_start(int signal);
 
 /* In a child that shares the terminal with its parent (the fork session):
