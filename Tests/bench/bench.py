@@ -647,8 +647,8 @@ def main():
     names = list(all_tools)
     size = 64 * MiB if args.quick else GiB
     rounds = 2 if args.quick else 5
-    latency_rounds, lines = (2, 30) if args.quick else (5, 300)
-    connects = 20 if args.quick else 100
+    latency_rounds, lines = (2, 30) if args.quick else (10, 300)
+    connects = 20 if args.quick else 300
     started = time.time()
 
     rows = {}  # metric -> tool -> a value per round
