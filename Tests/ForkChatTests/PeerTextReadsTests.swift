@@ -60,4 +60,27 @@ struct PeerTextReadsTests {
     let shown = printer.render(Array("a\0\nb\u{1b}\n".utf8))
     #expect(shown == Array("< a^@\n< b^[\n".utf8))
   }
+
+  /// Printable ASCII is copied eight bytes at a time: every byte value, at
+  /// every place in and around a word, among letters, is still seen and
+  /// shown alone (each byte checked against its expected form, written out
+  /// here rather than by the code under test).
+  @Test func everyByteAtEveryPlaceOfAWord() {
+    func shown(_ byte: UInt8) -> [UInt8] {
+      if byte == 9 || (0x20...0x7e).contains(byte) { return [byte] }
+      if byte < 0x20 || byte == 0x7f { return [UInt8(ascii: "^"), byte ^ 0x40] }
+      let digits = Array("0123456789ABCDEF".utf8)
+      return [UInt8(ascii: "<"), digits[Int(byte >> 4)], digits[Int(byte & 15)], UInt8(ascii: ">")]
+    }
+    let letters = [UInt8](repeating: UInt8(ascii: "a"), count: 31)
+    for byte in UInt8.min...UInt8.max where byte != 10 && byte != 13 {
+      for place in 0..<17 {
+        var text = PeerText()
+        let lines = text.feed(Array(letters[..<place]) + [byte] + Array(letters[place...]) + [10])
+        #expect(
+          lines == [Array(letters[..<place]) + shown(byte) + Array(letters[place...])],
+          "byte \(byte) at \(place)")
+      }
+    }
+  }
 }

@@ -18,10 +18,6 @@ public struct TerminalPrinter: Sendable {
   let colour: Bool
   private var text = PeerText()
 
-  static let marker = Array("< ".utf8)
-  static let startColour = Array("\u{1b}[36m".utf8)  // cyan
-  static let endColour = Array("\u{1b}[0m".utf8)
-
   public init(colour: Bool) { self.colour = colour }
 
   /// Appends to `output` how one read's worth of the peer's bytes is shown:
@@ -39,11 +35,17 @@ public struct TerminalPrinter: Sendable {
   }
 
   private static func mark(_ line: UnsafeRawBufferPointer, colour: Bool, into output: inout [UInt8]) {
-    if colour { output += startColour }
-    output += marker
+    if colour { append("\u{1b}[36m", to: &output) }  // cyan
+    append("< ", to: &output)
     output.append(contentsOf: line)
-    if colour { output += endColour }
+    if colour { append("\u{1b}[0m", to: &output) }
     output.append(10)
+  }
+
+  /// A literal's bytes, appended without a reference count to touch (an
+  /// array constant is retained and released at each use: once per line).
+  private static func append(_ text: StaticString, to output: inout [UInt8]) {
+    output.append(contentsOf: UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
   }
 
   public mutating func render(_ bytes: [UInt8]) -> [UInt8] {

@@ -142,6 +142,26 @@ public func sanitizeLine(_ bytes: [UInt8]) -> [UInt8] {
 @inline(__always)
 private func isPlain(_ byte: UInt8) -> Bool { byte == 9 || (byte >= 32 && byte < 127) }
 
+/// A control byte in a run of them: C0 but tab, "\n" and "\r", or DEL.
+private func isShownAsCaret(_ byte: UInt8) -> Bool {
+  (byte < 32 && byte != 9 && byte != 10 && byte != 13) || byte == 127
+}
+
+/// Whether the eight bytes of `word` are all printable ASCII, 0x20 to 0x7E
+/// (tab is left to `isPlain`), tested at once: a byte below 0x20 borrows
+/// into its top bit when 0x20 is taken from every byte, a byte above 0x7E
+/// has its top bit set already or gets it when 1 is added ("Bit Twiddling
+/// Hacks": hasless, hasmore). A borrow or carry that crosses into the next
+/// byte comes from a byte that matched: the answer is exact, whichever
+/// byte it was.
+private func isPlainWord(_ word: UInt64) -> Bool {
+  let ones: UInt64 = 0x0101_0101_0101_0101
+  let tops: UInt64 = 0x8080_8080_8080_8080
+  let below = (word &- ones &* 0x20) & ~word & tops
+  let above = (word &+ ones | word) & tops
+  return below | above == 0
+}
+
 /// Appends to `line` the visible form of what starts at `index` of `data`
 /// (a run of printable ASCII, one control byte, one UTF-8 sequence or one
 /// invalid byte); returns how many bytes of `data` it took (at least 1).
@@ -151,14 +171,23 @@ func appendVisible(_ data: UnsafeRawBufferPointer, at index: Int, to line: inout
   let byte = data[index]
   if isPlain(byte) {  // a run of printable ASCII, as it is
     var end = index + 1
+    while end + 8 <= data.count, isPlainWord(data.loadUnaligned(fromByteOffset: end, as: UInt64.self)) {
+      end += 8
+    }
     while end < data.count, isPlain(data[end]) { end += 1 }
     line.append(contentsOf: UnsafeRawBufferPointer(rebasing: data[index..<end]))
     return end - index
   }
   if byte < 32 || byte == 127 {
-    line.append(UInt8(ascii: "^"))
-    line.append(byte ^ 0x40)
-    return 1
+    // This control byte, then the run of those that follow it, but for
+    // tab and the line ends, which the caller may treat apart.
+    var end = index
+    repeat {
+      line.append(UInt8(ascii: "^"))
+      line.append(data[end] ^ 0x40)
+      end += 1
+    } while end < data.count && isShownAsCaret(data[end])
+    return end - index
   }
   let length = UTF8Sequence.validLength(data, at: index)
   guard length > 0 else {
