@@ -103,11 +103,13 @@ def test_file_stdin_to_a_pipe(mode, tmp_path):
     assert len(got) == len(data) and sha(got) == sha(data), f"pipe got {len(got)} of {len(data)} bytes" + listener.describe()
 
 
-def test_the_kernel_moves_the_bytes(tmp_path):
+@pytest.mark.parametrize("mode", ["default", "poll"])
+def test_the_kernel_moves_the_bytes(mode, tmp_path):
     """What the two ends call while a file goes to a file (strace -f): the
     sender sendfile(2), the receiver splice(2) and no write(2) of the data;
     each side's calls counted, a dozen writes at most (notices, the trace of
-    start-up), against 128 or more for 64 KiB blocks."""
+    start-up), against 128 or more for 64 KiB blocks. The poll mode sends
+    the file with sendfile(2) too, when poll(2) says the socket has room."""
     strace = require_tool("strace")
 
     def traced(log):
@@ -121,12 +123,13 @@ def test_the_kernel_moves_the_bytes(tmp_path):
     logs = {side: tmp_path / f"{side}.strace" for side in ("listen", "connect")}
     out = os.open(received, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        listener = Forkchat("listen", str(port), stdin="devnull", stdout=out, prefix=traced(logs["listen"]))
+        listener = Forkchat("listen", str(port), *mode_args(mode), stdin="devnull", stdout=out,
+                            prefix=traced(logs["listen"]))
     finally:
         os.close(out)
     listener.wait_err(LISTEN_RE % port)
     with open(source, "rb") as f:
-        client = Forkchat("connect", "127.0.0.1", str(port), stdin=f.fileno(), stdout="devnull",
+        client = Forkchat("connect", "127.0.0.1", str(port), *mode_args(mode), stdin=f.fileno(), stdout="devnull",
                           prefix=traced(logs["connect"]))
     client.assert_exit(0, timeout=30)
     listener.assert_exit(0, timeout=30)
@@ -138,15 +141,17 @@ def test_the_kernel_moves_the_bytes(tmp_path):
     assert counts["listen"]["splice"] >= 2 and counts["listen"]["write"] <= 12, counts
 
 
-def test_peer_leaves_while_a_file_is_sent(tmp_path):
+@pytest.mark.parametrize("mode", ["default", "poll"])
+def test_peer_leaves_while_a_file_is_sent(mode, tmp_path):
     """A peer that resets the connection after 1 MiB of a 64 MiB file: the
-    sending child's sendfile(2) fails and forkchat ends with one line and
-    exit 1, no process left behind."""
+    sending side's sendfile(2) fails (the child's, or the poll mode's one
+    process) and forkchat ends with one line and exit 1, no process left
+    behind."""
     source, _ = data_file(tmp_path, 64 * MiB)
     port = free_port()
     server = listen_socket(port)
     with open(source, "rb") as f:
-        fc = Forkchat("connect", "127.0.0.1", str(port), stdin=f.fileno(), stdout="devnull")
+        fc = Forkchat("connect", "127.0.0.1", str(port), *mode_args(mode), stdin=f.fileno(), stdout="devnull")
     peer = Peer.accept(server, timeout=10)
     server.close()
     got = 0

@@ -9,7 +9,8 @@ import Glibc
 //                        socket as it becomes writable (the socket is
 //                        non-blocking, so a peer that does not read cannot
 //                        freeze our receiving)
-//     socket writable  → write what it takes of the buffer (drain)
+//     socket writable  → write what it takes of the buffer (drain); a
+//                        regular file as stdin: sendfile(2) what it takes
 //     socket readable  → copy to stdout (the driver)
 //
 // Nothing to fork, join or reap: the end of a direction is only a state.
@@ -33,11 +34,17 @@ final class InlineSender: SendingSide {
   /// A person's line translated for the wire (--line-end), before it is
   /// copied into `buffer`.
   var wire: [UInt8] = []
+  /// stdin is a regular file: its pages go from the page cache to the
+  /// socket with sendfile(2), as much as the socket has room for each time
+  /// poll(2) says it has some, never through `buffer` (as the fork mode's
+  /// child sends it, `InputSender.copy`); false from the first EINVAL.
+  var sendingFile: Bool
   var receiverRole: Role { .poll }
 
   init(session: Session) {
     buffer = session.buffers.lines
     quit = session.quitWordDetector()
+    sendingFile = FileDescriptor.standardInput.isRegularFile && session.screen == nil
   }
 
   func start(_ driver: SessionDriver) throws(Failure) {
@@ -45,15 +52,37 @@ final class InlineSender: SendingSide {
     try orFailure("fcntl") { () throws(Errno) in try driver.session.socket.setNonBlocking() }
   }
 
-  /// stdin while nothing is pending, the socket's room while something is.
+  /// stdin while nothing is pending, the socket's room while something is
+  /// (or while a file is sent).
   func watched(_ driver: SessionDriver) -> (first: (FileDescriptor, CInt)?, second: (FileDescriptor, CInt)?) {
     let reading = driver.teardown.isSending && !inputDone && count == 0
+    if reading && sendingFile { return (nil, (driver.session.socket, POLLOUT)) }
     return (reading ? (.standardInput, POLLIN) : nil, count == 0 ? nil : (driver.session.socket, POLLOUT))
   }
 
   func ready(_ driver: SessionDriver, first: Bool, second: Bool) throws(Failure) {
     if first { try readInput(driver.session) }
-    if second { try drain(driver.session) }
+    if second { try count == 0 && sendingFile ? sendFile(driver.session) : drain(driver.session) }
+  }
+
+  /// The socket has room: sendfile(2) what it takes now of the file given
+  /// as stdin (one call, up to 1 MiB: the receiving side gets its turn).
+  func sendFile(_ session: Session) throws(Failure) {
+    let sent: Int
+    do {
+      sent = try FileDescriptor.standardInput.sendFile(to: session.socket, count: Session.spliceSize)
+    } catch .wouldBlock {
+      return  // the socket is full after all: poll says when it has room
+    } catch .invalidArgument {
+      sendingFile = false  // not this file: nothing was sent, read(2) it instead
+      return
+    } catch {
+      throw Failure("write to \(session.peer)", error)
+    }
+    if sent == 0 {
+      Trace.event(.poll, "eof", "stdin")
+      inputDone = true
+    }
   }
 
   /// All our input is out: FIN.
