@@ -163,6 +163,92 @@ struct RoomLineBufferTests {
     }
   }
 
+  /// As the reader does it: each chunk read into `readSpace` (at most
+  /// what it has room for, as read(2)), the line made visible in the same
+  /// page, unread bytes moved to the spare page when the line would
+  /// overtake them; each line's record built at once. The same inputs as
+  /// the reference, and records as `RoomRecord` writes them.
+  func compareAsTheReader(_ stream: [UInt8], chunks: [Int], shortOfThePage: [Int] = []) {
+    let page = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+    let spare = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+    defer {
+      page.deallocate()
+      spare.deallocate()
+    }
+    var reference = ReferenceFramer()
+    var framer = InPlaceFramer(storage: page, spare: spare)
+    var offset = 0
+    var step = 0
+    var same = true
+    while offset < stream.count {
+      // A read that stops a few bytes short of the page's end, or one of
+      // the sizes given.
+      let size =
+        shortOfThePage.isEmpty
+        ? chunks[step % chunks.count]
+        : framer.readSpace().count - shortOfThePage[step % shortOfThePage.count]
+      var chunk = Array(stream[offset..<min(stream.count, offset + max(1, size))])
+      offset += chunk.count
+      step += 1
+      var expected = reference.feed(chunk).map { input -> [UInt8] in
+        switch input {
+        case .line(let line): RoomRecord.say(client: 42, line).bytes
+        case .telnet(let reply): RoomRecord.telnet(client: 42, reply).bytes
+        }
+      }
+      while !chunk.isEmpty {
+        let space = framer.readSpace()
+        let count = min(space.count, chunk.count)
+        chunk.withUnsafeBytes { space.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+        chunk.removeFirst(count)
+        framer.feed(UnsafeRawBufferPointer(rebasing: space[..<count])) { input in
+          let got: [UInt8] =
+            switch input {
+            case .line(let line): Array(line.record(client: 42))
+            case .telnet(let reply): RoomRecord.telnet(client: 42, reply).bytes
+            }
+          if expected.first == got { expected.removeFirst() } else { same = false }
+        }
+      }
+      if !expected.isEmpty { same = false }
+      #expect(same, "stream \(stream.prefix(40)) at \(offset)")
+      if !same { return }
+    }
+  }
+
+  @Test func equalsAsTheReaderReadsIntoTheLinesPage() {
+    var random = Seeded(state: 6)
+    for _ in 0..<400 {
+      var stream: [UInt8] = []
+      for _ in 0..<Int.random(in: 1...40, using: &random) {
+        stream += Self.pieces.randomElement(using: &random)!
+      }
+      compareAsTheReader(stream, chunks: (0..<4).map { _ in Int.random(in: 1...4096, using: &random) })
+      compareAsTheReader(stream, chunks: [4096])
+    }
+    // Reads that end a few bytes short of the page, after a line that
+    // grew: the unread bytes moved to the page's end, or to the spare page
+    // when even there the line would overtake them.
+    for _ in 0..<400 {
+      var stream: [UInt8] = []
+      for _ in 0..<Int.random(in: 1...60, using: &random) {
+        stream += Self.pieces.randomElement(using: &random)!
+      }
+      let short = (0..<5).map { _ in Int.random(in: 0...16, using: &random) }
+      compareAsTheReader(stream, chunks: [], shortOfThePage: short)
+    }
+    // Lines that grow fastest: every byte invalid (<FF>, 4 bytes), every
+    // byte a C1 control's first half (<C2> then <85>...), all in one read.
+    for byte: [UInt8] in [[0xFF, 0xFF], [0xC2], [0xF0, 0x9F, 0x98], [27], [0xC2, 0x9B]] {
+      for length in [10, 100, 1000, 2000, 3990, 4100] {
+        var line: [UInt8] = []
+        while line.count < length { line += byte }
+        compareAsTheReader(Array("a\n".utf8) + line + [10] + Array("after\n".utf8), chunks: [4096])
+        compareAsTheReader(line + [13] + line + [10], chunks: [1500])
+      }
+    }
+  }
+
   @Test func theRecordIsPutTogetherAroundTheLine() {
     var framer = InPlaceFramer(
       storage: .allocate(byteCount: LineCleaner.storageBytes, alignment: 8))

@@ -1,3 +1,5 @@
+import Glibc
+
 // A client's line made visible as its bytes come, into memory the reader
 // process already owns: no array, no string, no malloc per line.
 //
@@ -238,23 +240,75 @@ enum FoundInput {
 
 /// `LineFramer`'s rules (RoomText.swift), with the line made visible into
 /// `storage` as its bytes come: what the reader process runs.
+///
+/// The reader reads its client's bytes into the same page, just past the
+/// line made visible so far (`readSpace`): a line is seldom longer once
+/// visible than as it came, so the line grows behind the bytes it is made
+/// of, and a reader whose client sends lines owns one page, not two. When
+/// a line grows faster (control characters, bad UTF-8: ^[ and <9B> take
+/// more bytes than they came in) and would overtake the bytes not read
+/// yet, those are first moved to the spare page, which only such a line
+/// writes.
 struct InPlaceFramer {
   private var cleaner: LineCleaner
+  private let spare: UnsafeMutableRawBufferPointer?
   private var discarding = false
   private var telnet = TelnetFilter()
 
-  /// `storage`: at least `LineCleaner.storageBytes` bytes, the caller's.
-  init(storage: UnsafeMutableRawBufferPointer) {
+  /// Bytes kept free between the line so far and the next read: taking
+  /// one byte may add up to `margin` to the line (a broken sequence shown
+  /// as <F0><9F><98>, then the byte that broke it as <FF>).
+  static let gap = 32
+  static let margin = 16
+  /// A read into the line's page leaves at least this much room; else it
+  /// goes to the spare page.
+  static let minimumRead = 1024
+
+  /// `storage`: at least `LineCleaner.storageBytes` bytes, the caller's;
+  /// `spare`, if the caller reads into `readSpace`: a page to move unread
+  /// bytes to.
+  init(storage: UnsafeMutableRawBufferPointer, spare: UnsafeMutableRawBufferPointer? = nil) {
     cleaner = LineCleaner(storage: storage)
+    self.spare = spare
   }
 
   /// Whether bytes of an unfinished line are waiting.
   var hasPartial: Bool { cleaner.rawCount > 0 }
 
+  /// Where the next read(2) should put the client's bytes: in the line's
+  /// page, `gap` bytes past the line so far, if at least `minimumRead`
+  /// bytes are left there; else the spare page.
+  func readSpace() -> UnsafeMutableRawBufferPointer {
+    let start = LineCleaner.headRoom + cleaner.count + Self.gap
+    guard let spare, cleaner.storage.count - start < Self.minimumRead else {
+      return UnsafeMutableRawBufferPointer(rebasing: cleaner.storage[start...])
+    }
+    return spare
+  }
+
   /// Takes the next bytes from the client; hands `found` the lines they
-  /// end and the telnet answers they call for, in order.
+  /// end and the telnet answers they call for, in order. `bytes` may lie
+  /// in the line's page (`readSpace`).
   mutating func feed(_ bytes: UnsafeRawBufferPointer, _ found: (FoundInput) -> Void) {
-    for byte in bytes {
+    var input = bytes
+    var index = 0
+    while index < input.count {
+      if let spare, let unread = offsetInStorage(input, index + 1),
+        LineCleaner.headRoom + cleaner.count + Self.margin > unread
+      {
+        // The line would overtake what is not read yet: move that to the
+        // end of the page if that leaves room enough, else to the spare page.
+        let rest = input.count - index
+        let end = cleaner.storage.count - rest
+        let target =
+          end > unread - 1 && LineCleaner.headRoom + cleaner.count + Self.margin <= end + 1
+          ? UnsafeMutableRawBufferPointer(rebasing: cleaner.storage[end...]) : spare
+        memmove(target.baseAddress!, input.baseAddress! + index, rest)
+        input = UnsafeRawBufferPointer(rebasing: target[..<rest])
+        index = 0
+      }
+      let byte = input[index]
+      index += 1
       switch telnet.take(byte) {
       case .data(let byte): take(byte, found)
       case .answer(let reply): found(.telnet(reply))
@@ -262,6 +316,14 @@ struct InPlaceFramer {
       case .none: break
       }
     }
+  }
+
+  /// Where `bytes[index]` lies in the line's page, or nil if `bytes` is elsewhere.
+  private func offsetInStorage(_ bytes: UnsafeRawBufferPointer, _ index: Int) -> Int? {
+    guard let base = bytes.baseAddress, let page = cleaner.storage.baseAddress,
+      base >= UnsafeRawPointer(page), base < UnsafeRawPointer(page + cleaner.storage.count)
+    else { return nil }
+    return base - UnsafeRawPointer(page) + index
   }
 
   private mutating func take(_ byte: UInt8, _ found: (FoundInput) -> Void) {

@@ -27,17 +27,16 @@ struct RoomReader {
   /// Flood control: the bytes of log this client may fill at once.
   let floodBurst: Int
   /// Allocated by the spawner, once, before its first fork: a reader
-  /// writes only the pages it reads into (`bufferBytes`) and makes its
-  /// client's line visible in (`lineBytes`), and only once its client
-  /// sends.
+  /// writes them only once its client sends. The line buffer is where the
+  /// client's bytes are read, the line made visible and its record put
+  /// together; the read buffer, the spare page where bytes not read yet
+  /// go when a line grows faster than it came (InPlaceFramer).
   let readBuffer: UnsafeMutableRawBufferPointer
   let lineBuffer: UnsafeMutableRawBufferPointer
 
-  /// One read(2) at most: a line is at most 4000 bytes anyway, and every
-  /// page a reader writes is a page of its own (fork shares the others).
+  /// A page each: every page a reader writes is a page of its own (fork
+  /// shares the others). A line is at most 4000 bytes anyway.
   static let bufferBytes = 4096
-  /// Where a line is made visible and its record put together (one page:
-  /// LineCleaner.storageBytes, 4033, rounded up).
   static let lineBytes = 4096
 
   /// Reads lines from the client and hands them to the hub, until the
@@ -50,10 +49,9 @@ struct RoomReader {
     // whose reader could not be forked is told so, never welcomed first.
     // Written by the reader itself, so that it comes before its lines.
     write(.start(client: client))
-    var framer = InPlaceFramer(storage: lineBuffer)
+    var framer = InPlaceFramer(storage: lineBuffer, spare: readBuffer)
     var bucket = TokenBucket(capacity: floodBurst, rate: RoomLimits.floodRate, now: Clock.now)
     var held = false
-    let buffer = readBuffer
 
     func hand(_ input: FoundInput) {
       // Flood control: past the burst, wait until the bucket allows what
@@ -90,8 +88,11 @@ struct RoomReader {
         }
       }
       let count: Int
+      // Into the line buffer, past the line so far, most of the time: a
+      // reader whose client speaks writes that page only (InPlaceFramer).
+      let space = framer.readSpace()
       do {
-        count = try socket.read(into: buffer)
+        count = try socket.read(into: space)
       } catch {
         // A reset in the middle of a line: the half line is not delivered.
         framer.discardPartial()
@@ -110,9 +111,8 @@ struct RoomReader {
         end("eof")
       }
       // Each line goes to the hub as soon as its end is seen, made visible
-      // in the line buffer, while the rest of the read waits in the read
-      // buffer: neither is the heap.
-      framer.feed(UnsafeRawBufferPointer(rebasing: buffer[..<count]), hand)
+      // in the line buffer, while the rest of the read waits behind it.
+      framer.feed(UnsafeRawBufferPointer(rebasing: space[..<count]), hand)
     }
   }
 
