@@ -260,9 +260,12 @@ struct InPlaceFramer {
   /// as <F0><9F><98>, then the byte that broke it as <FF>).
   static let gap = 32
   static let margin = 16
-  /// A read into the line's page leaves at least this much room; else it
-  /// goes to the spare page.
-  static let minimumRead = 1024
+  /// A read into the line's page has at least this much room, else it
+  /// goes to the spare page. Past the longest line (4000 bytes) 32 are
+  /// left: a long line's last bytes may take a small read, one read(2)
+  /// more for such a line rather than a second page (a read of 4032
+  /// bytes follows once it is cut).
+  static let minimumRead = 32
 
   /// `storage`: at least `LineCleaner.storageBytes` bytes, the caller's;
   /// `spare`, if the caller reads into `readSpace`: a page to move unread
