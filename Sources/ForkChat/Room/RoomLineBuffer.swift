@@ -246,8 +246,9 @@ enum FoundInput {
 /// visible than as it came, so the line grows behind the bytes it is made
 /// of, and a reader whose client sends lines owns one page, not two. When
 /// a line grows faster (control characters, bad UTF-8: ^[ and <9B> take
-/// more bytes than they came in) and would overtake the bytes not read
-/// yet, those are first moved to the spare page, which only such a line
+/// more bytes than they came in) and would overtake the bytes not taken
+/// yet, those are first moved to the end of the page, or, when even there
+/// the line would reach them, to the spare page, which only such a line
 /// writes.
 struct InPlaceFramer {
   private var cleaner: LineCleaner
