@@ -20,6 +20,8 @@ IRC and join one channel (ngircd_server.py).
   kernel's own memory for the server's processes (page tables and kernel
   stacks, /proc/meminfo), per client; and for forkchat, where a reader's
   pages went: each reader's private KiB per mapping (/proc/PID/smaps);
+  then the same once every client has sent three lines (plain; accents,
+  control characters, bad UTF-8; 5000 bytes, cut) and read the others';
 - the burst: 40 clients each send 80 lines of 450 bytes at the same moment,
   while reading what they receive, and one more client only reads: lines
   delivered, clients the server closed, time until every reader has every
@@ -27,7 +29,7 @@ IRC and join one channel (ngircd_server.py).
 - 1000 clients held: all connect and are in, one more is refused (forkchat),
   PSS per client, and 60 lines are fanned out to the 999 others; then,
   untimed, the system calls of the server's main process per line
-  (strace -c).
+  (strace -c); then every client sends a line, and PSS per client again.
 
 Writes docs/room-benchmarks.md.
 
@@ -267,6 +269,71 @@ def fan_out(server, clients, rounds, offset=0, acknowledge=True):
     return samples
 
 
+# What every client sends once the fan-out has run (the memory pass): a
+# plain line, one with accents, control characters and bad UTF-8, and one
+# longer than forkchat's limit of 4000 bytes, which forkchat cuts (for
+# ngircd at IRC's limit of 512 bytes a line, as an IRC client cuts it).
+SPOKEN_LINES = [
+    b"spoke %d: a plain line",
+    "spoke %d: café crème ✓ 😀 \x1b[31mred\x1b[0m \x07 \x9b".encode() + b" \xe6\xbc",
+    b"spoke %d: long " + b"x" * 5000,
+]
+IRC_TEXT_BYTES = 400
+
+
+def everyone_speaks(server, clients, lines, limit=120.0):
+    """Every client sends `lines` (each with its number), reading what the
+    server sends meanwhile; returns the fewest lines marked "spoke" that a
+    client received (every other client's: (count - 1) * len(lines))."""
+    mark = re.compile(rb"spoke (\d+): ")
+    counts = {s.fileno(): 0 for s in clients}
+    tails = {s.fileno(): b"" for s in clients}
+    poller = select.epoll()
+    for s in clients:
+        s.setblocking(False)
+        poller.register(s.fileno(), select.EPOLLIN)
+    try:
+        for i, s in enumerate(clients):
+            for text in lines:
+                text = text.replace(b"%d", b"%d" % i)
+                if server.kind == "ngircd":
+                    text = text[:IRC_TEXT_BYTES]
+                data = server.frame(text)
+                while data:  # a full socket: read what came meanwhile, then go on
+                    try:
+                        data = data[s.send(data):]
+                    except BlockingIOError:
+                        poller.poll(0.01)
+            for fd, _ in poller.poll(0, 4096):
+                tails[fd] = count_marks(fd, mark, counts, tails[fd])
+        wanted = (len(clients) - 1) * len(lines)
+        end = time.monotonic() + limit
+        quiet = time.monotonic()
+        while min(counts.values()) < wanted and time.monotonic() < end and time.monotonic() - quiet < 5:
+            for fd, _ in poller.poll(0.05, 4096):
+                tails[fd] = count_marks(fd, mark, counts, tails[fd])
+                quiet = time.monotonic()
+        return min(counts.values())
+    finally:
+        poller.close()
+        for s in clients:
+            s.setblocking(True)
+
+
+def count_marks(fd, mark, counts, tail):
+    """Reads what `fd` has, counting the marks in it (keeps no more than a
+    mark's length of it: the 500 clients get 1 GB in all)."""
+    try:
+        chunk = os.read(fd, 1 << 20)
+    except (BlockingIOError, OSError):
+        return tail
+    data = tail + chunk
+    found = list(mark.finditer(data))
+    counts[fd] += len(found)
+    rest = data[found[-1].end():] if found else data
+    return rest[-24:]
+
+
 def percentile(samples, p):
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -323,7 +390,7 @@ def reader_pages(server):
     return {"readers": len(tables), "pages": medians}
 
 
-def run_pass(kind, forkchat, count, rounds, offset, acknowledge=True):
+def run_pass(kind, forkchat, count, rounds, offset, acknowledge=True, all_speak=False):
     server = Server(kind, forkchat)
     try:
         clients = connect_all(server, count)
@@ -335,11 +402,18 @@ def run_pass(kind, forkchat, count, rounds, offset, acknowledge=True):
         drain(clients, quiet=0.1)
         spoke = reader_pages(server) if kind == "forkchat" else {}
         spoke_pss = pss_kib(server.pid)
+        measured = {"samples": samples, "pss": pss, "per_client": (pss - server.base_pss) / count,
+                    "kernel_per_client": kernel / count, "idle": idle, "spoke": spoke,
+                    "per_client_after": (spoke_pss - server.base_pss) / count}
+        if all_speak:
+            measured["all_got"] = everyone_speaks(server, clients, SPOKEN_LINES)
+            measured["all_wanted"] = (count - 1) * len(SPOKEN_LINES)
+            drain(clients, quiet=0.2)
+            measured["all_spoke"] = reader_pages(server) if kind == "forkchat" else {}
+            measured["per_client_all_spoke"] = (pss_kib(server.pid) - server.base_pss) / count
         for s in clients:
             s.close()
-        return {"samples": samples, "pss": pss, "per_client": (pss - server.base_pss) / count,
-                "kernel_per_client": kernel / count, "idle": idle, "spoke": spoke,
-                "per_client_after": (spoke_pss - server.base_pss) / count}
+        return measured
     finally:
         server.stop()
 
@@ -441,6 +515,13 @@ def hold(kind, forkchat, count=1000, rounds=60):
         # (strace slows every call it sees: these lines are not in p99).
         if kind != "python":
             result["calls"] = syscalls_per_line(server, clients, offset=rounds)
+        # Then every client sends a line (accents, control characters):
+        # what the room costs once everyone has spoken.
+        result["all_got"] = everyone_speaks(server, clients, SPOKEN_LINES[1:2])
+        result["all_wanted"] = count - 1
+        drain(clients, quiet=0.2)
+        result["per_client_all_spoke"] = (pss_kib(server.pid) - server.base_pss) / count
+        result["all_spoke_pages"] = reader_pages(server) if kind == "forkchat" else {}
         for s in clients:
             s.close()
         result["ok"] = True
@@ -584,13 +665,25 @@ def report(sizes, passes, rounds, results, memory_size, bursts, held, quick=Fals
                  + " | ".join(f"{med(k, 'per_client_after'):.1f}" for k in KINDS) + " |")
     lines.append("| kernel per client, KiB | " + " | ".join(f"{med(k, 'kernel_per_client'):.1f}" for k in KINDS)
                  + " |")
+    lines.append("| PSS per client once every client has spoken, KiB | "
+                 + " | ".join(f"{med(k, 'per_client_all_spoke'):.1f}" for k in KINDS) + " |")
+    lines.append("| … lines of the others to the client that got fewest | " + " | ".join(
+        f"{min(r['all_got'] for r in results[(k, memory_size)]['passes'])} of "
+        f"{results[(k, memory_size)]['passes'][0]['all_wanted']}" for k in KINDS) + " |")
     lines.append("| PSS per client with 1000 held, KiB | " + " | ".join(
         f"{by_kind[k]['per_client']:.1f}" if by_kind.get(k, {}).get("ok") else "—" for k in KINDS) + " |")
+    lines.append("| … once every one of the 1000 has spoken, KiB | " + " | ".join(
+        f"{by_kind[k]['per_client_all_spoke']:.1f} ({by_kind[k]['all_got']} of {by_kind[k]['all_wanted']} lines)"
+        if by_kind.get(k, {}).get("ok") else "—" for k in KINDS) + " |")
     lines += [
         "",
         "\"After the fan-out\": the same clients once the fan-out rounds have run, in which "
         f"{rounds[memory_size[0]]} of",
-        "them each sent a line and every one received them all.",
+        "them each sent a line and every one received them all. \"Once every client has spoken\": then",
+        "every client sends three lines (a plain one; one with accents, an emoji, control characters",
+        "and bad UTF-8; one of 5000 bytes, which forkchat cuts at its limit of 4000, cut by the",
+        f"client at {IRC_TEXT_BYTES} bytes for ngircd, as IRC lines are at most 512), and every client reads the",
+        "others' (the next row counts them). With 1000 held, every client sends the second line.",
         "",
         "### Where a forkchat reader's pages went",
         "",
@@ -598,14 +691,16 @@ def report(sizes, passes, rounds, results, memory_size, bursts, held, quick=Fals
             "Each reader's private memory (`Private_Dirty` + `Private_Clean` of `/proc/PID/smaps`: the "
             "pages it maps alone, copied when it or its spawner wrote them after the fork), by mapping, "
             f"median over the {memory_size[0]} readers of each pass, then over the passes: idle (joined, "
-            "nothing sent), after the fan-out (some have sent a line, all have had one) and idle with "
-            f"{held_count} held. The binary is static: `forkchat rw-p` is its .data and .bss (the C "
+            "nothing sent), after the fan-out (some have sent a line, all have had one), once every client "
+            f"has spoken (the three lines above), idle with {held_count} held, and once each of those has "
+            "sent a line. The binary is static: `forkchat rw-p` is its .data and .bss (the C "
             "library's and the Swift runtime's state); `[heap]` starts with the main thread's TLS and "
             "control block (glibc's rseq area among it) and malloc's tcache, then the chunks; "
             "`[stack]` is the stack the reader was forked on. A mapping not listed is shared whole.", 96, break_on_hyphens=False),
         "",
-        f"| mapping | idle reader, KiB | after the fan-out, KiB | idle, {held_count} held, KiB |",
-        "|---|---|---|---|",
+        f"| mapping | idle reader, KiB | after the fan-out, KiB | every client has spoken, KiB "
+        f"| idle, {held_count} held, KiB | {held_count} held, all spoken, KiB |",
+        "|---|---|---|---|---|---|",
     ]
 
     def pages(key):
@@ -613,11 +708,13 @@ def report(sizes, passes, rounds, results, memory_size, bursts, held, quick=Fals
         names = sorted({k for t in tables for k in t}, key=lambda k: (k == "total", k))
         return {k: statistics.median(t.get(k, 0) for t in tables) for k in names}
 
-    idle, spoke = pages("idle"), pages("spoke")
+    idle, spoke, all_spoke = pages("idle"), pages("spoke"), pages("all_spoke")
     held_pages = by_kind.get("forkchat", {}).get("pages", {}).get("pages", {})
-    for name in sorted(set(idle) | set(spoke) | set(held_pages), key=lambda k: (k == "total", k)):
-        lines.append(f"| {'**total**' if name == 'total' else '`' + name + '`'} | {idle.get(name, 0):g} | "
-                     f"{spoke.get(name, 0):g} | {held_pages.get(name, 0):g} |")
+    held_spoke = by_kind.get("forkchat", {}).get("all_spoke_pages", {}).get("pages", {})
+    columns = [idle, spoke, all_spoke, held_pages, held_spoke]
+    for name in sorted(set().union(*columns), key=lambda k: (k == "total", k)):
+        lines.append(f"| {'**total**' if name == 'total' else '`' + name + '`'} | "
+                     + " | ".join(f"{column.get(name, 0):g}" for column in columns) + " |")
     lines += [
         "",
         "## A class pastes at once",
@@ -725,7 +822,8 @@ def main():
                 continue
             for kind in KINDS:
                 signal.alarm(600)
-                measured = run_pass(kind, forkchat, n, rounds[n], offset=p * rounds[n], acknowledge=ack)
+                measured = run_pass(kind, forkchat, n, rounds[n], offset=p * rounds[n], acknowledge=ack,
+                                    all_speak=case == memory_size and not args.only)
                 signal.alarm(0)
                 r = results[(kind, case)]
                 r["samples"] += measured["samples"]
@@ -737,6 +835,10 @@ def main():
                       f"the lines, kernel {measured['kernel_per_client']:.0f})", flush=True)
                 if measured["idle"]:
                     print(f"  reader pages idle {measured['idle']}\n  after a line {measured['spoke']}", flush=True)
+                if "all_got" in measured:
+                    print(f"  every client spoke: {measured['all_got']} of {measured['all_wanted']} lines to the client "
+                          f"that got fewest, {measured['per_client_all_spoke']:.1f} KiB per client"
+                          + (f"\n  reader pages {measured['all_spoke']}" if measured["all_spoke"] else ""), flush=True)
     if args.only:
         return
     bursts = []

@@ -41,8 +41,8 @@ public struct RoomCommand: Sendable {
   /// any line costs (`RoomLimits.floodLineCost`).
   var replyBytes: Int {
     switch action {
-    case .who: Self.whoBytes + 40
-    case .help: Self.help.utf8.count
+    case .who: Self.whoReplyBytes
+    case .help: Self.helpReplyBytes
     case .nick, .me, .quit: 0
     }
   }
@@ -66,6 +66,33 @@ public struct RoomCommand: Sendable {
   public static func replyBytes(_ text: [UInt8]) -> Int {
     parse(text)?.command?.replyBytes ?? 0
   }
+
+  /// The same without a String, an array or a retain (a
+  /// reader process computes it for every line: a malloc, or a retain of
+  /// a shared object, would write a page that then becomes the reader's
+  /// own). Only /who and /help answer more than a line costs (the unit
+  /// tests hold this to the table); their names are ASCII, and no
+  /// character but their own letters lowercases (or is canonically
+  /// equivalent) to "w", "h", "o", "e", "l" or "p", so comparing ASCII
+  /// letters without their case finds what `parse` finds with `lowercased()`.
+  static func replyBytes(_ text: UnsafeRawBufferPointer) -> Int {
+    guard text.first == UInt8(ascii: "/"), !(text.count > 1 && text[1] == UInt8(ascii: "/")) else { return 0 }
+    let name = UnsafeRawBufferPointer(rebasing: text[..<(text.firstIndex(of: 32) ?? text.endIndex)])
+    func named(_ expected: StaticString) -> Bool {
+      UnsafeRawBufferPointer(start: expected.utf8Start, count: expected.utf8CodeUnitCount).elementsEqual(name)
+      {
+        $1 == $0 || ($1 >= 65 && $1 <= 90 && $1 + 32 == $0)
+      }
+    }
+    if named("/who") { return whoReplyBytes }
+    if named("/help") { return helpReplyBytes }
+    return 0
+  }
+
+  /// What `replyBytes` of /who and /help is, counted once (the spawner's
+  /// warm-up does it, before any reader is forked).
+  static let whoReplyBytes = whoBytes + 40
+  static let helpReplyBytes = help.utf8.count
 }
 
 extension RoomHub {

@@ -26,12 +26,18 @@ struct RoomReader {
   let room: FileDescriptor
   /// Flood control: the bytes of log this client may fill at once.
   let floodBurst: Int
-  /// Allocated by the spawner, once: a reader writes only the pages it reads into.
+  /// Allocated by the spawner, once, before its first fork: a reader
+  /// writes them only once its client sends. The line buffer is where the
+  /// client's bytes are read, the line made visible and its record put
+  /// together; the read buffer, the spare page where bytes not read yet
+  /// go when a line grows faster than it came (InPlaceFramer).
   let readBuffer: UnsafeMutableRawBufferPointer
+  let lineBuffer: UnsafeMutableRawBufferPointer
 
-  /// One read(2) at most: a line is at most 4000 bytes anyway, and every
-  /// page a reader writes is a page of its own (fork shares the others).
+  /// A page each: every page a reader writes is a page of its own (fork
+  /// shares the others). A line is at most 4000 bytes anyway.
   static let bufferBytes = 4096
+  static let lineBytes = 4096
 
   /// Reads lines from the client and hands them to the hub, until the
   /// client closes or resets the connection. Never returns.
@@ -43,26 +49,20 @@ struct RoomReader {
     // whose reader could not be forked is told so, never welcomed first.
     // Written by the reader itself, so that it comes before its lines.
     write(.start(client: client))
-    var framer = LineFramer()
+    var framer = InPlaceFramer(storage: lineBuffer, spare: readBuffer)
     var bucket = TokenBucket(capacity: floodBurst, rate: RoomLimits.floodRate, now: Clock.now)
     var held = false
-    let buffer = readBuffer
 
-    func hand(_ input: ClientInput) {
+    func hand(_ input: FoundInput) {
       // Flood control: past the burst, wait until the bucket allows what
       // this line may add to the log. Nothing reads the socket meanwhile.
       let now = Clock.now
       if bucket.isFull(now: now) { held = false }
-      let cost: Int
-      let record: RoomRecord
-      switch input {
-      case .line(let line):
-        cost = RoomLimits.cost(of: line)
-        record = .say(client: client, line)
-      case .telnet(let reply):
-        cost = RoomLimits.floodLineCost
-        record = .telnet(client: client, reply)
-      }
+      let cost =
+        switch input {
+        case .line(let line): RoomLimits.cost(of: line.text, cut: line.cut)
+        case .telnet: RoomLimits.floodLineCost
+        }
       let wait = bucket.delay(cost: cost, now: now)
       if wait > 0 {
         if !held {
@@ -72,22 +72,27 @@ struct RoomReader {
         }
         sleepUnlessReset(wait)
       }
-      write(record)
+      switch input {
+      case .line(let line): write(line.record(client: client))
+      case .telnet(let reply): write(.telnet(client: client, reply))
+      }
     }
 
     while true {
       if framer.hasPartial {
         // Bytes without a newline: a line once the client is silent.
-        var waiting = [pollfd(fd: socket.rawValue, events: Int16(POLLIN), revents: 0)]
-        let ready = (try? poll(&waiting, timeout: CInt(RoomLimits.partialLineWait * 1000))) ?? 1
+        let ready = (try? pollSocket(events: POLLIN, timeout: CInt(RoomLimits.partialLineWait * 1000))) ?? 1
         if ready == 0 {
-          if let line = framer.flushPartial() { hand(.line(line)) }
+          framer.flushPartial(hand)
           continue
         }
       }
       let count: Int
+      // Into the line buffer, past the line so far, most of the time: a
+      // reader whose client speaks writes that page only (InPlaceFramer).
+      let space = framer.readSpace()
       do {
-        count = try socket.read(into: buffer)
+        count = try socket.read(into: space)
       } catch {
         // A reset in the middle of a line: the half line is not delivered.
         framer.discardPartial()
@@ -102,10 +107,12 @@ struct RoomReader {
           end("timeout")
         }
         // An orderly close (FIN): what came without a newline is a line.
-        if let line = framer.flushPartial() { hand(.line(line)) }
+        framer.flushPartial(hand)
         end("eof")
       }
-      for input in framer.feed(UnsafeRawBufferPointer(rebasing: buffer[..<count])) { hand(input) }
+      // Each line goes to the hub as soon as its end is seen, made visible
+      // in the line buffer, while the rest of the read waits behind it.
+      framer.feed(UnsafeRawBufferPointer(rebasing: space[..<count]), hand)
     }
   }
 
@@ -120,12 +127,18 @@ struct RoomReader {
     while true {
       let left = deadline - Clock.now
       if left <= 0 { return }
-      var waiting = [pollfd(fd: socket.rawValue, events: 0, revents: 0)]
-      let ready = (try? poll(&waiting, timeout: CInt(left * 1000) + 1)) ?? 0
+      let ready = (try? pollSocket(events: 0, timeout: CInt(left * 1000) + 1)) ?? 0
       guard ready > 0 else { continue }
       let error = (try? socket.pendingError()) ?? nil
       end(error.map(Self.reason) ?? (socket.kernelGaveUpOnPeer ? "timeout" : "reset"))
     }
+  }
+
+  /// poll(2) on the client's socket alone, its pollfd on the stack (an
+  /// array would be a malloc).
+  private func pollSocket(events: CInt, timeout: CInt) throws(Errno) -> CInt {
+    var waiting = pollfd(fd: socket.rawValue, events: Int16(events), revents: 0)
+    return try valueOrErrno { system_poll(&waiting, 1, timeout) }
   }
 
   /// The bye reason for a failed read: "reset", "timeout" (keepalive or
@@ -146,10 +159,22 @@ struct RoomReader {
   ///
   /// No malloc: every page a reader writes is a page of its own (fork(2)
   /// shares the others), and a malloc writes the allocator's pages. A
-  /// record without a text ("17 start") is written from the 64 bytes of
-  /// stack it is built in; a line ("17 say hello") is put together in the
-  /// read buffer, whose bytes the framer has already taken: a page the
-  /// reader wrote anyway when the line came.
+  /// line's record ("17 say hello") is put together around the line in
+  /// the line buffer (`FoundLine.record`), which the line was made
+  /// visible in; the others below.
+  private func write(_ record: UnsafeRawBufferPointer) {
+    do {
+      try room.writeAll(record)
+    } catch {
+      Trace.event(.reader, "exit", "1 (room pipe: \(error))")
+      _exit(1)
+    }
+  }
+
+  /// A record without a line: one without a text ("17 start", "17 slow")
+  /// is written from the 64 bytes of stack it is built in; "17 bye eof",
+  /// the last, is put together in the read buffer, which holds nothing
+  /// the reader still needs by then.
   private func write(_ record: RoomRecord) {
     do {
       try record.withPieces { head, text, end throws(Errno) in

@@ -50,8 +50,10 @@ struct RoomSpawner {
     // gives it up, so that its readers never have it written.
     if forkchat_unregister_rseq() != 0 { notice("spawner: rseq: \(Errno.current)") }
     warmUp()
-    let readBuffer = UnsafeMutableRawBufferPointer.allocate(
-      byteCount: RoomReader.bufferBytes, alignment: 4096)
+    // The reader's two pages, allocated once and never written here: a
+    // reader owns them only once its client sends.
+    let buffers = UnsafeMutableRawBufferPointer.allocate(
+      byteCount: RoomReader.bufferBytes + RoomReader.lineBytes, alignment: 4096)
     var readers = ReaderTable(capacity: maxClients)
     // From the first fork on, the loop touches no heap: its poll set and
     // the hub's messages live on the stack, and Trace's details are built
@@ -107,7 +109,7 @@ struct RoomSpawner {
           notice("spawner: unreadable message")
           continue
         }
-        if let pid = spawn(client, socket, signals, readBuffer) {
+        if let pid = spawn(client, socket, signals, buffers) {
           readers.insert(pid, client: client)
           if Trace.isOn { Trace.event(.spawner, "reader", "\(pid) client=\(client)") }
         }
@@ -135,19 +137,25 @@ struct RoomSpawner {
   /// then shares, instead of once in each reader (measured: a reader's
   /// private memory goes from 68 to 44 KiB).
   private func warmUp() {
-    var framer = LineFramer()
-    let sample = Array("warm up\r\n/who\n\u{FF}\u{FD}\u{06}half".utf8)
-    var found = sample.withUnsafeBytes { framer.feed($0) }
-    found += [framer.flushPartial()].compactMap { $0.map { .line($0) } }
+    let line = UnsafeMutableRawBufferPointer.allocate(byteCount: RoomReader.lineBytes, alignment: 16)
+    defer { line.deallocate() }
+    var framer = InPlaceFramer(storage: line)
     var bucket = TokenBucket(capacity: floodBurst, rate: RoomLimits.floodRate, now: Clock.now)
-    for input in found {
+    func hand(_ input: FoundInput) {
       switch input {
       case .line(let line):
-        _ = bucket.delay(cost: RoomLimits.cost(of: line), now: Clock.now)
-        _ = Self.warmUp(.say(client: 1, line))
+        _ = bucket.delay(cost: RoomLimits.cost(of: line.text, cut: line.cut), now: Clock.now)
+        _ = line.record(client: 1)
       case .telnet(let reply): _ = Self.warmUp(.telnet(client: 1, reply))
       }
     }
+    // A line, /who, /help, accents, a control byte, a C1 control, bad
+    // UTF-8, a telnet negotiation, a line cut at the limit, a half line.
+    let sample =
+      Array("warm up\r\n/who\n/HELP\né\u{1B}\u{9B}\n".utf8) + [0xE6, 0x41, 10, 0xFF, 0xFD, 0x06]
+      + [UInt8](repeating: 0x78, count: RoomLimits.lineBytes + 2) + Array("\nhalf".utf8)
+    sample.withUnsafeBytes { framer.feed($0, hand) }
+    framer.flushPartial(hand)
     _ = bucket.isFull(now: Clock.now)
     framer.discardPartial()
     _ = Self.warmUp(.bye(client: 1, reason: "eof"))
@@ -166,7 +174,7 @@ struct RoomSpawner {
   /// (the hub is told with a gone record).
   private func spawn(
     _ client: Int, _ socket: FileDescriptor, _ signals: SignalPipe,
-    _ readBuffer: UnsafeMutableRawBufferPointer
+    _ buffers: UnsafeMutableRawBufferPointer
   ) -> pid_t? {
     let pid: pid_t
     do {
@@ -181,8 +189,12 @@ struct RoomSpawner {
       // and stderr; not the control socket, not the spawner's signal pipe.
       // It ends with _exit (RoomReader.end).
       closeDescriptors(except: [socket.rawValue, room.rawValue])
-      RoomReader(client: client, socket: socket, room: room, floodBurst: floodBurst, readBuffer: readBuffer)
-        .run()
+      RoomReader(
+        client: client, socket: socket, room: room, floodBurst: floodBurst,
+        readBuffer: UnsafeMutableRawBufferPointer(rebasing: buffers[..<RoomReader.bufferBytes]),
+        lineBuffer: UnsafeMutableRawBufferPointer(rebasing: buffers[RoomReader.bufferBytes...])
+      )
+      .run()
     }
     return pid
   }

@@ -1,6 +1,7 @@
 // What travels in the room, as bytes: the limits, how a client's bytes
-// become safe lines (LineFramer; each line made visible by sanitizeLine,
-// Text/PeerText.swift, as the two-party chat shows its peer), what a name may be, and the
+// become safe lines (LineFramer; each line made visible as sanitizeLine,
+// Text/PeerText.swift, shows it, and as the two-party chat shows its peer:
+// RoomLineBuffer.swift does it in place), what a name may be, and the
 // records a reader process writes into the room pipe for the hub.
 //
 // Everything here is pure (no system call), so the unit tests can drive it
@@ -63,12 +64,20 @@ public enum RoomLimits {
   /// bytes as the hub may add to the log for it (the line with its
   /// prefix, the notice that it was cut, a command's reply).
   public static func cost(of line: RoomLine) -> Int {
-    let logged = line.text.count + prefixBytes + (line.cut ? cutNotice.utf8.count : 0)
-    return max(floodLineCost, logged, RoomCommand.replyBytes(line.text))
+    line.text.withUnsafeBytes { cost(of: $0, cut: line.cut) }
+  }
+
+  /// The same for a line's text in place (a reader process's).
+  static func cost(of text: UnsafeRawBufferPointer, cut: Bool) -> Int {
+    let logged = text.count + prefixBytes + (cut ? cutNoticeBytes : 0)
+    return max(floodLineCost, logged, RoomCommand.replyBytes(text))
   }
 
   /// What a sender whose line was cut reads.
   public static let cutNotice = "* your line was cut to \(lineBytes) bytes\n"
+  /// Its length, counted once: a reader reads an Int, and never touches
+  /// the string's storage (a retain would write its page).
+  static let cutNoticeBytes = cutNotice.utf8.count
 }
 
 // MARK: - Lines
@@ -107,73 +116,51 @@ public enum ClientInput: Equatable, Sendable {
 /// - Bytes without a newline stay pending until the caller decides that
 ///   the line has ended (`flushPartial`: silence, or end of file), or that
 ///   it never will (`discardPartial`: a connection reset).
-public struct LineFramer: Sendable {
-  private var raw: [UInt8] = []
-  private var discarding = false
-  private var telnet = TelnetFilter()
+///
+/// Each line is made visible as its bytes come, in a buffer of the
+/// framer's (`InPlaceFramer`, RoomLineBuffer.swift, which the reader
+/// process runs on memory it already owns); copies of a framer share that
+/// buffer.
+public struct LineFramer {
+  private let storage = LineStorage()
+  private var framer: InPlaceFramer
 
-  public init() {}
+  public init() { framer = InPlaceFramer(storage: storage.bytes) }
 
   /// Whether bytes of an unfinished line are waiting.
-  public var hasPartial: Bool { !raw.isEmpty }
+  public var hasPartial: Bool { framer.hasPartial }
 
   /// Takes the next bytes from the client; returns the lines they end and
   /// the telnet answers they call for, in order.
   public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [ClientInput] {
     var found: [ClientInput] = []
-    for byte in bytes {
-      switch telnet.take(byte) {
-      case .data(let byte): take(byte, into: &found)
-      case .answer(let reply): found.append(.telnet(reply))
-      case .interrupt: discardPartial()
-      case .none: break
+    framer.feed(bytes) { input in
+      switch input {
+      case .line(let line): found.append(.line(line.roomLine))
+      case .telnet(let reply): found.append(.telnet(reply))
       }
     }
     return found
   }
 
-  private mutating func take(_ byte: UInt8, into found: inout [ClientInput]) {
-    if byte == 10 {  // "\n"
-      if discarding {
-        discarding = false
-      } else if let line = finish() {
-        found.append(.line(line))
-      }
-      return
-    }
-    if discarding { return }
-    if raw.count == RoomLimits.lineBytes + 1 {  // room for a final "\r"
-      found.append(.line(RoomLine(text: cutAtCharacter(sanitizeLine(raw), RoomLimits.lineBytes), cut: true)))
-      raw.removeAll(keepingCapacity: true)
-      discarding = true
-      return
-    }
-    raw.append(byte)
-  }
-
   /// The client has been silent, or has closed: what it sent without a
   /// newline is a line.
   public mutating func flushPartial() -> RoomLine? {
-    discarding = false
-    return finish()
+    var line: RoomLine?
+    framer.flushPartial { if case .line(let found) = $0 { line = found.roomLine } }
+    return line
   }
 
   /// The connection was reset in the middle of a line, or the user
   /// interrupted it: the half line goes.
-  public mutating func discardPartial() {
-    raw.removeAll(keepingCapacity: true)
-    discarding = false
-  }
+  public mutating func discardPartial() { framer.discardPartial() }
+}
 
-  private mutating func finish() -> RoomLine? {
-    defer { raw.removeAll(keepingCapacity: true) }
-    if raw.last == 13 { raw.removeLast() }  // "\r\n"
-    if raw.isEmpty { return nil }
-    var text = sanitizeLine(raw)
-    let cut = text.count > RoomLimits.lineBytes
-    if cut { text = cutAtCharacter(text, RoomLimits.lineBytes) }
-    return RoomLine(text: text, cut: cut)
-  }
+/// The storage of a `LineFramer`'s line, freed with it. (A reader process
+/// runs an `InPlaceFramer` on a buffer its spawner allocated instead.)
+private final class LineStorage {
+  let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: LineCleaner.storageBytes, alignment: 8)
+  deinit { bytes.deallocate() }
 }
 
 /// The longest prefix of valid UTF-8 `bytes` that holds at most `limit`
