@@ -622,6 +622,22 @@ def connect_send_exit(tool, sink):
     return elapsed
 
 
+def cpu_ticks():
+    """(steal, all) clock ticks of every CPU so far (/proc/stat's first
+    line): steal is the time the host ran something else while this
+    virtual machine had work for its CPU."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return fields[7] if len(fields) > 7 else 0, sum(fields[:8])
+
+
+def stolen_share(before, after):
+    """The share of the CPU time the host took from this machine between
+    two `cpu_ticks`, in percent."""
+    total = after[1] - before[1]
+    return 100 * (after[0] - before[0]) / total if total else 0.0
+
+
 def percentile(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
@@ -650,6 +666,7 @@ def main():
     latency_rounds, lines = (2, 30) if args.quick else (10, 300)
     connects = 20 if args.quick else 300
     started = time.time()
+    stolen_before = cpu_ticks()
 
     rows = {}  # metric -> tool -> a value per round
     ceiling = {}  # bulk metric -> splice relay's MB/s per round
@@ -786,7 +803,8 @@ def main():
     run = dict(size=size, rounds=rounds, latency_rounds=latency_rounds, lines=lines, connects=connects,
                minutes=(time.time() - started) / 60, compiler=compiler,
                terminal_rounds=terminal_rounds, terminal_lines=terminal_lines,
-               load=open("/proc/loadavg").read().split()[:3], date=datetime.date.today().isoformat())
+               load=open("/proc/loadavg").read().split()[:3], date=datetime.date.today().isoformat(),
+               stolen=stolen_share(stolen_before, cpu_ticks()))
     saved = dict(table=table, rows=rows, names=names, run=run, terminal=terminal, ceiling=ceiling,
                  calls=[[list(k), v] for k, v in calls.items()],
                  steps={n: [{str(p): r for p, r in roles.items()}, {str(p): r for p, r in runs.items()}, list(lat)]
@@ -977,6 +995,10 @@ def write_report(args, table, rows, names, run, terminal, ceiling, calls, steps,
     nc_version = subprocess.run(["nc", "-h"], capture_output=True, text=True).stderr.splitlines()[0]
     socat_version = subprocess.run(["socat", "-V"], capture_output=True, text=True).stdout.splitlines()[1]
     load = run["load"]
+    # A virtual machine's CPUs are the host's to give: time it took for
+    # something else (steal) spreads every round, of every tool.
+    stolen_text = (f", CPU time taken by the host (steal) {run['stolen']:.1f}%"
+                   if "stolen" in run else "")
     size, rounds, lines = run["size"], run["rounds"], run["lines"]
     plumbing_mib = size // 4 // MiB
     latency_lines = run["latency_rounds"] * lines
@@ -987,7 +1009,18 @@ def write_report(args, table, rows, names, run, terminal, ceiling, calls, steps,
         f_delay = statistics.median(
             [step_value(steps, "forkchat", "receives", 0), step_value(steps, "forkchat", "sends", 0)])
         n_delay = step_value(steps, "nc", "", 0)
+        back_delay = step_value(steps, "forkchat", "server child", 0)
+        there_delay = step_value(steps, "forkchat", "client child", 0)
         traced_lines = len(steps["forkchat"][2][0])
+        # The harness writes the line back as soon as the line there has
+        # come out: the server's parent, which has just written it, may
+        # still be on a CPU when the server's child is woken for the line
+        # back; nc's one process has both jobs.
+        back = (f" The line back is written as soon as the line there has come out: forkchat's server "
+                f"child, woken for it while the server's parent may still be running, waits "
+                f"{back_delay:.1f} µs to run, the client's child {there_delay:.1f} µs (the line there "
+                "comes after 1 ms of quiet); nc's one process per end has both jobs."
+                if back_delay > there_delay else "")
         longer = ("forkchat's sending child runs longer than its receiving parent: on loopback, the "
                   "write(2) to the socket runs TCP's whole path, the receiving socket's included, and "
                   "wakes the receiver from there." if f_send > f_recv else
@@ -1004,7 +1037,7 @@ wake-up to running they wait {f_delay:.1f} µs (forkchat, median of both) and
 {n_delay:.1f} µs (nc). {longer} The rest of a line's time (the latency rows
 minus these steps) is the harness's: its write(2) into the sending side's
 stdin, its own wake-up and read(2) at the other end, and the scheduler
-putting four busy processes (two for nc) on two cores."""
+putting four busy processes (two for nc) on two cores.{back}"""
     else:
         steps_prose = ("`perf sched record` could not trace the scheduler on this machine (not root, or no "
                        "sched tracepoints): the per-process steps were not measured in this run.")
@@ -1050,7 +1083,7 @@ putting four busy processes (two for nc) on two cores."""
     report = f"""# Benchmarks
 
 Written by `make bench` (`Tests/bench/bench.py`) on {run["date"]}, in {run["minutes"]:.0f} minutes:
-{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, load average at the end {" ".join(load)};
+{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, load average at the end {" ".join(load)}{stolen_text};
 {nc_version}, {socat_version.strip()}; the splice relay compiled with {run["compiler"]}.
 {"**Quick run (--quick): small sizes, few rounds; not for comparison.**" if args.quick else ""}
 
