@@ -94,6 +94,15 @@ struct RoomLineBufferTests {
     Array("/who".utf8), Array("/HELP".utf8), Array("//who".utf8), Array("/nick".utf8), Array("/me".utf8),
   ]
 
+  /// 1 to 40 of `pieces`, one after the other.
+  private static func randomStream(using random: inout Seeded) -> [UInt8] {
+    var stream: [UInt8] = []
+    for _ in 0..<Int.random(in: 1...40, using: &random) {
+      stream += pieces.randomElement(using: &random)!
+    }
+    return stream
+  }
+
   /// Feeds `stream` to both framers in the same chunks; expects the same
   /// inputs, the same partial line at each step, and the same end.
   func compare(_ stream: [UInt8], chunks: [Int], flushAt: Set<Int> = []) {
@@ -123,10 +132,7 @@ struct RoomLineBufferTests {
   @Test func equalsSanitizeLineAndCutAtCharacterOnRandomStreams() {
     var random = Seeded(state: 20)
     for _ in 0..<400 {
-      var stream: [UInt8] = []
-      for _ in 0..<Int.random(in: 1...40, using: &random) {
-        stream += Self.pieces.randomElement(using: &random)!
-      }
+      let stream = Self.randomStream(using: &random)
       let chunks = (0..<4).map { _ in Int.random(in: 1...700, using: &random) }
       let flushAt = Set((0..<3).map { _ in Int.random(in: 0...20, using: &random) })
       compare(stream, chunks: chunks)
@@ -219,10 +225,7 @@ struct RoomLineBufferTests {
   @Test func equalsAsTheReaderReadsIntoTheLinesPage() {
     var random = Seeded(state: 6)
     for _ in 0..<400 {
-      var stream: [UInt8] = []
-      for _ in 0..<Int.random(in: 1...40, using: &random) {
-        stream += Self.pieces.randomElement(using: &random)!
-      }
+      let stream = Self.randomStream(using: &random)
       compareAsTheReader(stream, chunks: (0..<4).map { _ in Int.random(in: 1...4096, using: &random) })
       compareAsTheReader(stream, chunks: [4096])
     }
