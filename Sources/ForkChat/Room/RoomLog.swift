@@ -14,7 +14,8 @@
 //
 // A line is stored once, with its audience: everyone, everyone but its
 // sender, or one client (a reply). Lines that lie side by side in a block
-// and are all for the same client go out in one piece of a writev.
+// and are all for the same client go out as one stretch: one send(2), or
+// one piece of a sendmsg(2) when there are several (RoomSending.swift).
 
 /// Who receives a line of the log.
 public enum Audience: Equatable, Sendable {
