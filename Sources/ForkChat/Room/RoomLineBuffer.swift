@@ -130,9 +130,7 @@ struct LineCleaner {
     withUnsafeBytes(of: bytes) { character in
       let character = UnsafeRawBufferPointer(rebasing: character[..<sequenceLength])
       let scalar = UTF8Sequence.decode(character, at: 0, length: sequenceLength)
-      if (0x80...0x9F).contains(scalar) || (0x202A...0x202E).contains(scalar)
-        || (0x2066...0x2069).contains(scalar)
-      {
+      if isShownAsCodePoint(scalar) {
         put(UInt8(ascii: "<"))
         put(UInt8(ascii: "U"))
         put(UInt8(ascii: "+"))
@@ -185,12 +183,7 @@ struct LineCleaner {
 
   /// `value` in upper-case hexadecimal, at least `digits` digits (as `appendHex`).
   private mutating func putHex(_ value: UInt32, digits: Int) {
-    var count = 1
-    while count < 8, value >> (4 * UInt32(count)) != 0 { count += 1 }
-    for position in stride(from: max(count, digits) - 1, through: 0, by: -1) {
-      let digit = UInt8(truncatingIfNeeded: value >> (4 * UInt32(position))) & 0xF
-      put(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "A") + digit - 10)
-    }
+    forEachHexDigit(value, digits: digits) { put($0) }
   }
 }
 

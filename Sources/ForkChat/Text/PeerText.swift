@@ -195,9 +195,7 @@ func appendVisible(_ data: UnsafeRawBufferPointer, at index: Int, to line: inout
     return 1
   }
   let scalar = UTF8Sequence.decode(data, at: index, length: length)
-  if (0x80...0x9F).contains(scalar) || (0x202A...0x202E).contains(scalar)
-    || (0x2066...0x2069).contains(scalar)
-  {
+  if isShownAsCodePoint(scalar) {
     line.append(contentsOf: "<U+".utf8)
     appendHex(scalar, digits: 4, to: &line)
     line.append(UInt8(ascii: ">"))
@@ -220,13 +218,27 @@ func appendHexByte(_ byte: UInt8, to line: inout [UInt8]) {
   line.append(UInt8(ascii: ">"))
 }
 
+/// A character shown as <U+XXXX> instead of itself: the C1 controls
+/// U+0080 to U+009F (some terminals obey U+009B as ESC [) and the
+/// bidirectional overrides U+202A to U+202E, U+2066 to U+2069. The room's
+/// `LineCleaner` asks the same.
+func isShownAsCodePoint(_ scalar: UInt32) -> Bool {
+  (0x80...0x9F).contains(scalar) || (0x202A...0x202E).contains(scalar) || (0x2066...0x2069).contains(scalar)
+}
+
 /// Appends `value` in upper-case hexadecimal, at least `digits` digits.
 func appendHex(_ value: UInt32, digits: Int, to line: inout [UInt8]) {
+  forEachHexDigit(value, digits: digits) { line.append($0) }
+}
+
+/// The digits of `value` in upper-case hexadecimal, at least `digits` of
+/// them, most significant first, handed to `body` one by one.
+func forEachHexDigit(_ value: UInt32, digits: Int, _ body: (UInt8) -> Void) {
   var count = 1
   while count < 8, value >> (4 * UInt32(count)) != 0 { count += 1 }
   for position in stride(from: max(count, digits) - 1, through: 0, by: -1) {
     let digit = UInt8(truncatingIfNeeded: value >> (4 * UInt32(position))) & 0xF
-    line.append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "A") + digit - 10)
+    body(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "A") + digit - 10)
   }
 }
 
