@@ -26,6 +26,18 @@ extension FileDescriptor {
     }
   }
 
+  /// Bounds every blocking receive on this socket (read, recv, splice
+  /// from it) to `seconds`: a call that waited that long with nothing
+  /// comes back with EAGAIN (SO_RCVTIMEO, socket(7)).
+  ///
+  /// The corresponding C function is `setsockopt` (SO_RCVTIMEO).
+  func setReceiveTimeout(_ seconds: Double) throws(Errno) {
+    var value = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1e6))
+    try nothingOrErrno {
+      setsockopt(rawValue, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+    }
+  }
+
   /// Receives at most `buffer.count` bytes, as read(2) does, with `flags`
   /// (MSG_PEEK: look at the bytes without taking them). Returns 0 at end
   /// of file.

@@ -43,10 +43,11 @@ struct InputSender {
   /// goes through a buffer with read(2) and write(2). When a read fills the
   /// whole buffer, bulk data is flowing: from a pipe, splice(2) then moves
   /// it in the kernel without copying it through this process, until a
-  /// splice moves less than a buffer's worth. A regular file is bulk from
-  /// its first byte: sendfile(2) hands its pages from the page cache to the
-  /// socket, no copy through this process, unless the kernel cannot for
-  /// this file (EINVAL: read(2) and write(2) then). On a terminal, each
+  /// splice moves less than half a buffer (`Session.bulkSize`). A regular
+  /// file is bulk from its first byte: sendfile(2) hands its pages from the
+  /// page cache to the socket, no copy through this process, unless the
+  /// kernel cannot for this file (EINVAL: read(2) and write(2) then). Both
+  /// go through the same branch. On a terminal, each
   /// line ends on the wire as --line-end says, and the quit word ends the
   /// input once its line is sent. A stdin made non-blocking by whoever
   /// shares it (EAGAIN) is waited for with poll(2), never a failure.
@@ -60,32 +61,20 @@ struct InputSender {
     var wire: [UInt8] = []  // a typed line as --line-end sends it
     while true {
       if stopRequest != nil, try waitForInput() { return .stopped }
-      if sendingFile {
-        let sent: Int
+      if sendingFile || splicing {  // in the kernel, no copy through this process
+        let moved: Int
         do {
-          sent = try input.sendFile(to: session.socket, count: Session.spliceSize)
-        } catch .invalidArgument {
+          moved =
+            try sendingFile
+            ? input.sendFile(to: session.socket, count: Session.spliceSize)
+            : input.splice(to: session.socket, count: Session.spliceSize)
+        } catch .invalidArgument where sendingFile {
           sendingFile = false  // not this file: nothing was sent, read it instead
           continue
         } catch .wouldBlock {
-          try waitForRoomInSocket()  // a socket made non-blocking
-          continue
-        } catch {
-          throw writeFailure(error)
-        }
-        if sent == 0 {
-          Trace.event(role, "eof", "stdin")
-          return .inputEnded
-        }
-        continue
-      }
-      if splicing {
-        let moved: Int
-        do {
-          moved = try input.splice(to: session.socket, count: Session.spliceSize)
-        } catch .wouldBlock {
-          // A non-blocking stdin had nothing, or its flag made splice(2)
-          // non-blocking on the socket's side too: wait for both.
+          // A non-blocking stdin had nothing, or a non-blocking socket (or
+          // stdin's flag, which makes splice(2) non-blocking on the
+          // socket's side too) had no room: wait for both.
           if try waitForInput() { return .stopped }
           try waitForRoomInSocket()
           continue
@@ -96,7 +85,7 @@ struct InputSender {
           Trace.event(role, "eof", "stdin")
           return .inputEnded
         }
-        splicing = moved >= Session.bulkSize
+        if !sendingFile { splicing = moved >= Session.bulkSize }
         continue
       }
       let count: Int
@@ -224,20 +213,19 @@ final class OutputWriter {
   /// splice began cannot, and is seen when it returns: at the next bytes,
   /// at most `stayTimeout` later.
   func copyOnce(onInterrupt: () -> Void, staying: () -> Bool = { false }) throws(Failure) -> Int? {
+    let splices = splicing && bulk != .none  // this step moves the bytes with splice(2)
     var moved = try copyStep(onInterrupt: onInterrupt)
-    while splicing || spliced, let last = moved, last > 0, staying(), boundsTheWait() {
-      splicing = bulk != .none  // (what a refused splice turned off stays off)
+    guard splices || splicing else { return moved }  // lines, read(2) and write(2)
+    while bulk != .none, let last = moved, last > 0, staying(), boundsTheWait() {
+      splicing = true  // however little the last splice moved
       moved = try copyStep(onInterrupt: onInterrupt)
     }
     return moved
   }
 
-  /// Whether the last step moved its bytes with splice(2).
-  private var spliced = false
-
   /// How long a splice(2) may wait for the socket inside `copyOnce`'s
-  /// loop: 100 ms, a Ctrl-C's worst delay there.
-  static let stayTimeout = timeval(tv_sec: 0, tv_usec: 100_000)
+  /// loop, in seconds: a Ctrl-C's worst delay there.
+  static let stayTimeout = 0.1
   private var waitBounded: Bool? = nil
 
   /// Sets SO_RCVTIMEO on the socket, once; false if it could not be set
@@ -245,19 +233,13 @@ final class OutputWriter {
   /// Only the receiving side reads the socket, and it polls before any
   /// other read: the timeout changes no other wait.
   private func boundsTheWait() -> Bool {
-    if let waitBounded { return waitBounded }
-    var timeout = OutputWriter.stayTimeout
-    let set = setsockopt(
-      session.socket.rawValue, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    waitBounded = set == 0
-    return set == 0
+    if waitBounded == nil { waitBounded = (try? session.socket.setReceiveTimeout(Self.stayTimeout)) != nil }
+    return waitBounded!
   }
 
   /// One step of `copyOnce`.
   private func copyStep(onInterrupt: () -> Void) throws(Failure) -> Int? {
-    spliced = false
     if splicing && bulk == .direct {
-      spliced = true
       while true {
         do {
           let moved = try session.socket.splice(
@@ -280,7 +262,6 @@ final class OutputWriter {
       }
     }
     if splicing && bulk == .throughPipe, let relay = relayPipe() {
-      spliced = true
       return try spliceThrough(relay, onInterrupt: onInterrupt)
     }
     let count: Int

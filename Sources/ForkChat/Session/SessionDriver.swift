@@ -131,8 +131,7 @@ final class SessionDriver {
           // Bulk data may stay in the copy while only a signal could need
           // this loop (and none came, and no linger time runs).
           let staying = { [self] in
-            sender.speaksOnlyBySignals && !signals.arrived && teardown.isReceiving
-              && teardown.lingerDeadline == nil
+            sender.speaksOnlyBySignals && !signals.arrived && teardown.waitsOnlyForThePeer
           }
           if try output.copyOnce(onInterrupt: handleSignals, staying: staying) == 0 {
             apply(session.socketEnded(teardown))

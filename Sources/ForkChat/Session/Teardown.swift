@@ -116,6 +116,10 @@ struct Teardown: Equatable {
 
   var isSending: Bool { sending == .running }
   var isReceiving: Bool { receiving == .open }
+  /// Receiving, with no linger time running: nothing but the peer's bytes
+  /// (or a signal) can move the session on, so the receiving side may stay
+  /// in its copy while bulk data flows (`OutputWriter.copyOnce`).
+  var waitsOnlyForThePeer: Bool { isReceiving && lingerDeadline == nil }
 
   /// A failure ends everything at once; otherwise the session is over when
   /// both directions are.
