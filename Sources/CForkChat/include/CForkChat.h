@@ -116,6 +116,10 @@ int forkchat_open_terminal(int *controller, int *terminal);
    Returns 0, or -1 with errno set. */
 int forkchat_set_controlling_terminal(int fd);
 
+/* _Fork(): fork(2) without glibc's fork handlers and locks, for the chat's
+   fork (RoomFork.c says why). Returns what fork() returns. */
+int forkchat_fork(void);
+
 /* clone(SIGCHLD): fork(2) without glibc's wrapper and its lock writes, for
    the room's readers only (RoomFork.c says why). Returns the child's pid in
    the parent, 0 in the child, -1 with errno set on failure. */

@@ -86,7 +86,9 @@ extension WaitStatus {
 /// handlers and stdio buffers belong to the parent. Call only while this
 /// process has one thread: the child gets a copy of the calling thread
 /// alone, and a lock held by any other thread would stay locked forever.
-/// `parentRole` names the caller in the --trace line of the fork.
+/// `parentRole` names the caller in the --trace line of the fork. The
+/// call is `_Fork`: fork without glibc's handlers and locks, which a
+/// process with one thread does not need (RoomFork.c).
 ///
 /// The corresponding C function is `fork`.
 func forkChild(
@@ -98,7 +100,7 @@ func forkChild(
   fflush(nil)
   let pid: pid_t
   do {
-    pid = try valueOrErrno(retryOnInterrupt: false) { fork() }
+    pid = try valueOrErrno(retryOnInterrupt: false) { forkchat_fork() }
   } catch {
     oldMask.setAsMask()
     throw error
