@@ -14,8 +14,8 @@
    none), and stdio's, malloc's and NSS's locks, taken before the call and
    released or reset after it in both processes. That code lies partly
    outside the text the order file groups (Makefile), and the locks are
-   pages of glibc's data: 16 page faults more for the two processes, and
-   about 0.25 ms more from start to exit (docs/package.md). A process with
+   pages of glibc's data: 4 page faults more for the two processes, and
+   0.04 to 0.09 ms more from start to exit (docs/package.md). A process with
    one thread holds none of those locks, and forkChild (ChildProcess.swift)
    is called only then. */
 int forkchat_fork(void) { return _Fork(); }
