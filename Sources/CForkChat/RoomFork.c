@@ -17,8 +17,15 @@
    pages of glibc's data: 4 page faults more for the two processes, and
    0.04 to 0.09 ms more from start to exit (docs/package.md). A process with
    one thread holds none of those locks, and forkChild (ChildProcess.swift)
-   is called only then. */
-int forkchat_fork(void) { return _Fork(); }
+   is called only then. An older glibc (Ubuntu 20.04 has 2.31) has no
+   _Fork: fork() there. */
+int forkchat_fork(void) {
+#if __GLIBC_PREREQ(2, 34)
+  return _Fork();
+#else
+  return fork();
+#endif
+}
 
 /* The room's readers are forked by the fork system call itself, not by
    glibc's fork(): glibc's wrapper takes and releases its own locks around
