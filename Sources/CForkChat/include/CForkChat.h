@@ -117,16 +117,16 @@ int forkchat_open_terminal(int *controller, int *terminal);
 int forkchat_set_controlling_terminal(int fd);
 
 /* _Fork(): fork(2) without glibc's fork handlers and locks, for the chat's
-   fork (RoomFork.c says why). Returns what fork() returns. */
+   fork (Fork.c says why). Returns what fork() returns. */
 int forkchat_fork(void);
 
 /* clone(SIGCHLD): fork(2) without glibc's wrapper and its lock writes, for
-   the room's readers only (RoomFork.c says why). Returns the child's pid in
+   the room's readers only (Fork.c says why). Returns the child's pid in
    the parent, 0 in the child, -1 with errno set on failure. */
 int forkchat_fork_system_call(void);
 
 /* rseq(2) RSEQ_FLAG_UNREGISTER for the calling thread, for the room's
-   spawner (RoomFork.c says why). Returns 0 (also when glibc registered
+   spawner (Fork.c says why). Returns 0 (also when glibc registered
    nothing), or -1 with errno set. */
 int forkchat_unregister_rseq(void);
 

@@ -88,7 +88,7 @@ extension WaitStatus {
 /// alone, and a lock held by any other thread would stay locked forever.
 /// `parentRole` names the caller in the --trace line of the fork. The
 /// call is `_Fork`: fork without glibc's handlers and locks, which a
-/// process with one thread does not need (RoomFork.c).
+/// process with one thread does not need (Fork.c).
 ///
 /// The corresponding C function is `fork`.
 func forkChild(

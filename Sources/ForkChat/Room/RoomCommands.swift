@@ -79,10 +79,7 @@ public struct RoomCommand: Sendable {
     guard text.first == UInt8(ascii: "/"), !(text.count > 1 && text[1] == UInt8(ascii: "/")) else { return 0 }
     let name = UnsafeRawBufferPointer(rebasing: text[..<(text.firstIndex(of: 32) ?? text.endIndex)])
     func named(_ expected: StaticString) -> Bool {
-      UnsafeRawBufferPointer(start: expected.utf8Start, count: expected.utf8CodeUnitCount).elementsEqual(name)
-      {
-        $1 == $0 || ($1 >= 65 && $1 <= 90 && $1 + 32 == $0)
-      }
+      expected.utf8Bytes.elementsEqual(name) { $1 == $0 || ($1 >= 65 && $1 <= 90 && $1 + 32 == $0) }
     }
     if named("/who") { return whoReplyBytes }
     if named("/help") { return helpReplyBytes }

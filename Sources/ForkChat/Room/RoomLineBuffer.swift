@@ -213,7 +213,7 @@ struct FoundLine {
     let start = LineCleaner.headRoom - word.utf8CodeUnitCount - digits
     _ = RoomRecord.decimal(client, into: UnsafeMutableRawBufferPointer(rebasing: storage[start...]))
     var index = start + digits
-    for byte in UnsafeRawBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount) {
+    for byte in word.utf8Bytes {
       storage[index] = byte
       index += 1
     }

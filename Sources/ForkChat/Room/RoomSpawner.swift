@@ -46,7 +46,7 @@ struct RoomSpawner {
       _exit(1)
     }
     Trace.event(.spawner, "start", "control=\(control.rawValue) room=\(room.rawValue)")
-    // The kernel writes each thread's rseq area (RoomFork.c): the spawner
+    // The kernel writes each thread's rseq area (Fork.c): the spawner
     // gives it up, so that its readers never have it written.
     if forkchat_unregister_rseq() != 0 { notice("spawner: rseq: \(Errno.current)") }
     warmUp()
@@ -122,8 +122,7 @@ struct RoomSpawner {
   /// "stop 17". Returns whether it is a stop, and the client's number
   /// (nil if the message holds none), without building a String.
   static func parse(_ bytes: UnsafeRawBufferPointer) -> (isStop: Bool, client: Int?) {
-    let stop: StaticString = "stop "
-    let prefix = UnsafeRawBufferPointer(start: stop.utf8Start, count: stop.utf8CodeUnitCount)
+    let prefix = ("stop " as StaticString).utf8Bytes
     let isStop = bytes.starts(with: prefix)
     let digits = isStop ? UnsafeRawBufferPointer(rebasing: bytes[prefix.count...]) : bytes
     guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
@@ -200,7 +199,7 @@ struct RoomSpawner {
   }
 
   /// fork(2) for a reader, as `forkChild` does it but with the system call
-  /// itself (RoomFork.c): glibc's fork() writes four pages of its own locks
+  /// itself (Fork.c): glibc's fork() writes four pages of its own locks
   /// that every reader would then own a copy of. The spawner's signals stay
   /// blocked across the call, so that the child never runs the spawner's
   /// handler; the child takes the actions of the program's start back (SIG_DFL, or SIG_IGN for a signal ignored at start) before unblocking.

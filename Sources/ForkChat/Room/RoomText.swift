@@ -284,7 +284,7 @@ public enum RoomRecord: Equatable, Sendable {
     try withUnsafeTemporaryAllocation(byteCount: 64, alignment: 8) { head throws(Errno) in
       var count = Self.decimal(client, into: head)
       func put(_ word: StaticString) {
-        for byte in UnsafeRawBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount) {
+        for byte in word.utf8Bytes {
           head[count] = byte
           count += 1
         }

@@ -216,7 +216,7 @@ final class OutputWriter {
     let splices = splicing && bulk != .none  // this step moves the bytes with splice(2)
     var moved = try copyStep(onInterrupt: onInterrupt)
     guard splices || splicing else { return moved }  // lines, read(2) and write(2)
-    while bulk != .none, let last = moved, last > 0, staying(), boundsTheWait() {
+    while bulk != .none, let last = moved, last > 0, staying(), waitIsBounded {
       splicing = true  // however little the last splice moved
       moved = try copyStep(onInterrupt: onInterrupt)
     }
@@ -226,16 +226,12 @@ final class OutputWriter {
   /// How long a splice(2) may wait for the socket inside `copyOnce`'s
   /// loop, in seconds: a Ctrl-C's worst delay there.
   static let stayTimeout = 0.1
-  private var waitBounded: Bool? = nil
 
-  /// Sets SO_RCVTIMEO on the socket, once; false if it could not be set
-  /// (then `copyOnce` returns to the caller's poll(2) after each splice).
-  /// Only the receiving side reads the socket, and it polls before any
-  /// other read: the timeout changes no other wait.
-  private func boundsTheWait() -> Bool {
-    if waitBounded == nil { waitBounded = (try? session.socket.setReceiveTimeout(Self.stayTimeout)) != nil }
-    return waitBounded!
-  }
+  /// SO_RCVTIMEO set on the socket, the first time it is asked; false if
+  /// it could not be set (then `copyOnce` returns to the caller's poll(2)
+  /// after each splice). Only the receiving side reads the socket, and it
+  /// polls before any other read: the timeout changes no other wait.
+  private lazy var waitIsBounded = (try? session.socket.setReceiveTimeout(Self.stayTimeout)) != nil
 
   /// One step of `copyOnce`.
   private func copyStep(onInterrupt: () -> Void) throws(Failure) -> Int? {

@@ -35,17 +35,13 @@ public struct TerminalPrinter: Sendable {
   }
 
   private static func mark(_ line: UnsafeRawBufferPointer, colour: Bool, into output: inout [UInt8]) {
-    if colour { append("\u{1b}[36m", to: &output) }  // cyan
-    append("< ", to: &output)
+    // Literals' bytes, not array constants: an array is retained and
+    // released at each use, once per line.
+    if colour { output.append(contentsOf: ("\u{1b}[36m" as StaticString).utf8Bytes) }  // cyan
+    output.append(contentsOf: ("< " as StaticString).utf8Bytes)
     output.append(contentsOf: line)
-    if colour { append("\u{1b}[0m", to: &output) }
+    if colour { output.append(contentsOf: ("\u{1b}[0m" as StaticString).utf8Bytes) }
     output.append(10)
-  }
-
-  /// A literal's bytes, appended without a reference count to touch (an
-  /// array constant is retained and released at each use: once per line).
-  private static func append(_ text: StaticString, to output: inout [UInt8]) {
-    output.append(contentsOf: UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
   }
 
   public mutating func render(_ bytes: [UInt8]) -> [UInt8] {

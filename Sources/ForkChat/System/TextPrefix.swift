@@ -1,5 +1,6 @@
 // Does a string begin with an ASCII prefix, as String.hasPrefix says, on
-// the path every chat runs without the standard library's slow path.
+// the path every chat runs without the standard library's slow path; and
+// a string literal's bytes, as they are in the binary.
 //
 // String.hasPrefix checks that the prefix ends on a character boundary,
 // and for that runs _StringGuts._slowRoundDownToNearestCharacter, code in
@@ -9,10 +10,17 @@
 // begins a new character, so the bytes decide; any other byte after it (a
 // combining mark, say) leaves the question to hasPrefix.
 
+extension StaticString {
+  /// The literal's UTF-8 bytes, where the binary holds them: no copy, no
+  /// array, nothing to retain (what a room reader or a line's "< " mark
+  /// appends, compares or scans).
+  var utf8Bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: utf8Start, count: utf8CodeUnitCount) }
+}
+
 extension String {
   /// `hasPrefix(prefix)`, for a prefix of ASCII bytes not ending in "\r".
   public func hasASCIIPrefix(_ prefix: StaticString) -> Bool {
-    let bytes = UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount)
+    let bytes = prefix.utf8Bytes
     var utf8 = self.utf8.makeIterator()
     for byte in bytes {
       guard utf8.next() == byte else { return false }

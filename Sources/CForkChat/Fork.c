@@ -1,3 +1,6 @@
+/* How forkchat forks: the chat's processes by _Fork(), the room's readers by
+   the fork system call itself, after their spawner has unregistered its
+   rseq area. */
 #define _GNU_SOURCE
 #include "CForkChat.h"
 
