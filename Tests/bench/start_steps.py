@@ -3,8 +3,9 @@
 the kernel's own trace (docs/package.md, "Start to exit, step by step").
 
 forkchat in fork mode (the default), forkchat --mode poll (the same start,
-no fork) and nc -N, in turn, RUNS rounds, each against bench.py's Sink (a
-listener that reads to the end and closes), stdin a pipe holding one line.
+no fork) and nc -N, in turn, RUNS rounds of bench.py's connect_send_exit
+(one line on stdin, a pipe, against its Sink, a listener that reads to the
+end and closes).
 `perf record` takes the scheduler's and a few system calls' tracepoints
 (exec, fork, connect's return, shutdown, exit_group, each process's last
 switch off its CPU); the table gives each step's median. Tracing slows
@@ -63,25 +64,13 @@ def record(tools, runs, workdir):
     """Runs every tool `runs` times in turn under perf; returns perf script's text."""
     script = os.path.join(workdir, "runs.py")
     with open(script, "w") as f:
-        f.write(f"""import os, sys
+        f.write(f"""import sys
 sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
 import bench
 sink = bench.Sink()
-tools = {tools!r}
 for r in range({runs} + 1):
-    for name, argv in tools:
-        read, write = os.pipe()
-        os.write(write, b"hello\\n")
-        os.close(write)
-        null = os.open(os.devnull, os.O_WRONLY)
-        argv = argv + ["127.0.0.1", str(sink.port)]
-        pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
-            (os.POSIX_SPAWN_DUP2, read, 0), (os.POSIX_SPAWN_DUP2, null, 1), (os.POSIX_SPAWN_DUP2, null, 2)])
-        _, status = os.waitpid(pid, 0)
-        os.close(read)
-        os.close(null)
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"{{argv}} exited {{status}}")
+    for name, argv in {tools!r}:
+        bench.connect_send_exit((name, lambda port: argv + ["127.0.0.1", str(port)]), sink)
 """)
     data = os.path.join(workdir, "perf.data")
     events = sum((["-e", e] for e in EVENTS), [])
