@@ -446,8 +446,8 @@ struct Checker {
             "after \(said), its son ended but forkchat saw no end of file (no FIN)",
             "après \(said), son fils s'est terminé mais forkchat n'a vu aucune fin de fichier (pas de FIN)"),
           cause: words.t(
-            "the son calls close(): the father still holds the socket, so no FIN leaves; use shutdown(SHUT_WR)",
-            "le fils appelle close() : le père détient encore la socket, aucun FIN ne part ; utilisez shutdown(SHUT_WR)"
+            "the son closes the socket (close(), or by ending) without shutdown(SHUT_WR): the father still holds it, so no FIN leaves",
+            "le fils ferme la socket (close(), ou en se terminant) sans shutdown(SHUT_WR) : le père la détient encore, aucun FIN ne part"
           ),
           question: question)
       }
