@@ -828,13 +828,13 @@ def main():
     # installer leaves them. Otherwise, once, as found.
     sink = Sink()
     run_page_cache = drop_page_cache()
-    states = [("connect, send a line, exit, ms", None)]
+    states = [("connect, send a line, exit, ms", False)]
     if run_page_cache == "dropped":
-        states.append(("connect, send a line, exit, files read first, ms", names))
+        states.append(("connect, send a line, exit, files read first, ms", True))
     for metric, read_first in states:
         if read_first:
             drop_page_cache()
-            for name in read_first:
+            for name in names:
                 read_through(all_tools[name])
         for name in names:
             connect_send_exit(all_tools[name], sink)
